@@ -1,0 +1,422 @@
+//! Command-line flags, `CUTOVER_*` environment variables and the TOML config file, merged into one
+//! [`ServeConfig`]. Precedence: flag, then environment, then file, then the built-in default.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+use crate::proxy::headers::TrustedProxies;
+use crate::upstream::UpstreamUrl;
+
+/// The whole command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cutover-proxy",
+    version,
+    about = "Forwards everything to the old (blue) cluster and records which hosts and paths still arrive during a DNS cutover",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy in front of blue.
+    Serve(ServeArgs),
+}
+
+/// Flags of `cutover-proxy serve`. Each is also `CUTOVER_<FLAG>` in the environment and `<flag>` in
+/// the `--config` file.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of these flags as keys (e.g. `upstream = "http://blue:80"`).
+    #[arg(long, env = "CUTOVER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address to accept client traffic on; repeat for several.
+    #[arg(long, env = "CUTOVER_LISTEN", value_name = "ADDR", value_delimiter = ',', default_value = "0.0.0.0:8080")]
+    pub listen: Vec<SocketAddr>,
+
+    /// Blue's load balancer or ingress, where every request goes: http://host:port.
+    #[arg(long, env = "CUTOVER_UPSTREAM", value_name = "URL")]
+    pub upstream: Option<UpstreamUrl>,
+
+    /// Per-host override HOST=URL (`*.example.com` covers every subdomain); repeatable.
+    #[arg(long, env = "CUTOVER_UPSTREAM_FOR", value_name = "HOST=URL", value_delimiter = ',')]
+    pub upstream_for: Vec<HostUpstream>,
+
+    /// Speak HTTP/2 with prior knowledge (h2c) to the upstream, for gRPC; trailers pass through.
+    #[arg(long, env = "CUTOVER_UPSTREAM_H2")]
+    pub upstream_h2: bool,
+
+    /// Address of the admin server (/healthz, /readyz).
+    #[arg(long, env = "CUTOVER_ADMIN_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:9901")]
+    pub admin_listen: SocketAddr,
+
+    /// Peer networks whose X-Forwarded-For is believed for the client IP (blue's own LB); repeatable.
+    #[arg(long, env = "CUTOVER_TRUSTED_PROXIES", value_name = "CIDR", value_delimiter = ',')]
+    pub trusted_proxies: Vec<Cidr>,
+
+    /// Time allowed to open a TCP connection to the upstream (exceeded: 504).
+    #[arg(long, env = "CUTOVER_CONNECT_TIMEOUT", value_name = "DURATION", default_value = "5s")]
+    pub connect_timeout: Dur,
+
+    /// Time a client has to send a complete request header (slowloris guard; exceeded: closed).
+    #[arg(long, env = "CUTOVER_HEADER_TIMEOUT", value_name = "DURATION", default_value = "10s")]
+    pub header_timeout: Dur,
+
+    /// Idle client keep-alive connections are closed after this; keep it above blue's LB idle timeout.
+    #[arg(long, env = "CUTOVER_IDLE_TIMEOUT", value_name = "DURATION", default_value = "75s")]
+    pub idle_timeout: Dur,
+
+    /// Longest silence from the upstream while a request is in flight (exceeded: 504).
+    #[arg(long, env = "CUTOVER_UPSTREAM_TIMEOUT", value_name = "DURATION", default_value = "60s")]
+    pub upstream_timeout: Dur,
+
+    /// Idle pooled upstream connections are closed after this; keep it below blue's keep-alive.
+    #[arg(long, env = "CUTOVER_UPSTREAM_IDLE_TIMEOUT", value_name = "DURATION", default_value = "30s")]
+    pub upstream_idle_timeout: Dur,
+
+    /// Longest silence both ways on an upgraded (WebSocket) tunnel before it is closed.
+    #[arg(long, env = "CUTOVER_TUNNEL_IDLE_TIMEOUT", value_name = "DURATION", default_value = "1h")]
+    pub tunnel_idle_timeout: Dur,
+
+    /// After SIGTERM, keep accepting this long (readyz already 503) while endpoints update.
+    #[arg(long, env = "CUTOVER_DRAIN_DELAY", value_name = "DURATION", default_value = "5s")]
+    pub drain_delay: Dur,
+
+    /// After the drain delay, wait at most this long for in-flight requests and tunnels.
+    #[arg(long, env = "CUTOVER_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "30s")]
+    pub shutdown_timeout: Dur,
+
+    /// Include the query string in the logged path (off by default: queries carry secrets).
+    #[arg(long, env = "CUTOVER_LOG_QUERY")]
+    pub log_query: bool,
+
+    /// Worker threads, each with its own listener socket and upstream pool [default: one per core].
+    #[arg(long, env = "CUTOVER_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
+
+    /// Idle upstream connections kept per worker and upstream.
+    #[arg(long, env = "CUTOVER_UPSTREAM_MAX_IDLE", value_name = "N", default_value = "512")]
+    pub upstream_max_idle: usize,
+}
+
+/// A `--upstream-for HOST=URL` pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostUpstream {
+    /// Lowercased host or `*.suffix` pattern.
+    pub host: String,
+    /// Where requests for that host go.
+    pub url: UpstreamUrl,
+}
+
+impl FromStr for HostUpstream {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (host, url) = s
+            .split_once('=')
+            .ok_or_else(|| format!("expected HOST=URL, got `{s}`"))?;
+        let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        if host.is_empty() || host.contains('/') || host[host.starts_with("*.") as usize * 2..].contains('*') {
+            return Err(format!("`{host}` is not a host name or `*.domain` pattern"));
+        }
+        Ok(Self { host, url: url.trim().parse()? })
+    }
+}
+
+impl<'de> Deserialize<'de> for HostUpstream {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A network for `--trusted-proxies`: `10.0.0.0/8`, or a bare address meaning just that host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr(pub ipnet::IpNet);
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Ok(net) = s.parse::<ipnet::IpNet>() {
+            return Ok(Cidr(net.trunc()));
+        }
+        s.parse::<std::net::IpAddr>()
+            .map(|ip| Cidr(ipnet::IpNet::from(ip)))
+            .map_err(|_| format!("`{s}` is not a CIDR (e.g. 10.0.0.0/8) or an IP address"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A duration written as `250ms`, `5s`, `2m`, `1h` or a bare number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl FromStr for Dur {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a duration (use e.g. 500ms, 5s, 2m, 1h)"))?;
+        let secs = match unit.trim() {
+            "" | "s" => n,
+            "ms" => n / 1000.0,
+            "m" => n * 60.0,
+            "h" => n * 3600.0,
+            other => return Err(format!("unknown duration unit `{other}` in `{s}` (use ms, s, m or h)")),
+        };
+        if !secs.is_finite() || secs > 1e9 {
+            return Err(format!("duration `{s}` is too large"));
+        }
+        Ok(Dur(Duration::from_secs_f64(secs)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(n) => Ok(Dur(Duration::from_secs(n))),
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// The `--config` file: the same keys as the flags (kebab-case or snake_case), all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    listen: Option<Vec<SocketAddr>>,
+    upstream: Option<UpstreamUrl>,
+    upstream_for: Option<Vec<HostUpstream>>,
+    upstream_h2: Option<bool>,
+    admin_listen: Option<SocketAddr>,
+    trusted_proxies: Option<Vec<Cidr>>,
+    connect_timeout: Option<Dur>,
+    header_timeout: Option<Dur>,
+    idle_timeout: Option<Dur>,
+    upstream_timeout: Option<Dur>,
+    upstream_idle_timeout: Option<Dur>,
+    tunnel_idle_timeout: Option<Dur>,
+    drain_delay: Option<Dur>,
+    shutdown_timeout: Option<Dur>,
+    log_query: Option<bool>,
+    workers: Option<usize>,
+    upstream_max_idle: Option<usize>,
+}
+
+/// Everything `serve` needs, after merging flags, environment and file.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Client listeners.
+    pub listen: Vec<SocketAddr>,
+    /// Default upstream (blue).
+    pub upstream: UpstreamUrl,
+    /// Per-host upstream overrides.
+    pub upstream_for: Vec<HostUpstream>,
+    /// h2c toward the upstreams.
+    pub upstream_h2: bool,
+    /// Admin server address.
+    pub admin_listen: SocketAddr,
+    /// Networks whose X-Forwarded-For is believed.
+    pub trusted_proxies: TrustedProxies,
+    /// Upstream TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Client header read timeout.
+    pub header_timeout: Duration,
+    /// Client idle keep-alive timeout.
+    pub idle_timeout: Duration,
+    /// Upstream silence timeout while a request is in flight.
+    pub upstream_timeout: Duration,
+    /// Idle pooled upstream connection lifetime.
+    pub upstream_idle_timeout: Duration,
+    /// Idle timeout of upgraded tunnels.
+    pub tunnel_idle_timeout: Duration,
+    /// Accepting goes on this long after SIGTERM.
+    pub drain_delay: Duration,
+    /// Bound on waiting for in-flight work at shutdown.
+    pub shutdown_timeout: Duration,
+    /// Log the query string too.
+    pub log_query: bool,
+    /// Number of worker threads.
+    pub workers: usize,
+    /// Idle upstream connections kept per worker and upstream.
+    pub upstream_max_idle: usize,
+}
+
+impl ServeConfig {
+    /// Merges parsed flags (with `matches` telling which came from the command line or environment)
+    /// with the config file, if one was named.
+    pub fn resolve(args: ServeArgs, matches: &ArgMatches) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let explicit = |id: &str| {
+            matches!(
+                matches.value_source(id),
+                Some(ValueSource::CommandLine) | Some(ValueSource::EnvVariable)
+            )
+        };
+        macro_rules! pick {
+            ($field:ident) => {
+                match file.$field {
+                    Some(v) if !explicit(stringify!($field)) => v,
+                    _ => args.$field,
+                }
+            };
+        }
+        macro_rules! pick_opt {
+            ($field:ident) => {
+                if explicit(stringify!($field)) { args.$field } else { file.$field.or(args.$field) }
+            };
+        }
+        let upstream = pick_opt!(upstream).ok_or(ConfigError::MissingUpstream)?;
+        let workers = pick_opt!(workers).unwrap_or_else(|| {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        });
+        if workers == 0 || workers > 1024 {
+            return Err(ConfigError::Invalid { what: "--workers", why: format!("{workers} is not between 1 and 1024") });
+        }
+        let listen = pick!(listen);
+        if listen.is_empty() {
+            return Err(ConfigError::Invalid { what: "--listen", why: "at least one address is needed".into() });
+        }
+        let upstream_for = pick!(upstream_for);
+        let mut seen = HashSet::new();
+        for hu in upstream_for.iter() {
+            if !seen.insert(hu.host.clone()) {
+                return Err(ConfigError::Invalid { what: "--upstream-for", why: format!("host `{}` is given twice", hu.host) });
+            }
+        }
+        Ok(Self {
+            listen,
+            upstream,
+            upstream_for,
+            upstream_h2: pick!(upstream_h2),
+            admin_listen: pick!(admin_listen),
+            trusted_proxies: TrustedProxies::new(pick!(trusted_proxies).into_iter().map(|c| c.0).collect()),
+            connect_timeout: pick!(connect_timeout).0,
+            header_timeout: pick!(header_timeout).0,
+            idle_timeout: pick!(idle_timeout).0,
+            upstream_timeout: pick!(upstream_timeout).0,
+            upstream_idle_timeout: pick!(upstream_idle_timeout).0,
+            tunnel_idle_timeout: pick!(tunnel_idle_timeout).0,
+            drain_delay: pick!(drain_delay).0,
+            shutdown_timeout: pick!(shutdown_timeout).0,
+            log_query: pick!(log_query),
+            workers,
+            upstream_max_idle: pick!(upstream_max_idle),
+        })
+    }
+}
+
+/// Reads and parses the TOML config file; errors name the file, the line and the reason.
+fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.to_owned(),
+        line: None,
+        why: e.to_string(),
+    })?;
+    parse_file(path, &text)
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    let at = |err: toml::de::Error| ConfigError::File {
+        path: path.to_owned(),
+        line: err.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+        why: err.message().replace('\n', " "),
+    };
+    let table: toml::Table = toml::from_str(text).map_err(at)?;
+    // Accept snake_case keys too: rewrite them to the flags' kebab-case.
+    let table: toml::Table = table.into_iter().map(|(k, v)| (k.replace('_', "-"), v)).collect();
+    let rendered = toml::to_string(&table).map_err(|e| ConfigError::File {
+        path: path.to_owned(),
+        line: None,
+        why: e.to_string(),
+    })?;
+    match toml::from_str::<FileConfig>(&rendered) {
+        Ok(cfg) => Ok(cfg),
+        Err(err) => {
+            // Point at the key in the original text, not in the rewritten one.
+            let key = err
+                .span()
+                .and_then(|s| rendered.get(..s.start))
+                .and_then(|before| before.lines().last())
+                .and_then(|l| l.split('=').next())
+                .map(|k| k.trim().to_owned());
+            let line = key.as_ref().and_then(|k| {
+                text.lines().position(|l| {
+                    let lk = l.split('=').next().unwrap_or("").trim().replace('_', "-");
+                    !k.is_empty() && lk == *k
+                })
+            });
+            Err(ConfigError::File { path: path.to_owned(), line: line.map(|l| l + 1), why: err.message().replace('\n', " ") })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!("5s".parse::<Dur>().unwrap().0, Duration::from_secs(5));
+        assert_eq!("250ms".parse::<Dur>().unwrap().0, Duration::from_millis(250));
+        assert_eq!("2m".parse::<Dur>().unwrap().0, Duration::from_secs(120));
+        assert_eq!("1h".parse::<Dur>().unwrap().0, Duration::from_secs(3600));
+        assert_eq!("7".parse::<Dur>().unwrap().0, Duration::from_secs(7));
+        assert!("5x".parse::<Dur>().is_err());
+        assert!("".parse::<Dur>().is_err());
+    }
+
+    #[test]
+    fn host_upstream() {
+        let hu: HostUpstream = "*.Example.com=http://10.0.0.1:8080".parse().unwrap();
+        assert_eq!(hu.host, "*.example.com");
+        assert!("nohost".parse::<HostUpstream>().is_err());
+        assert!("a*b.com=http://x:1".parse::<HostUpstream>().is_err());
+    }
+
+    #[test]
+    fn file_errors_name_the_line() {
+        let p = Path::new("x.toml");
+        let err = parse_file(p, "upstream = \"http://a:1\"\nlisten = [\"nope\"]\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("x.toml") && msg.contains("line 2"), "{msg}");
+        let err = parse_file(p, "upstream = \"http://a:1\"\nbogus_key = 1\n").unwrap_err();
+        assert!(err.to_string().contains("line 2") && err.to_string().contains("bogus"), "{err}");
+        let err = parse_file(p, "upstream = [\n").unwrap_err();
+        assert!(err.to_string().contains("x.toml"), "{err}");
+        let ok = parse_file(p, "upstream = \"http://a:1\"\nidle_timeout = \"3s\"\nconnect-timeout = 2\n").unwrap();
+        assert_eq!(ok.idle_timeout, Some(Dur(Duration::from_secs(3))));
+        assert_eq!(ok.connect_timeout, Some(Dur(Duration::from_secs(2))));
+    }
+}

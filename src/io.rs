@@ -1,0 +1,89 @@
+//! A transparent I/O wrapper that tells an observer about reads and writes, so one timer per
+//! connection can enforce header, idle and upstream-silence timeouts instead of one per request.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Told about traffic on a connection.
+pub trait IoObserver: Send + Sync + 'static {
+    /// `bytes` were just read.
+    fn on_read(&self, bytes: &[u8]);
+    /// Some bytes were just written.
+    fn on_write(&self);
+}
+
+pin_project_lite::pin_project! {
+    /// `io`, with every successful read and write reported to `observer`.
+    #[derive(Debug)]
+    pub struct ObservedIo<T, O> {
+        #[pin]
+        io: T,
+        observer: Arc<O>,
+    }
+}
+
+impl<T, O> ObservedIo<T, O> {
+    /// Wraps `io`.
+    pub fn new(io: T, observer: Arc<O>) -> Self {
+        Self { io, observer }
+    }
+}
+
+impl<T: AsyncRead, O: IoObserver> AsyncRead for ObservedIo<T, O> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let res = this.io.poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = res {
+            let new = &buf.filled()[before..];
+            if !new.is_empty() {
+                this.observer.on_read(new);
+            }
+        }
+        res
+    }
+}
+
+impl<T: AsyncWrite, O: IoObserver> AsyncWrite for ObservedIo<T, O> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let res = this.io.poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = res {
+            if n > 0 {
+                this.observer.on_write();
+            }
+        }
+        res
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let res = this.io.poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = res {
+            if n > 0 {
+                this.observer.on_write();
+            }
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
+    }
+}

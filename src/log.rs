@@ -1,0 +1,317 @@
+//! The JSON log on stdout: one access line per request and `event` lines, written by a writer
+//! thread in batches. The request path only hands over a small record; when the writer is behind,
+//! lines are dropped and counted instead of blocking a request.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderValue, Method, Uri, Version};
+
+/// What one access line says.
+#[derive(Debug)]
+pub struct AccessRecord {
+    /// When the request arrived.
+    pub ts: SystemTime,
+    /// Client IP (after trusted X-Forwarded-For).
+    pub client_ip: IpAddr,
+    /// Method.
+    pub method: Method,
+    /// Host as received.
+    pub host: Option<HeaderValue>,
+    /// Request target; the query is logged only with `--log-query`.
+    pub uri: Uri,
+    /// Client's HTTP version.
+    pub version: Version,
+    /// Status sent to the client.
+    pub status: u16,
+    /// Request body bytes (plus tunnelled bytes from the client).
+    pub bytes_in: u64,
+    /// Response body bytes (plus tunnelled bytes toward the client).
+    pub bytes_out: u64,
+    /// From arrival to the end of the response.
+    pub duration: Duration,
+    /// Upstream name.
+    pub upstream: Arc<str>,
+    /// Cause of failure.
+    pub error: Option<&'static str>,
+}
+
+enum Msg {
+    Access(AccessRecord),
+    Line(String),
+}
+
+/// A handle for sending log lines; cheap to clone, one per worker.
+#[derive(Clone)]
+pub struct AccessLog {
+    tx: SyncSender<Msg>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl AccessLog {
+    /// Queues an access line; drops and counts it when the writer is behind.
+    pub fn access(&self, rec: AccessRecord) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::Access(rec)) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues an `event` line: `{"ts":…,"event":name, …fields}`.
+    pub fn event(&self, name: &str, fields: serde_json::Value) {
+        let mut obj = serde_json::Map::new();
+        obj.insert("ts".into(), serde_json::Value::String(rfc3339(SystemTime::now())));
+        obj.insert("event".into(), serde_json::Value::String(name.into()));
+        if let serde_json::Value::Object(more) = fields {
+            obj.extend(more);
+        }
+        let line = serde_json::Value::Object(obj).to_string();
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::Line(line)) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Lines dropped so far because the writer was behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// The writer thread; [`LogWriter::finish`] flushes what is queued and stops it.
+pub struct LogWriter {
+    done: Receiver<()>,
+}
+
+impl LogWriter {
+    /// Starts the writer thread on `out`, with room for `capacity` queued lines.
+    pub fn start<W: Write + Send + 'static>(out: W, capacity: usize, log_query: bool) -> std::io::Result<(AccessLog, LogWriter)> {
+        let (tx, rx) = sync_channel::<Msg>(capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let (done_tx, done) = sync_channel(1);
+        let counter = dropped.clone();
+        std::thread::Builder::new().name("log-writer".into()).spawn(move || {
+            write_loop(out, rx, &counter, log_query);
+            let _ = done_tx.send(());
+        })?;
+        Ok((AccessLog { tx, dropped }, LogWriter { done }))
+    }
+
+    /// Waits (at most `timeout`) for the thread to write everything; every [`AccessLog`] clone must
+    /// be dropped first.
+    pub fn finish(self, timeout: Duration) {
+        let _ = self.done.recv_timeout(timeout);
+    }
+}
+
+fn write_loop<W: Write>(mut out: W, rx: Receiver<Msg>, dropped: &AtomicU64, log_query: bool) {
+    let mut buf: Vec<u8> = Vec::with_capacity(256 * 1024);
+    let mut reported = 0u64;
+    while let Ok(first) = rx.recv() {
+        buf.clear();
+        format_msg(first, log_query, &mut buf);
+        for _ in 0..4096 {
+            match rx.try_recv() {
+                Ok(msg) => format_msg(msg, log_query, &mut buf),
+                Err(_) => break,
+            }
+        }
+        let now_dropped = dropped.load(Ordering::Relaxed);
+        if now_dropped != reported {
+            let line = serde_json::json!({
+                "ts": rfc3339(SystemTime::now()), "event": "log_lines_dropped",
+                "dropped_total": now_dropped, "dropped_since_last": now_dropped - reported,
+            });
+            buf.extend_from_slice(line.to_string().as_bytes());
+            buf.push(b'\n');
+            reported = now_dropped;
+        }
+        if out.write_all(&buf).and_then(|_| out.flush()).is_err() {
+            // stdout is gone (closed pipe): keep draining so senders never block.
+            continue;
+        }
+    }
+}
+
+fn format_msg(msg: Msg, log_query: bool, buf: &mut Vec<u8>) {
+    match msg {
+        Msg::Access(rec) => format_access(&rec, log_query, buf),
+        Msg::Line(line) => {
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+        }
+    }
+}
+
+/// Appends one access line (JSON, newline-terminated) to `buf`.
+pub fn format_access(rec: &AccessRecord, log_query: bool, buf: &mut Vec<u8>) {
+    let mut itoa = itoa::Buffer::new();
+    buf.extend_from_slice(b"{\"ts\":\"");
+    push_rfc3339(buf, rec.ts);
+    buf.extend_from_slice(b"\",\"client_ip\":\"");
+    let _ = write!(buf, "{}", rec.client_ip);
+    buf.extend_from_slice(b"\",\"method\":");
+    push_json_str(buf, rec.method.as_str().as_bytes());
+    buf.extend_from_slice(b",\"host\":");
+    match &rec.host {
+        Some(h) => push_json_str(buf, h.as_bytes()),
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.extend_from_slice(b",\"path\":");
+    let target = if log_query {
+        rec.uri.path_and_query().map_or(rec.uri.path(), |pq| pq.as_str())
+    } else {
+        rec.uri.path()
+    };
+    push_json_str(buf, target.as_bytes());
+    buf.extend_from_slice(b",\"http_version\":\"");
+    buf.extend_from_slice(match rec.version {
+        Version::HTTP_09 => b"0.9",
+        Version::HTTP_10 => b"1.0",
+        Version::HTTP_11 => b"1.1",
+        Version::HTTP_2 => b"2",
+        Version::HTTP_3 => b"3",
+        _ => b"?",
+    });
+    buf.extend_from_slice(b"\",\"status\":");
+    buf.extend_from_slice(itoa.format(rec.status).as_bytes());
+    buf.extend_from_slice(b",\"bytes_in\":");
+    buf.extend_from_slice(itoa.format(rec.bytes_in).as_bytes());
+    buf.extend_from_slice(b",\"bytes_out\":");
+    buf.extend_from_slice(itoa.format(rec.bytes_out).as_bytes());
+    buf.extend_from_slice(b",\"duration_ms\":");
+    let micros = rec.duration.as_micros() as u64;
+    buf.extend_from_slice(itoa.format(micros / 1000).as_bytes());
+    buf.push(b'.');
+    let frac = micros % 1000;
+    buf.extend_from_slice(&[b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8]);
+    buf.extend_from_slice(b",\"upstream\":");
+    push_json_str(buf, rec.upstream.as_bytes());
+    if let Some(err) = rec.error {
+        buf.extend_from_slice(b",\"error\":");
+        push_json_str(buf, err.as_bytes());
+    }
+    buf.extend_from_slice(b"}\n");
+}
+
+/// Appends `s` as a JSON string; bytes that are not UTF-8 become U+FFFD.
+pub fn push_json_str(buf: &mut Vec<u8>, s: &[u8]) {
+    let text = String::from_utf8_lossy(s);
+    buf.push(b'"');
+    for &b in text.as_bytes() {
+        match b {
+            b'"' => buf.extend_from_slice(b"\\\""),
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            0..=0x1f | 0x7f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                buf.extend_from_slice(b"\\u00");
+                buf.push(HEX[(b >> 4) as usize]);
+                buf.push(HEX[(b & 15) as usize]);
+            }
+            _ => buf.push(b),
+        }
+    }
+    buf.push(b'"');
+}
+
+/// `2026-11-25T22:08:46.123Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let mut buf = Vec::with_capacity(24);
+    push_rfc3339(&mut buf, t);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn push_rfc3339(buf: &mut Vec<u8>, t: SystemTime) {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let (y, m, day) = civil_from_days(days);
+    let ms = d.subsec_millis();
+    let two = |buf: &mut Vec<u8>, v: u64| buf.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
+    let mut itoa = itoa::Buffer::new();
+    buf.extend_from_slice(itoa.format(y).as_bytes());
+    buf.push(b'-');
+    two(buf, m as u64);
+    buf.push(b'-');
+    two(buf, day as u64);
+    buf.push(b'T');
+    two(buf, rem / 3600);
+    buf.push(b':');
+    two(buf, rem / 60 % 60);
+    buf.push(b':');
+    two(buf, rem % 60);
+    buf.push(b'.');
+    buf.extend_from_slice(&[b'0' + (ms / 100) as u8, b'0' + (ms / 10 % 10) as u8, b'0' + (ms % 10) as u8]);
+    buf.push(b'Z');
+}
+
+/// Days since 1970-01-01 → (year, month, day), after Howard Hinnant's `civil_from_days`.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_990_126_123);
+        assert_eq!(rfc3339(t), "2026-11-29T22:08:46.123Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    fn record() -> AccessRecord {
+        AccessRecord {
+            ts: UNIX_EPOCH,
+            client_ip: "192.0.2.1".parse().unwrap(),
+            method: Method::POST,
+            host: Some(HeaderValue::from_static("api.example.com")),
+            uri: "/v1/users?token=secret".parse().unwrap(),
+            version: Version::HTTP_11,
+            status: 200,
+            bytes_in: 12,
+            bytes_out: 34,
+            duration: Duration::from_micros(1_234),
+            upstream: "http://10.0.0.1:80".into(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn access_line_is_json_without_query() {
+        let mut buf = Vec::new();
+        format_access(&record(), false, &mut buf);
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["path"], "/v1/users");
+        assert_eq!(v["duration_ms"], 1.234);
+        assert_eq!(v["http_version"], "1.1");
+        assert_eq!(v["host"], "api.example.com");
+        assert!(v.get("error").is_none());
+        let mut buf = Vec::new();
+        let mut rec = record();
+        rec.error = Some("upstream_reset");
+        rec.host = Some(HeaderValue::from_bytes(b"we\"ird\x7f\xff").unwrap());
+        format_access(&rec, true, &mut buf);
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["path"], "/v1/users?token=secret");
+        assert_eq!(v["error"], "upstream_reset");
+        assert_eq!(v["host"], "we\"ird\u{7f}\u{fffd}");
+    }
+}

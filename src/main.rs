@@ -1,0 +1,69 @@
+//! The `cutover-proxy` binary: parses the command line and runs a subcommand. Exit codes: 0 done,
+//! 1 runtime failure (e.g. an address already in use), 2 bad flags or configuration.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+use cutover_proxy::config::{Cli, Command, ServeConfig};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return clap_exit(e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(e),
+    };
+    // Diagnostics go to stderr as JSON; stdout carries the access log and events.
+    let (writer, _guard) = tracing_appender::non_blocking(std::io::stderr());
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_env_filter(EnvFilter::try_from_env("CUTOVER_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(writer)
+        .init();
+
+    match cli.command {
+        Command::Serve(args) => {
+            let Some(sub) = matches.subcommand_matches("serve") else { return ExitCode::from(2) };
+            let cfg = match ServeConfig::resolve(args, sub) {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match cutover_proxy::serve::run(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {:#}", anyhow::Error::from(e));
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+/// Help and version go to stdout with exit 0; a usage error is one line on stderr with exit 2.
+fn clap_exit(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(2)
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("error: invalid arguments");
+            eprintln!("{first} (see `cutover-proxy --help`)");
+            ExitCode::from(2)
+        }
+    }
+}

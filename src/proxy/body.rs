@@ -1,0 +1,241 @@
+//! Streaming bodies both ways, counted on the fly, never buffered whole. The response body owns
+//! the request's [`Finish`] record, so the access log line is written when the response ends, and
+//! gives the upstream connection back to its pool at end of stream.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use crate::listen::conn::ConnState;
+use crate::log::{AccessLog, AccessRecord};
+use crate::upstream::pool::Checkout;
+
+/// What the request body tells the response side: bytes read and whether the client failed.
+#[derive(Debug, Default)]
+pub struct ReqShared {
+    bytes_in: AtomicU64,
+    client_error: AtomicBool,
+}
+
+impl ReqShared {
+    /// Whether reading the client's body failed (client went away mid-upload).
+    pub fn client_failed(&self) -> bool {
+        self.client_error.load(Ordering::Relaxed)
+    }
+}
+
+/// The client's request body on its way to the upstream, counted.
+pub struct RequestBody {
+    inner: Incoming,
+    shared: Arc<ReqShared>,
+}
+
+impl RequestBody {
+    /// Wraps the client's body.
+    pub fn new(inner: Incoming, shared: Arc<ReqShared>) -> Self {
+        Self { inner, shared }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let res = Pin::new(&mut self.inner).poll_frame(cx);
+        match &res {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.shared.bytes_in.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => self.shared.client_error.store(true, Ordering::Relaxed),
+            _ => {}
+        }
+        res
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Everything the access log line needs; written when dropped (the response is over).
+pub struct Finish {
+    /// Where the line goes.
+    pub log: AccessLog,
+    /// The client connection (its in-flight count drops with this record).
+    pub conn: Arc<ConnState>,
+    /// When the request arrived.
+    pub start: Instant,
+    /// Wall clock at arrival.
+    pub ts: SystemTime,
+    /// Request method.
+    pub method: Method,
+    /// Host as received (`:authority` for HTTP/2).
+    pub host: Option<HeaderValue>,
+    /// Request target (path and query).
+    pub uri: Uri,
+    /// Client's HTTP version.
+    pub version: Version,
+    /// Client IP (after trusted X-Forwarded-For).
+    pub client_ip: IpAddr,
+    /// Status sent to the client.
+    pub status: u16,
+    /// Upstream name.
+    pub upstream: Arc<str>,
+    /// Cause of failure, if any.
+    pub error: Option<&'static str>,
+    /// Request body counters.
+    pub req: Option<Arc<ReqShared>>,
+    /// Bytes of response body sent (or tunnelled toward the client).
+    pub bytes_out: u64,
+    /// Bytes tunnelled from the client after an upgrade.
+    pub tunnel_in: u64,
+    /// The response body was sent to the end.
+    pub complete: bool,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.conn.request_done();
+        let error = match (self.error, self.complete) {
+            (Some(e), _) => Some(e),
+            (None, false) => Some("client_closed"),
+            (None, true) => None,
+        };
+        let bytes_in = self.req.as_ref().map_or(0, |r| r.bytes_in.load(Ordering::Relaxed)) + self.tunnel_in;
+        self.log.access(AccessRecord {
+            ts: self.ts,
+            client_ip: self.client_ip,
+            method: std::mem::take(&mut self.method),
+            host: self.host.take(),
+            uri: std::mem::take(&mut self.uri),
+            version: self.version,
+            status: self.status,
+            bytes_in,
+            bytes_out: self.bytes_out,
+            duration: self.start.elapsed(),
+            upstream: self.upstream.clone(),
+            error,
+        });
+    }
+}
+
+enum Kind {
+    Upstream { body: Incoming, checkout: Option<Checkout> },
+    Full(Option<Bytes>),
+}
+
+/// The body sent to the client: the upstream's, streamed, or a short text of the proxy's own.
+pub struct ProxyBody {
+    kind: Kind,
+    finish: Option<Finish>,
+}
+
+impl ProxyBody {
+    /// The upstream's body; `checkout` goes back to the pool when it ends.
+    pub fn upstream(body: Incoming, checkout: Checkout, finish: Finish) -> Self {
+        Self { kind: Kind::Upstream { body, checkout: Some(checkout) }, finish: Some(finish) }
+    }
+
+    /// A complete body of the proxy's own (errors, admin pages).
+    pub fn full(data: impl Into<Bytes>, finish: Option<Finish>) -> Self {
+        let data: Bytes = data.into();
+        Self { kind: Kind::Full(if data.is_empty() { None } else { Some(data) }), finish }
+    }
+
+    /// No body.
+    pub fn empty() -> Self {
+        Self { kind: Kind::Full(None), finish: None }
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        match &mut this.kind {
+            Kind::Full(data) => {
+                let frame = data.take();
+                if let Some(f) = this.finish.as_mut() {
+                    f.bytes_out += frame.as_ref().map_or(0, |d| d.len() as u64);
+                    f.complete = frame.is_none() || f.complete;
+                }
+                Poll::Ready(frame.map(|d| Ok(Frame::data(d))))
+            }
+            Kind::Upstream { body, checkout } => {
+                let res = Pin::new(body).poll_frame(cx);
+                match &res {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let (Some(data), Some(f)) = (frame.data_ref(), this.finish.as_mut()) {
+                            f.bytes_out += data.len() as u64;
+                        }
+                    }
+                    Poll::Ready(None) => {
+                        if let Some(co) = checkout.take() {
+                            co.release();
+                        }
+                        if let Some(f) = this.finish.as_mut() {
+                            f.complete = true;
+                        }
+                    }
+                    Poll::Ready(Some(Err(_))) => {
+                        let timed_out = checkout.as_ref().is_some_and(|c| c.conn.timed_out());
+                        checkout.take();
+                        if let Some(f) = this.finish.as_mut() {
+                            f.error = Some(if timed_out { "upstream_timeout" } else { "upstream_reset" });
+                        }
+                    }
+                    Poll::Pending => {}
+                }
+                res
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(data) => data.is_none(),
+            Kind::Upstream { body, .. } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Kind::Upstream { body, .. } => body.size_hint(),
+        }
+    }
+}
+
+impl Drop for ProxyBody {
+    fn drop(&mut self) {
+        // A body hyper never polled because it was empty from the start (HEAD, 204, 304,
+        // Content-Length: 0) is complete too, and its connection is reusable.
+        if self.is_end_stream() {
+            if let Some(f) = self.finish.as_mut() {
+                f.complete = true;
+            }
+            if let Kind::Upstream { checkout, .. } = &mut self.kind {
+                if let Some(co) = checkout.take() {
+                    co.release();
+                }
+            }
+        }
+    }
+}

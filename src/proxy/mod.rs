@@ -1,0 +1,194 @@
+//! The request path: take a client request, rewrite its headers as a standard reverse proxy does,
+//! send it to the upstream over a pooled connection, stream the response back. One [`Proxy`] per
+//! worker thread, so nothing here takes a lock shared between cores.
+
+pub mod body;
+pub mod headers;
+pub mod tunnel;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+
+use crate::error::UpstreamError;
+use crate::listen::conn::ConnState;
+use crate::log::AccessLog;
+use crate::shutdown::Tracker;
+use crate::upstream::pool::{Checkout, Pool, PoolSettings};
+use crate::upstream::Upstreams;
+use body::{Finish, ProxyBody, ReqShared, RequestBody};
+use headers::TrustedProxies;
+
+/// Settings the request path reads.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    /// Networks whose X-Forwarded-For is believed.
+    pub trusted: TrustedProxies,
+    /// h2c toward the upstream.
+    pub upstream_h2: bool,
+    /// Upstream response timeout (HTTP/2 upstreams; HTTP/1.1 uses the connection watchdog).
+    pub upstream_timeout: Duration,
+    /// Idle timeout of upgraded tunnels.
+    pub tunnel_idle_timeout: Duration,
+}
+
+/// One worker's proxy: its own upstream pools and log handle.
+pub struct Proxy {
+    settings: Arc<ProxySettings>,
+    upstreams: Arc<Upstreams>,
+    pools: Vec<Arc<Pool>>,
+    log: AccessLog,
+    /// Live upgraded tunnels of this worker (waited for at shutdown).
+    pub tunnels: Arc<Tracker>,
+}
+
+impl Proxy {
+    /// A worker's proxy with empty pools.
+    pub fn new(settings: Arc<ProxySettings>, upstreams: Arc<Upstreams>, pool: Arc<PoolSettings>, log: AccessLog) -> Self {
+        let pools = upstreams.list.iter().map(|u| Pool::new(u.clone(), pool.clone())).collect();
+        Self { settings, upstreams, pools, log, tunnels: Arc::new(Tracker::default()) }
+    }
+
+    /// The settings the request path reads.
+    pub fn settings(&self) -> &ProxySettings {
+        &self.settings
+    }
+
+    /// Forwards one request. Never fails: upstream problems become 502/504 responses.
+    pub async fn handle(self: Arc<Self>, conn: Arc<ConnState>, mut req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+        conn.request_started();
+        let start = Instant::now();
+        let host = match req.headers().get(header::HOST) {
+            Some(h) => Some(h.clone()),
+            None => req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+        };
+        let pool = &self.pools[self.upstreams.pick(host.as_ref().map(|h| h.as_bytes()))];
+        let mut finish = Finish {
+            log: self.log.clone(),
+            conn: conn.clone(),
+            start,
+            ts: SystemTime::now(),
+            method: req.method().clone(),
+            host: host.clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            client_ip: headers::client_ip(conn.peer.ip(), req.headers(), &self.settings.trusted),
+            status: 0,
+            upstream: pool.upstream().name.clone(),
+            error: None,
+            req: None,
+            bytes_out: 0,
+            tunnel_in: 0,
+            complete: false,
+        };
+        if req.method() == Method::CONNECT {
+            return Ok(own_response(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed: this is a reverse proxy\n", finish, "connect_refused"));
+        }
+
+        let hop = headers::strip_hop_by_hop(req.headers_mut());
+        let client_upgrade = match (&hop.upgrade, req.version()) {
+            (Some(_), Version::HTTP_11) => Some(hyper::upgrade::on(&mut req)),
+            _ => None,
+        };
+        let (mut parts, body) = req.into_parts();
+        let h = &mut parts.headers;
+        if let (Some(value), Some(_)) = (&hop.upgrade, &client_upgrade) {
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            h.insert(header::UPGRADE, value.clone());
+        }
+        if hop.te_trailers {
+            h.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
+        if h.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")) {
+            // hyper already answers 100 Continue to the client when the body is first read.
+            h.remove(header::EXPECT);
+        }
+        headers::set_forwarded(h, &conn.peer_ip, conn.peer_trusted, "http", host.as_ref());
+        let upstream = pool.upstream();
+        if self.settings.upstream_h2 {
+            parts.version = Version::HTTP_2;
+            let authority = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("");
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            parts.uri = Uri::try_from(format!("http://{authority}{path}"))
+                .or_else(|_| Uri::try_from(format!("http://{}{path}", upstream.url.authority())))
+                .unwrap_or_else(|_| Uri::from_static("/"));
+            parts.headers.remove(header::HOST);
+        } else {
+            parts.version = Version::HTTP_11;
+            if parts.uri.authority().is_some() {
+                parts.uri = parts.uri.path_and_query().map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
+            }
+            if !parts.headers.contains_key(header::HOST) {
+                parts.headers.insert(header::HOST, host.clone().unwrap_or_else(|| upstream.authority.clone()));
+            }
+        }
+        let shared = Arc::new(ReqShared::default());
+        finish.req = Some(shared.clone());
+        let up_req = Request::from_parts(parts, RequestBody::new(body, shared.clone()));
+
+        let mut checkout = match pool.checkout().await {
+            Ok(c) => c,
+            Err(e) => return Ok(error_response(e, finish)),
+        };
+        let sent = if self.settings.upstream_h2 {
+            match tokio::time::timeout(self.settings.upstream_timeout, checkout.send(up_req)).await {
+                Ok(r) => r,
+                Err(_) => return Ok(error_response(UpstreamError::Timeout, finish)),
+            }
+        } else {
+            checkout.send(up_req).await
+        };
+        let mut resp = match sent {
+            Ok(resp) => resp,
+            Err(e) => return Ok(error_response(classify(&e, &checkout, &shared), finish)),
+        };
+        finish.status = resp.status().as_u16();
+        let resp_hop = headers::strip_hop_by_hop(resp.headers_mut());
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(client_upgrade) = client_upgrade else {
+                return Ok(error_response(UpstreamError::Protocol, finish));
+            };
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            if let Some(value) = resp_hop.upgrade.or(hop.upgrade) {
+                resp.headers_mut().insert(header::UPGRADE, value);
+            }
+            let guard = self.tunnels.enter();
+            let idle = self.settings.tunnel_idle_timeout;
+            tokio::spawn(tunnel::run(client_upgrade, upstream_upgrade, finish, checkout.conn.clone(), idle, guard));
+            return Ok(resp.map(|_| ProxyBody::empty()));
+        }
+        Ok(resp.map(|body| ProxyBody::upstream(body, checkout, finish)))
+    }
+}
+
+/// Which failure a hyper error from the upstream exchange was.
+fn classify(e: &hyper::Error, checkout: &Checkout, req: &ReqShared) -> UpstreamError {
+    if checkout.conn.timed_out() || e.is_timeout() {
+        UpstreamError::Timeout
+    } else if req.client_failed() {
+        UpstreamError::ClientAborted
+    } else if e.is_parse() || e.is_parse_status() {
+        UpstreamError::Protocol
+    } else {
+        UpstreamError::Reset
+    }
+}
+
+fn error_response(e: UpstreamError, finish: Finish) -> Response<ProxyBody> {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+    own_response(status, e.body(), finish, e.cause())
+}
+
+fn own_response(status: StatusCode, text: &'static str, mut finish: Finish, cause: &'static str) -> Response<ProxyBody> {
+    finish.status = status.as_u16();
+    finish.error = Some(cause);
+    let mut resp = Response::new(ProxyBody::full(text, Some(finish)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}

@@ -1,0 +1,147 @@
+//! `cutover-proxy serve`: binds everything, starts the workers, the admin server and the
+//! upstream resolver, then runs the shutdown sequence on SIGTERM/SIGINT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::ServeConfig;
+use crate::error::ConfigError;
+use crate::listen::{bind_reuseport, ClientTimeouts, Worker};
+use crate::log::LogWriter;
+use crate::proxy::{Proxy, ProxySettings};
+use crate::shutdown::Shutdown;
+use crate::upstream::pool::PoolSettings;
+use crate::upstream::Upstreams;
+
+/// How often upstream host names are resolved again (load balancer addresses change).
+const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+/// Queued log lines before new ones are dropped and counted.
+const LOG_QUEUE: usize = 64 * 1024;
+
+/// Why `serve` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Bad configuration or an address that cannot be bound.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The runtime or a thread could not start.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the proxy until a signal ends it; returns once in-flight work is done or timed out.
+pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
+    let (log, writer) = LogWriter::start(std::io::stdout(), LOG_QUEUE, cfg.log_query)?;
+    let mut listeners: Vec<Vec<std::net::TcpListener>> = (0..cfg.workers).map(|_| Vec::new()).collect();
+    let mut bound = Vec::new();
+    for addr in &cfg.listen {
+        let (sockets, local) = bind_reuseport(*addr, cfg.workers)?;
+        for (i, s) in sockets.into_iter().enumerate() {
+            listeners[i].push(s);
+        }
+        bound.push(local);
+    }
+    let admin = std::net::TcpListener::bind(cfg.admin_listen).map_err(|source| ConfigError::Bind { addr: cfg.admin_listen, source })?;
+    admin.set_nonblocking(true)?;
+    let admin_addr = admin.local_addr()?;
+
+    let upstreams = Arc::new(Upstreams::new(cfg.upstream.clone(), &cfg.upstream_for));
+    let settings = Arc::new(ProxySettings {
+        trusted: cfg.trusted_proxies.clone(),
+        upstream_h2: cfg.upstream_h2,
+        upstream_timeout: cfg.upstream_timeout,
+        tunnel_idle_timeout: cfg.tunnel_idle_timeout,
+    });
+    let pool = Arc::new(PoolSettings {
+        connect_timeout: cfg.connect_timeout,
+        idle_timeout: cfg.upstream_idle_timeout,
+        upstream_timeout: cfg.upstream_timeout,
+        max_idle: cfg.upstream_max_idle,
+        h2: cfg.upstream_h2,
+    });
+    let shutdown = Arc::new(Shutdown::default());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut sigterm = rt.block_on(async { signal(SignalKind::terminate()) })?;
+    let mut sigint = rt.block_on(async { signal(SignalKind::interrupt()) })?;
+
+    // Resolve named upstreams once before taking traffic.
+    rt.block_on(async {
+        for up in upstreams.list.iter().filter(|u| u.needs_resolving()) {
+            match tokio::time::timeout(Duration::from_secs(5), up.resolve()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(upstream = %up.name, error = %e, "upstream does not resolve yet; answering 502 until it does"),
+                Err(_) => tracing::warn!(upstream = %up.name, "resolving the upstream timed out; answering 502 until it resolves"),
+            }
+        }
+    });
+
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(cfg.workers);
+    let mut threads = Vec::new();
+    for (i, socks) in listeners.into_iter().enumerate() {
+        let worker = Worker {
+            proxy: Arc::new(Proxy::new(settings.clone(), upstreams.clone(), pool.clone(), log.clone())),
+            listeners: socks,
+            timeouts: ClientTimeouts { header: cfg.header_timeout, idle: cfg.idle_timeout },
+            shutdown: shutdown.clone(),
+            shutdown_timeout: cfg.shutdown_timeout,
+        };
+        let done = done_tx.clone();
+        threads.push(std::thread::Builder::new().name(format!("worker-{i}")).spawn(move || {
+            if let Err(e) = worker.run() {
+                tracing::error!(worker = i, error = %e, "worker failed");
+            }
+            let _ = done.blocking_send(());
+        })?);
+    }
+    drop(done_tx);
+
+    for addr in &bound {
+        log.event("listening", json!({"listener": "proxy", "addr": addr.to_string(), "upstream": cfg.upstream.to_string(), "workers": cfg.workers}));
+    }
+    log.event("listening", json!({"listener": "admin", "addr": admin_addr.to_string()}));
+
+    let exit_log = log.clone();
+    rt.block_on(async move {
+        let admin = tokio::net::TcpListener::from_std(admin)?;
+        tokio::spawn(crate::admin::serve(admin, shutdown.clone()));
+        if upstreams.list.iter().any(|u| u.needs_resolving()) {
+            tokio::spawn(upstreams.clone().keep_resolved(RESOLVE_EVERY));
+        }
+        let sig = tokio::select! {
+            _ = sigterm.recv() => "SIGTERM",
+            _ = sigint.recv() => "SIGINT",
+        };
+        shutdown.set_not_ready();
+        log.event("draining", json!({"signal": sig, "drain_delay_ms": cfg.drain_delay.as_millis() as u64}));
+        let forced = tokio::select! {
+            _ = tokio::time::sleep(cfg.drain_delay) => false,
+            _ = sigterm.recv() => true,
+            _ = sigint.recv() => true,
+        };
+        shutdown.stop_accepting();
+        log.event("stopping", json!({"shutdown_timeout_ms": cfg.shutdown_timeout.as_millis() as u64, "forced": forced}));
+        if !forced {
+            let all_done = async { for _ in 0..cfg.workers { done_rx.recv().await; } };
+            tokio::select! {
+                _ = tokio::time::timeout(cfg.shutdown_timeout + Duration::from_secs(1), all_done) => {}
+                _ = sigterm.recv() => {}
+                _ = sigint.recv() => {}
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    })?;
+    drop(rt);
+    // Workers that finished are joined; one stuck past the timeout is left behind at exit.
+    for t in threads {
+        if t.is_finished() {
+            let _ = t.join();
+        }
+    }
+    exit_log.event("stopped", json!({"log_lines_dropped": exit_log.dropped()}));
+    drop(exit_log);
+    writer.finish(Duration::from_secs(2));
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! Where requests go: blue's address (resolved in the background, never on the request path), the
+//! per-host overrides, and the per-worker connection pools in [`pool`].
+
+pub mod pool;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use serde::Deserialize;
+
+use crate::config::HostUpstream;
+
+/// An upstream URL: `http://host:port` (port 80 when left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl {
+    /// Host name or IP literal (IPv6 without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl UpstreamUrl {
+    /// `host:port` as written in a URL authority (IPv6 in brackets).
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl std::fmt::Display for UpstreamUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}", self.authority())
+    }
+}
+
+impl FromStr for UpstreamUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let rest = if let Some(rest) = s.strip_prefix("http://") {
+            rest
+        } else if s.starts_with("https://") {
+            return Err(format!("`{s}`: https upstreams are not supported yet; use http://"));
+        } else {
+            return Err(format!("`{s}` is not an upstream URL (expected http://host:port)"));
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains('/') || rest.contains('?') || rest.contains('@') {
+            return Err(format!("`{s}`: give only scheme, host and port (no path, query or user)"));
+        }
+        let uri: http::uri::Authority = rest.parse().map_err(|_| format!("`{s}`: invalid host or port"))?;
+        let host = uri.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+        if host.is_empty() {
+            return Err(format!("`{s}`: no host"));
+        }
+        Ok(Self { host, port: uri.port_u16().unwrap_or(80) })
+    }
+}
+
+impl<'de> Deserialize<'de> for UpstreamUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One upstream: its URL, its current addresses, and a name for the log.
+#[derive(Debug)]
+pub struct Upstream {
+    /// As configured.
+    pub url: UpstreamUrl,
+    /// `http://host:port`, as logged.
+    pub name: Arc<str>,
+    /// The authority (`host:port`) used as Host when a request has none.
+    pub authority: HeaderValue,
+    addrs: ArcSwap<Vec<SocketAddr>>,
+    next: AtomicUsize,
+}
+
+impl Upstream {
+    fn new(url: UpstreamUrl) -> Self {
+        let addrs = match url.host.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, url.port)],
+            Err(_) => Vec::new(),
+        };
+        let authority = HeaderValue::from_str(&url.authority()).unwrap_or(HeaderValue::from_static("upstream"));
+        Self { name: url.to_string().into(), authority, url, addrs: ArcSwap::from_pointee(addrs), next: AtomicUsize::new(0) }
+    }
+
+    /// Whether the host is a name that needs resolving (not an IP literal).
+    pub fn needs_resolving(&self) -> bool {
+        self.url.host.parse::<IpAddr>().is_err()
+    }
+
+    /// The addresses to try for a new connection, rotated so connections spread over them.
+    pub fn addrs(&self) -> (Arc<Vec<SocketAddr>>, usize) {
+        let addrs = self.addrs.load_full();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (addrs, start)
+    }
+
+    /// Resolves the host name once and stores the answer; keeps the old one on failure.
+    pub async fn resolve(&self) -> std::io::Result<usize> {
+        let found: Vec<SocketAddr> = tokio::net::lookup_host((self.url.host.as_str(), self.url.port)).await?.collect();
+        if found.is_empty() {
+            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"));
+        }
+        let n = found.len();
+        self.addrs.store(Arc::new(found));
+        Ok(n)
+    }
+}
+
+/// All upstreams and the host → upstream choice.
+#[derive(Debug)]
+pub struct Upstreams {
+    /// Index 0 is the default (`--upstream`); then one per distinct override URL.
+    pub list: Vec<Arc<Upstream>>,
+    exact: HashMap<String, usize>,
+    /// `(suffix with leading dot, index)`, longest suffix first.
+    wildcard: Vec<(String, usize)>,
+}
+
+impl Upstreams {
+    /// Builds the table from `--upstream` and `--upstream-for`.
+    pub fn new(default: UpstreamUrl, overrides: &[HostUpstream]) -> Self {
+        let mut list = vec![Arc::new(Upstream::new(default))];
+        let mut exact = HashMap::new();
+        let mut wildcard = Vec::new();
+        for o in overrides {
+            let idx = match list.iter().position(|u| u.url == o.url) {
+                Some(i) => i,
+                None => {
+                    list.push(Arc::new(Upstream::new(o.url.clone())));
+                    list.len() - 1
+                }
+            };
+            match o.host.strip_prefix('*') {
+                Some(suffix) => wildcard.push((suffix.to_owned(), idx)),
+                None => {
+                    exact.insert(o.host.clone(), idx);
+                }
+            }
+        }
+        wildcard.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+        Self { list, exact, wildcard }
+    }
+
+    /// The upstream index for a request's Host (as received: any case, maybe with a port).
+    pub fn pick(&self, host: Option<&[u8]>) -> usize {
+        if self.exact.is_empty() && self.wildcard.is_empty() {
+            return 0;
+        }
+        let Some(host) = host else { return 0 };
+        let Ok(host) = std::str::from_utf8(host) else { return 0 };
+        let host = strip_port(host).trim_end_matches('.').to_ascii_lowercase();
+        if let Some(&i) = self.exact.get(&host) {
+            return i;
+        }
+        self.wildcard
+            .iter()
+            .find(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
+            .map(|(_, i)| *i)
+            .unwrap_or(0)
+    }
+
+    /// Resolves every named upstream now, then again every `every`, forever (a background task).
+    pub async fn keep_resolved(self: Arc<Self>, every: Duration) {
+        loop {
+            for up in self.list.iter().filter(|u| u.needs_resolving()) {
+                match tokio::time::timeout(Duration::from_secs(10), up.resolve()).await {
+                    Ok(Ok(n)) => tracing::debug!(upstream = %up.name, addresses = n, "upstream resolved"),
+                    Ok(Err(e)) => tracing::warn!(upstream = %up.name, error = %e, "upstream does not resolve; keeping the last addresses"),
+                    Err(_) => tracing::warn!(upstream = %up.name, "resolving the upstream timed out; keeping the last addresses"),
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+}
+
+/// `host[:port]` or `[v6]:port` → host part.
+pub fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        let u: UpstreamUrl = "http://blue.internal:8080".parse().unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("blue.internal", 8080));
+        let u: UpstreamUrl = "http://[::1]:9/".parse().unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.authority().as_str()), ("::1", 9, "[::1]:9"));
+        assert_eq!("http://lb".parse::<UpstreamUrl>().unwrap().port, 80);
+        for bad in ["blue:80", "https://blue", "http://blue/path", "http://", "ftp://x"] {
+            assert!(bad.parse::<UpstreamUrl>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn picks_by_host() {
+        let o = |s: &str| s.parse::<HostUpstream>().unwrap();
+        let ups = Upstreams::new(
+            "http://10.0.0.1:80".parse().unwrap(),
+            &[o("api.example.com=http://10.0.0.2:80"), o("*.tenant.example.com=http://10.0.0.3:80"), o("*.example.com=http://10.0.0.4:80")],
+        );
+        let pick = |h: &str| ups.list[ups.pick(Some(h.as_bytes()))].url.host.clone();
+        assert_eq!(pick("API.example.com:443"), "10.0.0.2");
+        assert_eq!(pick("a.tenant.example.com"), "10.0.0.3");
+        assert_eq!(pick("x.y.example.com"), "10.0.0.4");
+        assert_eq!(pick("example.com"), "10.0.0.1");
+        assert_eq!(pick("other.org"), "10.0.0.1");
+        assert_eq!(ups.pick(None), 0);
+    }
+
+    #[test]
+    fn strips_ports() {
+        assert_eq!(strip_port("a.com:80"), "a.com");
+        assert_eq!(strip_port("a.com"), "a.com");
+        assert_eq!(strip_port("[::1]:80"), "::1");
+        assert_eq!(strip_port("::1"), "::1");
+    }
+}
