@@ -125,9 +125,7 @@ pub struct HostUpstream {
 impl FromStr for HostUpstream {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (host, url) = s
-            .split_once('=')
-            .ok_or_else(|| format!("expected HOST=URL, got `{s}`"))?;
+        let (host, url) = s.split_once('=').ok_or_else(|| format!("expected HOST=URL, got `{s}`"))?;
         let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
         if host.is_empty() || host.contains('/') || host[host.starts_with("*.") as usize * 2..].contains('*') {
             return Err(format!("`{host}` is not a host name or `*.domain` pattern"));
@@ -176,9 +174,7 @@ impl FromStr for Dur {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("`{s}` is not a duration (use e.g. 500ms, 5s, 2m, 1h)"))?;
+        let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration (use e.g. 500ms, 5s, 2m, 1h)"))?;
         let secs = match unit.trim() {
             "" | "s" => n,
             "ms" => n / 1000.0,
@@ -279,10 +275,7 @@ impl ServeConfig {
             None => FileConfig::default(),
         };
         let explicit = |id: &str| {
-            matches!(
-                matches.value_source(id),
-                Some(ValueSource::CommandLine) | Some(ValueSource::EnvVariable)
-            )
+            matches!(matches.value_source(id), Some(ValueSource::CommandLine) | Some(ValueSource::EnvVariable))
         };
         macro_rules! pick {
             ($field:ident) => {
@@ -294,15 +287,21 @@ impl ServeConfig {
         }
         macro_rules! pick_opt {
             ($field:ident) => {
-                if explicit(stringify!($field)) { args.$field } else { file.$field.or(args.$field) }
+                if explicit(stringify!($field)) {
+                    args.$field
+                } else {
+                    file.$field.or(args.$field)
+                }
             };
         }
         let upstream = pick_opt!(upstream).ok_or(ConfigError::MissingUpstream)?;
-        let workers = pick_opt!(workers).unwrap_or_else(|| {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-        });
+        let workers =
+            pick_opt!(workers).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
         if workers == 0 || workers > 1024 {
-            return Err(ConfigError::Invalid { what: "--workers", why: format!("{workers} is not between 1 and 1024") });
+            return Err(ConfigError::Invalid {
+                what: "--workers",
+                why: format!("{workers} is not between 1 and 1024"),
+            });
         }
         let listen = pick!(listen);
         if listen.is_empty() {
@@ -312,7 +311,10 @@ impl ServeConfig {
         let mut seen = HashSet::new();
         for hu in upstream_for.iter() {
             if !seen.insert(hu.host.clone()) {
-                return Err(ConfigError::Invalid { what: "--upstream-for", why: format!("host `{}` is given twice", hu.host) });
+                return Err(ConfigError::Invalid {
+                    what: "--upstream-for",
+                    why: format!("host `{}` is given twice", hu.host),
+                });
             }
         }
         Ok(Self {
@@ -370,14 +372,19 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
                 .and_then(|s| rendered.get(..s.start))
                 .and_then(|before| before.lines().last())
                 .and_then(|l| l.split('=').next())
-                .map(|k| k.trim().to_owned());
+                .map(|k| k.trim().to_owned())
+                .or_else(|| err.message().split('`').nth(1).map(str::to_owned));
             let line = key.as_ref().and_then(|k| {
                 text.lines().position(|l| {
                     let lk = l.split('=').next().unwrap_or("").trim().replace('_', "-");
                     !k.is_empty() && lk == *k
                 })
             });
-            Err(ConfigError::File { path: path.to_owned(), line: line.map(|l| l + 1), why: err.message().replace('\n', " ") })
+            Err(ConfigError::File {
+                path: path.to_owned(),
+                line: line.map(|l| l + 1),
+                why: err.message().replace('\n', " "),
+            })
         }
     }
 }

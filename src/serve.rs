@@ -44,7 +44,8 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         }
         bound.push(local);
     }
-    let admin = std::net::TcpListener::bind(cfg.admin_listen).map_err(|source| ConfigError::Bind { addr: cfg.admin_listen, source })?;
+    let admin = std::net::TcpListener::bind(cfg.admin_listen)
+        .map_err(|source| ConfigError::Bind { addr: cfg.admin_listen, source })?;
     admin.set_nonblocking(true)?;
     let admin_addr = admin.local_addr()?;
 
@@ -122,9 +123,16 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
             _ = sigint.recv() => true,
         };
         shutdown.stop_accepting();
-        log.event("stopping", json!({"shutdown_timeout_ms": cfg.shutdown_timeout.as_millis() as u64, "forced": forced}));
+        log.event(
+            "stopping",
+            json!({"shutdown_timeout_ms": cfg.shutdown_timeout.as_millis() as u64, "forced": forced}),
+        );
         if !forced {
-            let all_done = async { for _ in 0..cfg.workers { done_rx.recv().await; } };
+            let all_done = async {
+                for _ in 0..cfg.workers {
+                    done_rx.recv().await;
+                }
+            };
             tokio::select! {
                 _ = tokio::time::timeout(cfg.shutdown_timeout + Duration::from_secs(1), all_done) => {}
                 _ = sigterm.recv() => {}

@@ -32,7 +32,10 @@ pub struct ClientTimeouts {
 
 /// Binds `addr` once per worker with `SO_REUSEPORT`; port 0 is resolved by the first socket and
 /// reused by the others. Returns the sockets and the bound address.
-pub fn bind_reuseport(addr: SocketAddr, workers: usize) -> Result<(Vec<std::net::TcpListener>, SocketAddr), ConfigError> {
+pub fn bind_reuseport(
+    addr: SocketAddr,
+    workers: usize,
+) -> Result<(Vec<std::net::TcpListener>, SocketAddr), ConfigError> {
     let err = |source| ConfigError::Bind { addr, source };
     let mut sockets = Vec::with_capacity(workers);
     let mut bound = addr;
@@ -84,7 +87,12 @@ impl Worker {
         let mut accepts = Vec::new();
         for std_listener in self.listeners {
             let listener = TcpListener::from_std(std_listener)?;
-            let ctx = ConnCtx { proxy: self.proxy.clone(), http: http.clone(), conns: conns.clone(), timeouts: self.timeouts };
+            let ctx = ConnCtx {
+                proxy: self.proxy.clone(),
+                http: http.clone(),
+                conns: conns.clone(),
+                timeouts: self.timeouts,
+            };
             accepts.push(tokio::spawn(accept_loop(listener, ctx, self.shutdown.subscribe())));
         }
         for a in accepts {

@@ -28,10 +28,8 @@ pub struct HopByHop {
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> HopByHop {
     let mut found = HopByHop::default();
     if let Some(te) = headers.get(header::TE) {
-        found.te_trailers = te
-            .to_str()
-            .map(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")))
-            .unwrap_or(false);
+        found.te_trailers =
+            te.to_str().map(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers"))).unwrap_or(false);
     }
     let mut asks_upgrade = false;
     // Headers named in Connection are removed too (except the fixed ones handled below).
@@ -193,8 +191,21 @@ mod tests {
     fn hop_by_hop_table() {
         let cases: &[(&[(&str, &str)], &[&str], &[&str])] = &[
             (&[("connection", "close"), ("x-a", "1")], &["x-a"], &["connection"]),
-            (&[("connection", "keep-alive, X-Secret"), ("x-secret", "s"), ("keep-alive", "timeout=5"), ("x-b", "2")], &["x-b"], &["x-secret", "keep-alive", "connection"]),
-            (&[("proxy-connection", "keep-alive"), ("te", "gzip"), ("transfer-encoding", "chunked"), ("upgrade", "h2c")], &[], &["proxy-connection", "te", "transfer-encoding", "upgrade"]),
+            (
+                &[("connection", "keep-alive, X-Secret"), ("x-secret", "s"), ("keep-alive", "timeout=5"), ("x-b", "2")],
+                &["x-b"],
+                &["x-secret", "keep-alive", "connection"],
+            ),
+            (
+                &[
+                    ("proxy-connection", "keep-alive"),
+                    ("te", "gzip"),
+                    ("transfer-encoding", "chunked"),
+                    ("upgrade", "h2c"),
+                ],
+                &[],
+                &["proxy-connection", "te", "transfer-encoding", "upgrade"],
+            ),
             (&[("x-c", "3"), ("accept", "*/*")], &["x-c", "accept"], &[]),
         ];
         for (input, kept, removed) in cases {
@@ -234,7 +245,12 @@ mod tests {
             ("10.1.1.1", &[], &trusted, "10.1.1.1"),
             ("10.1.1.1", &[("x-forwarded-for", "garbage, 203.0.113.7")], &trusted, "203.0.113.7"),
             ("10.1.1.1", &[("x-forwarded-for", "10.3.3.3, 10.4.4.4")], &trusted, "10.3.3.3"),
-            ("10.1.1.1", &[("x-forwarded-for", "203.0.113.1"), ("x-forwarded-for", "203.0.113.2")], &trusted, "203.0.113.2"),
+            (
+                "10.1.1.1",
+                &[("x-forwarded-for", "203.0.113.1"), ("x-forwarded-for", "203.0.113.2")],
+                &trusted,
+                "203.0.113.2",
+            ),
             ("10.1.1.1", &[("x-forwarded-for", "[2001:db8::1]:443")], &trusted, "2001:db8::1"),
             ("::ffff:10.1.1.1", &[("x-forwarded-for", "203.0.113.7")], &trusted, "203.0.113.7"),
         ];

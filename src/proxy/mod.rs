@@ -48,7 +48,12 @@ pub struct Proxy {
 
 impl Proxy {
     /// A worker's proxy with empty pools.
-    pub fn new(settings: Arc<ProxySettings>, upstreams: Arc<Upstreams>, pool: Arc<PoolSettings>, log: AccessLog) -> Self {
+    pub fn new(
+        settings: Arc<ProxySettings>,
+        upstreams: Arc<Upstreams>,
+        pool: Arc<PoolSettings>,
+        log: AccessLog,
+    ) -> Self {
         let pools = upstreams.list.iter().map(|u| Pool::new(u.clone(), pool.clone())).collect();
         Self { settings, upstreams, pools, log, tunnels: Arc::new(Tracker::default()) }
     }
@@ -59,7 +64,11 @@ impl Proxy {
     }
 
     /// Forwards one request. Never fails: upstream problems become 502/504 responses.
-    pub async fn handle(self: Arc<Self>, conn: Arc<ConnState>, mut req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+    pub async fn handle(
+        self: Arc<Self>,
+        conn: Arc<ConnState>,
+        mut req: Request<Incoming>,
+    ) -> Result<Response<ProxyBody>, Infallible> {
         conn.request_started();
         let start = Instant::now();
         let host = match req.headers().get(header::HOST) {
@@ -86,7 +95,12 @@ impl Proxy {
             complete: false,
         };
         if req.method() == Method::CONNECT {
-            return Ok(own_response(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed: this is a reverse proxy\n", finish, "connect_refused"));
+            return Ok(own_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "405 Method Not Allowed: this is a reverse proxy\n",
+                finish,
+                "connect_refused",
+            ));
         }
 
         let hop = headers::strip_hop_by_hop(req.headers_mut());
@@ -120,7 +134,8 @@ impl Proxy {
         } else {
             parts.version = Version::HTTP_11;
             if parts.uri.authority().is_some() {
-                parts.uri = parts.uri.path_and_query().map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
+                parts.uri =
+                    parts.uri.path_and_query().map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
             }
             if !parts.headers.contains_key(header::HOST) {
                 parts.headers.insert(header::HOST, host.clone().unwrap_or_else(|| upstream.authority.clone()));
@@ -184,7 +199,12 @@ fn error_response(e: UpstreamError, finish: Finish) -> Response<ProxyBody> {
     own_response(status, e.body(), finish, e.cause())
 }
 
-fn own_response(status: StatusCode, text: &'static str, mut finish: Finish, cause: &'static str) -> Response<ProxyBody> {
+fn own_response(
+    status: StatusCode,
+    text: &'static str,
+    mut finish: Finish,
+    cause: &'static str,
+) -> Response<ProxyBody> {
     finish.status = status.as_u16();
     finish.error = Some(cause);
     let mut resp = Response::new(ProxyBody::full(text, Some(finish)));

@@ -91,7 +91,13 @@ impl Upstream {
             Err(_) => Vec::new(),
         };
         let authority = HeaderValue::from_str(&url.authority()).unwrap_or(HeaderValue::from_static("upstream"));
-        Self { name: url.to_string().into(), authority, url, addrs: ArcSwap::from_pointee(addrs), next: AtomicUsize::new(0) }
+        Self {
+            name: url.to_string().into(),
+            authority,
+            url,
+            addrs: ArcSwap::from_pointee(addrs),
+            next: AtomicUsize::new(0),
+        }
     }
 
     /// Whether the host is a name that needs resolving (not an IP literal).
@@ -177,8 +183,12 @@ impl Upstreams {
             for up in self.list.iter().filter(|u| u.needs_resolving()) {
                 match tokio::time::timeout(Duration::from_secs(10), up.resolve()).await {
                     Ok(Ok(n)) => tracing::debug!(upstream = %up.name, addresses = n, "upstream resolved"),
-                    Ok(Err(e)) => tracing::warn!(upstream = %up.name, error = %e, "upstream does not resolve; keeping the last addresses"),
-                    Err(_) => tracing::warn!(upstream = %up.name, "resolving the upstream timed out; keeping the last addresses"),
+                    Ok(Err(e)) => {
+                        tracing::warn!(upstream = %up.name, error = %e, "upstream does not resolve; keeping the last addresses")
+                    }
+                    Err(_) => {
+                        tracing::warn!(upstream = %up.name, "resolving the upstream timed out; keeping the last addresses")
+                    }
                 }
             }
             tokio::time::sleep(every).await;
@@ -218,7 +228,11 @@ mod tests {
         let o = |s: &str| s.parse::<HostUpstream>().unwrap();
         let ups = Upstreams::new(
             "http://10.0.0.1:80".parse().unwrap(),
-            &[o("api.example.com=http://10.0.0.2:80"), o("*.tenant.example.com=http://10.0.0.3:80"), o("*.example.com=http://10.0.0.4:80")],
+            &[
+                o("api.example.com=http://10.0.0.2:80"),
+                o("*.tenant.example.com=http://10.0.0.3:80"),
+                o("*.example.com=http://10.0.0.4:80"),
+            ],
         );
         let pick = |h: &str| ups.list[ups.pick(Some(h.as_bytes()))].url.host.clone();
         assert_eq!(pick("API.example.com:443"), "10.0.0.2");

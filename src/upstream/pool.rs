@@ -171,7 +171,8 @@ impl Pool {
                 Err(_) => None,
             };
             let Some(entry) = entry else { break };
-            if entry.tx.is_closed() || !entry.tx.is_ready() || now_ms().saturating_sub(entry.conn.last_io()) >= idle_ms {
+            if entry.tx.is_closed() || !entry.tx.is_ready() || now_ms().saturating_sub(entry.conn.last_io()) >= idle_ms
+            {
                 continue;
             }
             entry.conn.set_busy(true);
@@ -196,7 +197,8 @@ impl Pool {
         let conn = Arc::new(UpConn::default());
         conn.set_busy(true);
         let io = TokioIo::new(ObservedIo::new(stream, conn.clone()));
-        let watch = Watchdog { conn: conn.clone(), silence: self.settings.upstream_timeout, idle: self.settings.idle_timeout };
+        let watch =
+            Watchdog { conn: conn.clone(), silence: self.settings.upstream_timeout, idle: self.settings.idle_timeout };
         if self.settings.h2 {
             let (tx, c) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
@@ -210,10 +212,8 @@ impl Pool {
             }
             return Ok(Checkout { tx: Sender::H2(tx), conn, reused: false, pool: self.clone() });
         }
-        let (tx, c) = http1::Builder::new()
-            .handshake::<Io, RequestBody>(io)
-            .await
-            .map_err(|_| UpstreamError::Protocol)?;
+        let (tx, c) =
+            http1::Builder::new().handshake::<Io, RequestBody>(io).await.map_err(|_| UpstreamError::Protocol)?;
         tokio::spawn(watch.run(c.with_upgrades()));
         Ok(Checkout { tx: Sender::H1(tx), conn, reused: false, pool: self.clone() })
     }
