@@ -40,6 +40,8 @@ pub struct AccessRecord {
     pub error: Option<&'static str>,
 }
 
+// Records travel by value through a pre-allocated queue: boxing them would allocate per request.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     Access(AccessRecord),
     Line(String),

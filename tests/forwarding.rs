@@ -111,9 +111,9 @@ async fn h2c_client_to_http1_upstream() {
     let up = Upstream::start().await;
     let proxy = ProxyProc::start(&["--upstream", &up.url()]);
     let mut c = H2Client::connect(proxy.addr).await;
-    let uri = format!("http://api.example.com/v2/items?id=7");
+    let uri = "http://api.example.com/v2/items?id=7";
     for _ in 0..3 {
-        let got = c.send(Request::get(uri.as_str()).body(empty()).unwrap()).await;
+        let got = c.send(Request::get(uri).body(empty()).unwrap()).await;
         assert_eq!(got.status, 200);
         let echo = got.json();
         assert_eq!(echo["version"], "HTTP/1.1");

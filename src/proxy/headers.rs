@@ -189,7 +189,8 @@ mod tests {
 
     #[test]
     fn hop_by_hop_table() {
-        let cases: &[(&[(&str, &str)], &[&str], &[&str])] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a [&'a str]);
+        let cases: &[Case] = &[
             (&[("connection", "close"), ("x-a", "1")], &["x-a"], &["connection"]),
             (
                 &[("connection", "keep-alive, X-Secret"), ("x-secret", "s"), ("keep-alive", "timeout=5"), ("x-b", "2")],
@@ -237,7 +238,8 @@ mod tests {
         let trusted = TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()]);
         let none = TrustedProxies::default();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let cases: &[(&str, &[(&str, &str)], &TrustedProxies, &str)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a TrustedProxies, &'a str);
+        let cases: &[Case] = &[
             ("10.1.1.1", &[("x-forwarded-for", "203.0.113.7")], &trusted, "203.0.113.7"),
             ("10.1.1.1", &[("x-forwarded-for", "198.51.100.1, 203.0.113.7, 10.2.2.2")], &trusted, "203.0.113.7"),
             ("192.0.2.9", &[("x-forwarded-for", "203.0.113.7")], &trusted, "192.0.2.9"),
