@@ -34,7 +34,7 @@ pub enum ServeError {
 
 /// Runs the proxy until a signal ends it; returns once in-flight work is done or timed out.
 pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
-    let (log, writer) = LogWriter::start(std::io::stdout(), LOG_QUEUE, cfg.log_query)?;
+    let (log, writer) = LogWriter::start(std::io::stdout(), LOG_QUEUE)?;
     let mut listeners: Vec<Vec<std::net::TcpListener>> = (0..cfg.workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
     for addr in &cfg.listen {
@@ -55,6 +55,7 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         upstream_h2: cfg.upstream_h2,
         upstream_timeout: cfg.upstream_timeout,
         tunnel_idle_timeout: cfg.tunnel_idle_timeout,
+        log_query: cfg.log_query,
     });
     let pool = Arc::new(PoolSettings {
         connect_timeout: cfg.connect_timeout,

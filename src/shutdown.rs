@@ -3,17 +3,36 @@
 //! [`Shutdown`] is shared by every worker and the admin server; [`Tracker`] counts live connections
 //! and tunnels so a worker knows when it may exit.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use tokio::sync::{watch, Notify};
 
-/// Milliseconds since the process started: a cheap monotonic clock for per-connection deadlines.
+/// Milliseconds since the process started, refreshed every [`TICK`] by a ticker thread: a
+/// relaxed atomic load instead of a clock read on every socket read and write. Only coarse
+/// deadlines (timeouts of a second or more) use it.
 pub fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+    static CLOCK: OnceLock<Arc<AtomicU64>> = OnceLock::new();
+    CLOCK
+        .get_or_init(|| {
+            let start = Instant::now();
+            let ms = Arc::new(AtomicU64::new(0));
+            let ticker = ms.clone();
+            let spawned = std::thread::Builder::new().name("coarse-clock".into()).spawn(move || loop {
+                std::thread::sleep(TICK);
+                ticker.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+            });
+            if spawned.is_err() {
+                tracing::error!("cannot start the clock thread; timeouts will not fire");
+            }
+            ms
+        })
+        .load(Ordering::Relaxed)
 }
+
+/// Resolution of [`now_ms`].
+pub const TICK: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The shared shutdown state.
 #[derive(Debug)]

@@ -14,8 +14,9 @@ use http::{HeaderValue, Method, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use super::Proxy;
 use crate::listen::conn::ConnState;
-use crate::log::{AccessLog, AccessRecord};
+use crate::log::{AccessRecord, Text};
 use crate::upstream::pool::Checkout;
 
 /// What the request body tells the response side: bytes read and whether the client failed.
@@ -74,8 +75,8 @@ impl Body for RequestBody {
 
 /// Everything the access log line needs; written when dropped (the response is over).
 pub struct Finish {
-    /// Where the line goes.
-    pub log: AccessLog,
+    /// The worker's proxy (its log handle; per worker, so this clone stays on one core).
+    pub proxy: Arc<Proxy>,
     /// The client connection (its in-flight count drops with this record).
     pub conn: Arc<ConnState>,
     /// When the request arrived.
@@ -95,7 +96,7 @@ pub struct Finish {
     /// Status sent to the client.
     pub status: u16,
     /// Upstream name.
-    pub upstream: Arc<str>,
+    pub upstream: &'static str,
     /// Cause of failure, if any.
     pub error: Option<&'static str>,
     /// Request body counters.
@@ -117,18 +118,23 @@ impl Drop for Finish {
             (None, true) => None,
         };
         let bytes_in = self.req.as_ref().map_or(0, |r| r.bytes_in.load(Ordering::Relaxed)) + self.tunnel_in;
-        self.log.access(AccessRecord {
+        let path = if self.proxy.settings().log_query {
+            self.uri.path_and_query().map_or(self.uri.path(), |pq| pq.as_str())
+        } else {
+            self.uri.path()
+        };
+        self.proxy.log().access(AccessRecord {
             ts: self.ts,
             client_ip: self.client_ip,
             method: std::mem::take(&mut self.method),
-            host: self.host.take(),
-            uri: std::mem::take(&mut self.uri),
+            host: self.host.as_ref().map(|h| Text::new(h.as_bytes())),
+            path: Text::new(path.as_bytes()),
             version: self.version,
             status: self.status,
             bytes_in,
             bytes_out: self.bytes_out,
             duration: self.start.elapsed(),
-            upstream: self.upstream.clone(),
+            upstream: self.upstream,
             error,
         });
     }

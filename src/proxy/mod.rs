@@ -34,6 +34,8 @@ pub struct ProxySettings {
     pub upstream_timeout: Duration,
     /// Idle timeout of upgraded tunnels.
     pub tunnel_idle_timeout: Duration,
+    /// Log the query string too.
+    pub log_query: bool,
 }
 
 /// One worker's proxy: its own upstream pools and log handle.
@@ -63,6 +65,11 @@ impl Proxy {
         &self.settings
     }
 
+    /// The worker's log handle.
+    pub fn log(&self) -> &AccessLog {
+        &self.log
+    }
+
     /// Forwards one request. Never fails: upstream problems become 502/504 responses.
     pub async fn handle(
         self: Arc<Self>,
@@ -77,7 +84,7 @@ impl Proxy {
         };
         let pool = &self.pools[self.upstreams.pick(host.as_ref().map(|h| h.as_bytes()))];
         let mut finish = Finish {
-            log: self.log.clone(),
+            proxy: self.clone(),
             conn: conn.clone(),
             start,
             ts: SystemTime::now(),
@@ -87,7 +94,7 @@ impl Proxy {
             version: req.version(),
             client_ip: headers::client_ip(conn.peer.ip(), req.headers(), &self.settings.trusted),
             status: 0,
-            upstream: pool.upstream().name.clone(),
+            upstream: pool.upstream().name,
             error: None,
             req: None,
             bytes_out: 0,

@@ -76,8 +76,9 @@ impl<'de> Deserialize<'de> for UpstreamUrl {
 pub struct Upstream {
     /// As configured.
     pub url: UpstreamUrl,
-    /// `http://host:port`, as logged.
-    pub name: Arc<str>,
+    /// `http://host:port`, as logged (made once at start-up and kept for the process's life, so
+    /// log records carry it without a shared reference count).
+    pub name: &'static str,
     /// The authority (`host:port`) used as Host when a request has none.
     pub authority: HeaderValue,
     addrs: ArcSwap<Vec<SocketAddr>>,
@@ -92,7 +93,7 @@ impl Upstream {
         };
         let authority = HeaderValue::from_str(&url.authority()).unwrap_or(HeaderValue::from_static("upstream"));
         Self {
-            name: url.to_string().into(),
+            name: Box::leak(url.to_string().into_boxed_str()),
             authority,
             url,
             addrs: ArcSwap::from_pointee(addrs),
