@@ -13,6 +13,7 @@ pub mod io;
 pub mod listen;
 pub mod log;
 pub mod proxy;
+pub mod routes;
 pub mod serve;
 pub mod shutdown;
 pub mod upstream;

@@ -84,7 +84,7 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     let mut threads = Vec::new();
     for (i, socks) in listeners.into_iter().enumerate() {
         let worker = Worker {
-            proxy: Arc::new(Proxy::new(settings.clone(), upstreams.clone(), pool.clone(), log.clone())),
+            proxy: Arc::new(Proxy::new(settings.clone(), upstreams.clone(), pool.clone(), log.lane())),
             listeners: socks,
             timeouts: ClientTimeouts { header: cfg.header_timeout, idle: cfg.idle_timeout },
             shutdown: shutdown.clone(),

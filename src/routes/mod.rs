@@ -1,0 +1,1 @@
+//! Green's route table (being written).
