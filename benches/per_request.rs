@@ -1,1 +1,85 @@
-fn main() {}
+//! The work cutover-proxy adds to each request, apart from moving bytes: header rewriting
+//! (hop-by-hop removal, X-Forwarded-*, client IP) and formatting the access log line.
+
+use std::hint::black_box;
+use std::time::{Duration, SystemTime};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use cutover_proxy::log::{format_access, AccessRecord, Text};
+use cutover_proxy::proxy::headers::{client_ip, set_forwarded, strip_hop_by_hop, TrustedProxies};
+use http::{HeaderMap, HeaderValue, Method, Version};
+
+/// Headers of a typical browser/API request behind a load balancer.
+fn typical_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in [
+        ("host", "api.example.com"),
+        ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0"),
+        ("accept", "application/json"),
+        ("accept-encoding", "gzip, deflate, br"),
+        ("accept-language", "en-US,en;q=0.9"),
+        ("connection", "keep-alive"),
+        ("x-forwarded-for", "203.0.113.7"),
+        ("x-forwarded-proto", "https"),
+        ("x-request-id", "4f6c1d7e-1b2a-4c3d-9e8f-0a1b2c3d4e5f"),
+        ("cookie", "session=abc123; theme=dark"),
+    ] {
+        h.append(k, HeaderValue::from_static(v));
+    }
+    h
+}
+
+fn header_rewriting(c: &mut Criterion) {
+    let trusted = TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()]);
+    let peer = "10.1.2.3".parse().unwrap();
+    let peer_hv = HeaderValue::from_static("10.1.2.3");
+    let host = HeaderValue::from_static("api.example.com");
+    let template = typical_headers();
+    c.bench_function("headers: strip hop-by-hop + X-Forwarded-* + client ip", |b| {
+        b.iter_batched_ref(
+            || template.clone(),
+            |h| {
+                let hop = strip_hop_by_hop(h);
+                let ip = client_ip(peer, h, &trusted);
+                set_forwarded(h, &peer_hv, true, "http", Some(&host));
+                black_box((hop, ip));
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+fn log_line(c: &mut Criterion) {
+    let rec = AccessRecord {
+        ts: SystemTime::now(),
+        client_ip: "203.0.113.7".parse().unwrap(),
+        method: Method::GET,
+        host: Some(Text::new(b"api.example.com")),
+        path: Text::new(b"/v1/users/12345/orders"),
+        version: Version::HTTP_11,
+        status: 200,
+        bytes_in: 0,
+        bytes_out: 1834,
+        duration: Duration::from_micros(1_734),
+        upstream: "http://10.0.0.1:80",
+        error: None,
+    };
+    let mut buf = Vec::with_capacity(64 * 1024);
+    c.bench_function("log: format one access line", |b| {
+        b.iter(|| {
+            buf.clear();
+            format_access(black_box(&rec), &mut buf);
+            black_box(buf.len())
+        })
+    });
+    c.bench_function("log: copy host and path into a record", |b| {
+        b.iter(|| black_box((Text::new(black_box(b"api.example.com")), Text::new(black_box(b"/v1/users/12345/orders")))))
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = header_rewriting, log_line
+}
+criterion_main!(benches);

@@ -293,3 +293,28 @@ async fn many_concurrent_clients_all_logged() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(proxy.access_lines().len(), 500, "exactly one line per request");
 }
+
+/// Peak resident memory of a process, from /proc (Linux).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_gib_each_way_in_constant_memory() {
+    let up = Upstream::start().await;
+    let proxy = ProxyProc::start(&["--upstream", &up.url()]);
+    let mut c = H1Client::connect(proxy.addr).await;
+    let before = peak_rss_kib(proxy.child.id());
+    let total = 1024 * 1024 * 1024;
+    let (body, sum) = streaming_body(total);
+    let got = c.send(Request::post("/upload").header("host", "files.example.com").body(body).unwrap()).await;
+    assert_eq!(got.json()["body_bytes"], total);
+    assert_eq!(got.json()["body_sum"], sum);
+    let mut c2 = H1Client::connect(proxy.addr).await;
+    let resp_len = c2.get_len("files.example.com", &format!("/big?bytes={total}")).await;
+    assert_eq!(resp_len, total);
+    let after = peak_rss_kib(proxy.child.id());
+    // Streaming, not buffering: 2 GiB went through, the peak grew by a few MiB at most.
+    assert!(after < 64 * 1024 && after - before < 32 * 1024, "peak RSS {before} KiB → {after} KiB");
+}

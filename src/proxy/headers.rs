@@ -41,6 +41,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> HopByHop {
                 let token = token.trim();
                 if token.eq_ignore_ascii_case("upgrade") {
                     asks_upgrade = true;
+                } else if token.eq_ignore_ascii_case("keep-alive") || token.eq_ignore_ascii_case("close") {
+                    // The common values: Keep-Alive is removed below anyway, `close` names no header.
                 } else if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
                     named.push(name);
                 }

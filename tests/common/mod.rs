@@ -409,6 +409,21 @@ impl H1Client {
         collect_response(resp).await
     }
 
+    /// GETs and counts the body's bytes without keeping them.
+    pub async fn get_len(&mut self, host: &str, path: &str) -> u64 {
+        self.tx.ready().await.unwrap();
+        let req = Request::get(path).header("host", host).body(full("")).unwrap();
+        let resp = tokio::time::timeout(WAIT, self.tx.send_request(req)).await.expect("response in time").expect("response");
+        let mut body = resp.into_body();
+        let mut n = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Some(d) = frame.expect("body frame").data_ref() {
+                n += d.len() as u64;
+            }
+        }
+        n
+    }
+
     pub async fn get(&mut self, host: &str, path: &str) -> Got {
         self.send(Request::get(path).header("host", host).body(full("")).unwrap()).await
     }
