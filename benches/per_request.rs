@@ -1,5 +1,6 @@
 //! The work cutover-proxy adds to each request, apart from moving bytes: header rewriting
-//! (hop-by-hop removal, X-Forwarded-*, client IP) and formatting the access log line.
+//! (hop-by-hop removal, X-Forwarded-*, client IP), formatting the access log line, and recording
+//! the request in the ledger.
 
 use std::hint::black_box;
 use std::time::{Duration, SystemTime};
@@ -73,13 +74,52 @@ fn log_line(c: &mut Criterion) {
         })
     });
     c.bench_function("log: copy host and path into a record", |b| {
-        b.iter(|| black_box((Text::new(black_box(b"api.example.com")), Text::new(black_box(b"/v1/users/12345/orders")))))
+        b.iter(|| {
+            black_box((Text::new(black_box(b"api.example.com")), Text::new(black_box(b"/v1/users/12345/orders"))))
+        })
+    });
+}
+
+fn record_one_request(c: &mut Criterion) {
+    use cutover_proxy::record::ledger::{Ledger, LedgerSettings, Observation};
+    use cutover_proxy::record::normalize::{Glob, Templater};
+    use cutover_proxy::routes::RouteTable;
+    let settings = LedgerSettings {
+        max_hosts: 100_000,
+        max_paths_per_host: 1_000,
+        ignore_paths: vec!["/healthz".parse::<Glob>().unwrap(), "/readyz".parse().unwrap()],
+        ignore_user_agents: vec!["ELB-HealthChecker/*".parse().unwrap()],
+        templater: Templater::default(),
+    };
+    let ledger = Ledger::new(settings, std::sync::Arc::new(RouteTable::empty()));
+    let method = Method::GET;
+    let hosts: Vec<String> = (0..1000).map(|i| format!("Service-{i}.Example.com:443")).collect();
+    let paths: Vec<String> = (0..64).map(|i| format!("/v1/users/{}/orders/{i}", 1000 + i)).collect();
+    let ua = b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0";
+    let mut i = 0usize;
+    c.bench_function("ledger: record one request (normalize + template + update)", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            let obs = Observation {
+                host: Some(hosts[i % hosts.len()].as_bytes()),
+                path: &paths[i % paths.len()],
+                method: &method,
+                status: 200,
+                bytes_in: 0,
+                bytes_out: 1834,
+                client_ip: std::net::IpAddr::from([203, 0, 113, (i % 7) as u8]),
+                user_agent: Some(ua),
+                conn_age_ms: 1200,
+                at_ms: 1_764_000_000_000 + i as u64,
+            };
+            black_box(ledger.record(&obs, |_| {}))
+        })
     });
 }
 
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = header_rewriting, log_line
+    targets = header_rewriting, log_line, record_one_request
 }
 criterion_main!(benches);

@@ -1,5 +1,6 @@
-//! The admin listener: `/healthz` (the process is up) and `/readyz` (it takes traffic; 503 once a
-//! shutdown has begun, so Kubernetes takes the pod out of its endpoints).
+//! The admin listener: `/healthz` (the process is up), `/readyz` (it takes traffic; 503 once a
+//! shutdown has begun, so Kubernetes takes the pod out of its endpoints), and the report as
+//! `/report` (JSON), `/report.csv` and `/report.md`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,10 +13,25 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
+use crate::record::ledger::Ledger;
+use crate::report::build::{build, ReportSettings};
+use crate::report::render::{render, Format};
 use crate::shutdown::Shutdown;
 
+/// What the admin endpoints read.
+pub struct AdminState {
+    /// Readiness.
+    pub shutdown: Arc<Shutdown>,
+    /// The ledger (`None` with `--no-record`).
+    pub ledger: Option<Arc<Ledger>>,
+    /// When recording started, unix ms.
+    pub started_at_ms: u64,
+    /// How reports judge hosts.
+    pub report: ReportSettings,
+}
+
 /// Serves the admin endpoints until the process exits.
-pub async fn serve(listener: TcpListener, shutdown: Arc<Shutdown>) {
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(pair) => pair,
@@ -25,11 +41,11 @@ pub async fn serve(listener: TcpListener, shutdown: Arc<Shutdown>) {
                 continue;
             }
         };
-        let shutdown = shutdown.clone();
+        let state = state.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
-                let shutdown = shutdown.clone();
-                async move { Ok::<_, Infallible>(route(&req, &shutdown)) }
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(route(&req, state).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -40,16 +56,37 @@ pub async fn serve(listener: TcpListener, shutdown: Arc<Shutdown>) {
     }
 }
 
-fn route(req: &Request<Incoming>, shutdown: &Shutdown) -> Response<Full<Bytes>> {
+async fn route(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
-    match req.uri().path() {
-        "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if shutdown.is_ready() => text(StatusCode::OK, "ready\n"),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
-        _ => text(StatusCode::NOT_FOUND, "not found; try /healthz or /readyz\n"),
-    }
+    let format = match req.uri().path() {
+        "/healthz" => return text(StatusCode::OK, "ok\n"),
+        "/readyz" if state.shutdown.is_ready() => return text(StatusCode::OK, "ready\n"),
+        "/readyz" => return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+        "/report" | "/report.json" => Format::Json,
+        "/report.csv" => Format::Csv,
+        "/report.md" => Format::Markdown,
+        _ => {
+            return text(StatusCode::NOT_FOUND, "not found; try /healthz, /readyz, /report, /report.csv, /report.md\n")
+        }
+    };
+    let Some(ledger) = state.ledger.clone() else {
+        return text(StatusCode::NOT_FOUND, "recording is off (--no-record)\n");
+    };
+    // Building a report of many hosts takes a while: off the admin runtime's thread.
+    let (started, settings) = (state.started_at_ms, state.report);
+    let body = tokio::task::spawn_blocking(move || render(&build(&ledger, started, &settings), format)).await;
+    let Ok(body) = body else { return text(StatusCode::INTERNAL_SERVER_ERROR, "report failed\n") };
+    let content_type = match format {
+        Format::Json => "application/json",
+        Format::Csv => "text/csv; charset=utf-8",
+        Format::Markdown => "text/markdown; charset=utf-8",
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

@@ -13,6 +13,9 @@ use serde::Deserialize;
 
 use crate::error::ConfigError;
 use crate::proxy::headers::TrustedProxies;
+use crate::proxy::LogRequests;
+use crate::record::ledger::LedgerSettings;
+use crate::record::normalize::{Glob, Templater};
 use crate::upstream::UpstreamUrl;
 
 /// The whole command line.
@@ -33,7 +36,39 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the proxy in front of blue.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Work with report files offline (render, merge replicas' reports).
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+/// `cutover-proxy report …`.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Print report files (merged when several) as JSON, CSV or Markdown.
+    Render {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: crate::report::render::Format,
+        /// A host with no request for this long gets the action `none`.
+        #[arg(long, value_name = "DURATION", default_value = "15m")]
+        quiet_period: Dur,
+        /// Report files (JSON, as written by --report-file or GET /report).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Merge several replicas' report files into one JSON report (counts add up exactly).
+    Merge {
+        /// Write here (atomically) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// A host with no request for this long gets the action `none`.
+        #[arg(long, value_name = "DURATION", default_value = "15m")]
+        quiet_period: Dur,
+        /// Report files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// Flags of `cutover-proxy serve`. Each is also `CUTOVER_<FLAG>` in the environment and `<flag>` in
@@ -111,6 +146,67 @@ pub struct ServeArgs {
     /// Idle upstream connections kept per worker and upstream.
     #[arg(long, env = "CUTOVER_UPSTREAM_MAX_IDLE", value_name = "N", default_value = "512")]
     pub upstream_max_idle: usize,
+
+    /// Green's routes: Ingress / HTTPRoute / VirtualService files or folders (JSON or YAML); repeatable.
+    #[arg(long, env = "CUTOVER_GREEN_ROUTES", value_name = "PATH", value_delimiter = ',')]
+    pub green_routes: Vec<PathBuf>,
+
+    /// Write the JSON report here every --report-interval and at shutdown (atomically).
+    #[arg(long, env = "CUTOVER_REPORT_FILE", value_name = "PATH")]
+    pub report_file: Option<PathBuf>,
+
+    /// How often the report file is written and a `summary` event logged.
+    #[arg(long, env = "CUTOVER_REPORT_INTERVAL", value_name = "DURATION", default_value = "30s")]
+    pub report_interval: Dur,
+
+    /// Distinct hosts recorded; more go to the `(other)` bucket (totals stay exact).
+    #[arg(long, env = "CUTOVER_MAX_HOSTS", value_name = "N", default_value = "100000")]
+    pub max_hosts: usize,
+
+    /// Distinct path templates per host; more go to `{other}`.
+    #[arg(long, env = "CUTOVER_MAX_PATHS_PER_HOST", value_name = "N", default_value = "1000")]
+    pub max_paths_per_host: usize,
+
+    /// Paths (glob, `*` and `?`) still forwarded but only counted as ignored; repeatable.
+    #[arg(long, env = "CUTOVER_IGNORE_PATH", value_name = "GLOB", value_delimiter = ',', default_values = ["/healthz", "/readyz", "/livez"])]
+    pub ignore_path: Vec<Glob>,
+
+    /// User agents (glob) still forwarded but only counted as ignored; repeatable.
+    #[arg(long, env = "CUTOVER_IGNORE_USER_AGENT", value_name = "GLOB", value_delimiter = ',', default_values = ["ELB-HealthChecker/*", "kube-probe/*"])]
+    pub ignore_user_agent: Vec<Glob>,
+
+    /// Extra regex for path segments that are ids (whole segment becomes `{id}`); repeatable.
+    #[arg(long, env = "CUTOVER_ID_PATTERN", value_name = "REGEX")]
+    pub id_pattern: Vec<IdPattern>,
+
+    /// Which requests get an access line: all, unrouted (green would not serve them), none.
+    #[arg(long, env = "CUTOVER_LOG_REQUESTS", value_name = "WHICH", value_enum, default_value = "all")]
+    pub log_requests: LogRequests,
+
+    /// A host with no request for this long gets the action `none`.
+    #[arg(long, env = "CUTOVER_QUIET_PERIOD", value_name = "DURATION", default_value = "15m")]
+    pub quiet_period: Dur,
+
+    /// Forward only, record nothing (for measuring the ledger's cost).
+    #[arg(long, env = "CUTOVER_NO_RECORD")]
+    pub no_record: bool,
+}
+
+/// An `--id-pattern` regex, checked at start-up.
+#[derive(Debug, Clone)]
+pub struct IdPattern(pub regex::Regex);
+
+impl FromStr for IdPattern {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        regex::Regex::new(s).map(IdPattern).map_err(|e| format!("invalid regex `{s}`: {e}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for IdPattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// A `--upstream-for HOST=URL` pair.
@@ -225,6 +321,17 @@ struct FileConfig {
     log_query: Option<bool>,
     workers: Option<usize>,
     upstream_max_idle: Option<usize>,
+    green_routes: Option<Vec<PathBuf>>,
+    report_file: Option<PathBuf>,
+    report_interval: Option<Dur>,
+    max_hosts: Option<usize>,
+    max_paths_per_host: Option<usize>,
+    ignore_path: Option<Vec<Glob>>,
+    ignore_user_agent: Option<Vec<Glob>>,
+    id_pattern: Option<Vec<IdPattern>>,
+    log_requests: Option<LogRequests>,
+    quiet_period: Option<Dur>,
+    no_record: Option<bool>,
 }
 
 /// Everything `serve` needs, after merging flags, environment and file.
@@ -264,6 +371,20 @@ pub struct ServeConfig {
     pub workers: usize,
     /// Idle upstream connections kept per worker and upstream.
     pub upstream_max_idle: usize,
+    /// Green's route files and folders.
+    pub green_routes: Vec<PathBuf>,
+    /// Where the report file goes.
+    pub report_file: Option<PathBuf>,
+    /// Report file and summary interval.
+    pub report_interval: Duration,
+    /// Ledger bounds and filters.
+    pub ledger: LedgerSettings,
+    /// Which requests get an access line.
+    pub log_requests: LogRequests,
+    /// Silence after which a host's action is `none`.
+    pub quiet_period: Duration,
+    /// Record nothing.
+    pub no_record: bool,
 }
 
 impl ServeConfig {
@@ -303,6 +424,10 @@ impl ServeConfig {
                 why: format!("{workers} is not between 1 and 1024"),
             });
         }
+        let report_interval = pick!(report_interval);
+        if report_interval.0 < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid { what: "--report-interval", why: "must be at least 100ms".into() });
+        }
         let listen = pick!(listen);
         if listen.is_empty() {
             return Err(ConfigError::Invalid { what: "--listen", why: "at least one address is needed".into() });
@@ -335,6 +460,19 @@ impl ServeConfig {
             log_query: pick!(log_query),
             workers,
             upstream_max_idle: pick!(upstream_max_idle),
+            green_routes: pick!(green_routes),
+            report_file: pick_opt!(report_file),
+            report_interval: report_interval.0,
+            ledger: LedgerSettings {
+                max_hosts: pick!(max_hosts),
+                max_paths_per_host: pick!(max_paths_per_host),
+                ignore_paths: pick!(ignore_path),
+                ignore_user_agents: pick!(ignore_user_agent),
+                templater: Templater::new(pick!(id_pattern).into_iter().map(|p| p.0).collect()),
+            },
+            log_requests: pick!(log_requests),
+            quiet_period: pick!(quiet_period).0,
+            no_record: pick!(no_record),
         })
     }
 }

@@ -7,12 +7,16 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod classify;
 pub mod config;
 pub mod error;
 pub mod io;
 pub mod listen;
 pub mod log;
 pub mod proxy;
+pub mod record;
+pub mod reload;
+pub mod report;
 pub mod routes;
 pub mod serve;
 pub mod shutdown;

@@ -11,6 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{Method, Version};
 
+use crate::record::ledger::Sighting;
+
 /// The writer's pause between batches while lines arrive, and its longest pause when idle.
 const MIN_NAP: Duration = Duration::from_millis(1);
 const MAX_NAP: Duration = Duration::from_millis(32);
@@ -123,6 +125,25 @@ impl AccessLog {
         let line = serde_json::Value::Object(obj).to_string();
         if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::Line(line)) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Announces a first sighting as a `new_host` / `new_path` event.
+    pub fn sighting(&self, s: &Sighting) {
+        let verdict = |routed: &Option<bool>| match routed {
+            Some(true) => "routed",
+            Some(false) => "unrouted",
+            None => "unknown",
+        };
+        match s {
+            Sighting::NewHost { host, routed } => {
+                self.event("new_host", serde_json::json!({"host": host, "green": verdict(routed)}))
+            }
+            Sighting::NewPath { host, path, routed, matched } => self.event(
+                "new_path",
+                serde_json::json!({"host": host, "path": path, "green": verdict(routed),
+                    "matched_route": matched.as_ref().map(|m| m.to_string())}),
+            ),
         }
     }
 

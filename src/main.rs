@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use cutover_proxy::config::{Cli, Command, ServeConfig};
+use cutover_proxy::config::{Cli, Command, ReportCommand, ServeConfig};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -29,7 +29,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             let Some(sub) = matches.subcommand_matches("serve") else { return ExitCode::from(2) };
-            let cfg = match ServeConfig::resolve(args, sub) {
+            let cfg = match ServeConfig::resolve(*args, sub) {
                 Ok(cfg) => cfg,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -39,12 +39,39 @@ fn main() -> ExitCode {
             match cutover_proxy::serve::run(cfg) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {:#}", anyhow::Error::from(e));
-                    ExitCode::from(1)
+                    eprintln!("error: {e}");
+                    ExitCode::from(e.exit_code())
                 }
             }
         }
+        Command::Report(cmd) => match report_command(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
     }
+}
+
+/// `report render` and `report merge`.
+fn report_command(cmd: ReportCommand) -> anyhow::Result<()> {
+    use cutover_proxy::report::{build::ReportSettings, file, merge::merge, render};
+    let (files, quiet) = match &cmd {
+        ReportCommand::Render { files, quiet_period, .. } | ReportCommand::Merge { files, quiet_period, .. } => {
+            (files, quiet_period.0)
+        }
+    };
+    let reports = files.iter().map(|f| file::read(f)).collect::<Result<Vec<_>, _>>()?;
+    let merged = merge(reports, &ReportSettings { quiet_period: quiet })?;
+    match cmd {
+        ReportCommand::Render { format, .. } => {
+            print!("{}", render::render(&merged, format));
+        }
+        ReportCommand::Merge { out: Some(out), .. } => file::write_atomic(&out, render::json(&merged).as_bytes())?,
+        ReportCommand::Merge { out: None, .. } => print!("{}", render::json(&merged)),
+    }
+    Ok(())
 }
 
 /// Help and version go to stdout with exit 0; a usage error is one line on stderr with exit 2.

@@ -7,11 +7,16 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::admin::AdminState;
 use crate::config::ServeConfig;
 use crate::error::ConfigError;
 use crate::listen::{bind_reuseport, ClientTimeouts, Worker};
 use crate::log::LogWriter;
 use crate::proxy::{Proxy, ProxySettings};
+use crate::record::ledger::Ledger;
+use crate::report::build::{now_unix_ms, ReportSettings};
+use crate::report::writer::Reporter;
+use crate::routes::{RouteError, RouteTable};
 use crate::shutdown::Shutdown;
 use crate::upstream::pool::PoolSettings;
 use crate::upstream::Upstreams;
@@ -28,13 +33,31 @@ pub enum ServeError {
     /// Bad configuration or an address that cannot be bound.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Green's route table is broken.
+    #[error("green routes: {0}")]
+    Routes(#[from] RouteError),
     /// The runtime or a thread could not start.
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
+impl ServeError {
+    /// 2 for bad configuration (flags, files), 1 for failures at run time (address in use).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ServeError::Config(ConfigError::Bind { .. }) | ServeError::Io(_) => 1,
+            ServeError::Config(_) | ServeError::Routes(_) => 2,
+        }
+    }
+}
+
 /// Runs the proxy until a signal ends it; returns once in-flight work is done or timed out.
 pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
+    let started_at_ms = now_unix_ms();
+    // A broken route table refuses to start, before any socket is bound.
+    let routes =
+        Arc::new(if cfg.green_routes.is_empty() { RouteTable::empty() } else { RouteTable::load(&cfg.green_routes)? });
+    let ledger = (!cfg.no_record).then(|| Arc::new(Ledger::new(cfg.ledger.clone(), routes.clone())));
     let (log, writer) = LogWriter::start(std::io::stdout(), LOG_QUEUE)?;
     let mut listeners: Vec<Vec<std::net::TcpListener>> = (0..cfg.workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
@@ -57,6 +80,7 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         upstream_timeout: cfg.upstream_timeout,
         tunnel_idle_timeout: cfg.tunnel_idle_timeout,
         log_query: cfg.log_query,
+        log_requests: cfg.log_requests,
     });
     let pool = Arc::new(PoolSettings {
         connect_timeout: cfg.connect_timeout,
@@ -85,7 +109,7 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     let mut threads = Vec::new();
     for (i, socks) in listeners.into_iter().enumerate() {
         let worker = Worker {
-            proxy: Arc::new(Proxy::new(settings.clone(), upstreams.clone(), pool.clone(), log.lane())),
+            proxy: Arc::new(Proxy::new(settings.clone(), upstreams.clone(), pool.clone(), log.lane(), ledger.clone())),
             listeners: socks,
             timeouts: ClientTimeouts { header: cfg.header_timeout, idle: cfg.idle_timeout },
             shutdown: shutdown.clone(),
@@ -105,11 +129,34 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         log.event("listening", json!({"listener": "proxy", "addr": addr.to_string(), "upstream": cfg.upstream.to_string(), "workers": cfg.workers}));
     }
     log.event("listening", json!({"listener": "admin", "addr": admin_addr.to_string()}));
+    if !cfg.green_routes.is_empty() {
+        log.event("routes_loaded", json!({"objects": routes.objects(), "paths": cfg.green_routes}));
+    }
+    let report_settings = ReportSettings { quiet_period: cfg.quiet_period };
+    let reporter = ledger.clone().map(|ledger| Reporter {
+        ledger,
+        started_at_ms,
+        settings: report_settings,
+        file: cfg.report_file.clone(),
+        log: log.clone(),
+    });
+    let admin_state = Arc::new(AdminState {
+        shutdown: shutdown.clone(),
+        ledger: ledger.clone(),
+        started_at_ms,
+        report: report_settings,
+    });
 
     let exit_log = log.clone();
     rt.block_on(async move {
         let admin = tokio::net::TcpListener::from_std(admin)?;
-        tokio::spawn(crate::admin::serve(admin, shutdown.clone()));
+        tokio::spawn(crate::admin::serve(admin, admin_state));
+        if let Some(reporter) = reporter.clone() {
+            tokio::spawn(reporter.run_every(cfg.report_interval));
+        }
+        if let (Some(ledger), false) = (ledger.clone(), cfg.green_routes.is_empty()) {
+            tokio::spawn(crate::reload::watch_routes(cfg.green_routes.clone(), ledger, log.clone()));
+        }
         if upstreams.list.iter().any(|u| u.needs_resolving()) {
             tokio::spawn(upstreams.clone().keep_resolved(RESOLVE_EVERY));
         }
@@ -140,6 +187,9 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
                 _ = sigterm.recv() => {}
                 _ = sigint.recv() => {}
             }
+        }
+        if let Some(reporter) = reporter {
+            reporter.write_once().await;
         }
         Ok::<_, std::io::Error>(())
     })?;

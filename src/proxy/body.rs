@@ -7,16 +7,17 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use super::Proxy;
+use super::{LogRequests, Proxy};
 use crate::listen::conn::ConnState;
 use crate::log::{AccessRecord, Text};
+use crate::record::ledger::{Observation, Recorded};
 use crate::upstream::pool::Checkout;
 
 /// What the request body tells the response side: bytes read and whether the client failed.
@@ -93,6 +94,10 @@ pub struct Finish {
     pub version: Version,
     /// Client IP (after trusted X-Forwarded-For).
     pub client_ip: IpAddr,
+    /// User-Agent as received.
+    pub user_agent: Option<HeaderValue>,
+    /// Age of the client connection when the request arrived, ms.
+    pub conn_age_ms: u64,
     /// Status sent to the client.
     pub status: u16,
     /// Upstream name.
@@ -118,12 +123,40 @@ impl Drop for Finish {
             (None, true) => None,
         };
         let bytes_in = self.req.as_ref().map_or(0, |r| r.bytes_in.load(Ordering::Relaxed)) + self.tunnel_in;
-        let path = if self.proxy.settings().log_query {
+        let proxy = &self.proxy;
+        let at_ms = self.ts.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let recorded = match proxy.ledger() {
+            Some(ledger) => ledger.record(
+                &Observation {
+                    host: self.host.as_ref().map(|h| h.as_bytes()),
+                    path: self.uri.path(),
+                    method: &self.method,
+                    status: self.status,
+                    bytes_in,
+                    bytes_out: self.bytes_out,
+                    client_ip: self.client_ip,
+                    user_agent: self.user_agent.as_ref().map(|u| u.as_bytes()),
+                    conn_age_ms: self.conn_age_ms,
+                    at_ms,
+                },
+                |sighting| proxy.log().sighting(&sighting),
+            ),
+            None => Recorded::Counted { routed: None },
+        };
+        let wanted = match proxy.settings().log_requests {
+            LogRequests::All => true,
+            LogRequests::None => false,
+            LogRequests::Unrouted => matches!(recorded, Recorded::Counted { routed: Some(false) | None }),
+        };
+        if !wanted {
+            return;
+        }
+        let path = if proxy.settings().log_query {
             self.uri.path_and_query().map_or(self.uri.path(), |pq| pq.as_str())
         } else {
             self.uri.path()
         };
-        self.proxy.log().access(AccessRecord {
+        proxy.log().access(AccessRecord {
             ts: self.ts,
             client_ip: self.client_ip,
             method: std::mem::take(&mut self.method),

@@ -17,6 +17,7 @@ use hyper::body::Incoming;
 use crate::error::UpstreamError;
 use crate::listen::conn::ConnState;
 use crate::log::AccessLog;
+use crate::record::ledger::Ledger;
 use crate::shutdown::Tracker;
 use crate::upstream::pool::{Checkout, Pool, PoolSettings};
 use crate::upstream::Upstreams;
@@ -36,6 +37,20 @@ pub struct ProxySettings {
     pub tunnel_idle_timeout: Duration,
     /// Log the query string too.
     pub log_query: bool,
+    /// Which requests get an access line.
+    pub log_requests: LogRequests,
+}
+
+/// `--log-requests`: which requests get an access line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogRequests {
+    /// Every request.
+    All,
+    /// Only requests green would not route (or whose verdict is unknown).
+    Unrouted,
+    /// None (events only).
+    None,
 }
 
 /// One worker's proxy: its own upstream pools and log handle.
@@ -44,6 +59,7 @@ pub struct Proxy {
     upstreams: Arc<Upstreams>,
     pools: Vec<Arc<Pool>>,
     log: AccessLog,
+    ledger: Option<Arc<Ledger>>,
     /// Live upgraded tunnels of this worker (waited for at shutdown).
     pub tunnels: Arc<Tracker>,
 }
@@ -55,9 +71,15 @@ impl Proxy {
         upstreams: Arc<Upstreams>,
         pool: Arc<PoolSettings>,
         log: AccessLog,
+        ledger: Option<Arc<Ledger>>,
     ) -> Self {
         let pools = upstreams.list.iter().map(|u| Pool::new(u.clone(), pool.clone())).collect();
-        Self { settings, upstreams, pools, log, tunnels: Arc::new(Tracker::default()) }
+        Self { settings, upstreams, pools, log, ledger, tunnels: Arc::new(Tracker::default()) }
+    }
+
+    /// The shared ledger (`None` with `--no-record`).
+    pub fn ledger(&self) -> Option<&Ledger> {
+        self.ledger.as_deref()
     }
 
     /// The settings the request path reads.
@@ -93,6 +115,8 @@ impl Proxy {
             uri: req.uri().clone(),
             version: req.version(),
             client_ip: headers::client_ip(conn.peer.ip(), req.headers(), &self.settings.trusted),
+            user_agent: req.headers().get(header::USER_AGENT).cloned(),
+            conn_age_ms: crate::shutdown::now_ms().saturating_sub(conn.accepted_ms),
             status: 0,
             upstream: pool.upstream().name,
             error: None,

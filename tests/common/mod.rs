@@ -413,7 +413,8 @@ impl H1Client {
     pub async fn get_len(&mut self, host: &str, path: &str) -> u64 {
         self.tx.ready().await.unwrap();
         let req = Request::get(path).header("host", host).body(full("")).unwrap();
-        let resp = tokio::time::timeout(WAIT, self.tx.send_request(req)).await.expect("response in time").expect("response");
+        let resp =
+            tokio::time::timeout(WAIT, self.tx.send_request(req)).await.expect("response in time").expect("response");
         let mut body = resp.into_body();
         let mut n = 0u64;
         while let Some(frame) = body.frame().await {

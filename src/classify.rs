@@ -1,0 +1,111 @@
+//! Evidence → action, as ../docs/REPORT.md and verdicts.md define it: the first rule that applies
+//! wins. Pure: the report builder and the merge call it with what they know.
+
+use crate::report::model::{Action, Routed};
+
+/// What is known about one host.
+#[derive(Debug, Clone)]
+pub struct Evidence<'a> {
+    /// Normalized host.
+    pub host: &'a str,
+    /// The Host was an IP literal, a load balancer's own name, or missing.
+    pub hardcoded: bool,
+    /// Green's verdict.
+    pub routed: Routed,
+    /// Path templates green lacks.
+    pub missing_paths: &'a [String],
+    /// Paths seen in all.
+    pub paths: usize,
+    /// DNS verdict (`unknown` until DNS evidence is configured).
+    pub dns: &'a str,
+    /// Milliseconds since the host's last request.
+    pub quiet_for_ms: u64,
+    /// After this much silence a host counts as stopped.
+    pub quiet_period_ms: u64,
+}
+
+/// The action, whether it is urgent, and why.
+pub fn classify(e: &Evidence<'_>) -> (Action, bool, String) {
+    if e.hardcoded {
+        let why = if e.host.starts_with('(') {
+            "requests arrive without a usable Host header".to_owned()
+        } else {
+            format!(
+                "clients address `{}` directly (an IP or a load balancer name): DNS changes will never move them",
+                e.host
+            )
+        };
+        return (Action::FixHardcoded, false, why);
+    }
+    if matches!(e.routed, Routed::Partial | Routed::None) {
+        let urgent = matches!(e.dns, "green" | "split");
+        let shown: Vec<&str> = e.missing_paths.iter().take(5).map(String::as_str).collect();
+        let more = e.missing_paths.len().saturating_sub(shown.len());
+        let mut why =
+            format!("green does not route {} of {} seen paths: {}", e.missing_paths.len(), e.paths, shown.join(", "));
+        if more > 0 {
+            why.push_str(&format!(" and {more} more"));
+        }
+        if urgent {
+            why.push_str("; DNS already sends clients to green, which answers 404 for them now");
+        }
+        return (Action::AddGreenRoute, urgent, why);
+    }
+    match e.dns {
+        "blue" | "split" => {
+            return (Action::SwitchDns, false, format!("green serves every seen path; DNS points at {}", e.dns))
+        }
+        "unknown-target" | "unresolvable" | "external" => {
+            return (Action::InvestigateDns, false, format!("DNS verdict `{}`: the host is not where expected", e.dns))
+        }
+        _ => {}
+    }
+    if e.quiet_for_ms >= e.quiet_period_ms {
+        return (Action::None, false, format!("no request for {} s", e.quiet_for_ms / 1000));
+    }
+    let why = match e.routed {
+        Routed::Unknown => "no green route table and no DNS evidence configured".to_owned(),
+        _ => "green serves every seen path; no DNS evidence configured to tell whether DNS still points at blue"
+            .to_owned(),
+    };
+    (Action::Unknown, false, why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev<'a>(routed: Routed, missing: &'a [String], dns: &'a str) -> Evidence<'a> {
+        Evidence {
+            host: "api.example.com",
+            hardcoded: false,
+            routed,
+            missing_paths: missing,
+            paths: 3,
+            dns,
+            quiet_for_ms: 0,
+            quiet_period_ms: 900_000,
+        }
+    }
+
+    #[test]
+    fn first_rule_wins() {
+        let missing = vec!["/v1/pay".to_owned()];
+        let mut e = ev(Routed::Partial, &missing, "unknown");
+        e.hardcoded = true;
+        assert_eq!(classify(&e).0, Action::FixHardcoded);
+        let (a, urgent, why) = classify(&ev(Routed::Partial, &missing, "unknown"));
+        assert_eq!((a, urgent), (Action::AddGreenRoute, false));
+        assert!(why.contains("/v1/pay"), "{why}");
+        let (a, urgent, _) = classify(&ev(Routed::None, &missing, "green"));
+        assert_eq!((a, urgent), (Action::AddGreenRoute, true));
+        assert_eq!(classify(&ev(Routed::All, &[], "blue")).0, Action::SwitchDns);
+        assert_eq!(classify(&ev(Routed::All, &[], "split")).0, Action::SwitchDns);
+        assert_eq!(classify(&ev(Routed::All, &[], "unresolvable")).0, Action::InvestigateDns);
+        assert_eq!(classify(&ev(Routed::All, &[], "unknown")).0, Action::Unknown);
+        assert_eq!(classify(&ev(Routed::Unknown, &[], "unknown")).0, Action::Unknown);
+        let mut quiet = ev(Routed::All, &[], "unknown");
+        quiet.quiet_for_ms = 1_000_000;
+        assert_eq!(classify(&quiet).0, Action::None);
+    }
+}

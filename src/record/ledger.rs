@@ -1,0 +1,407 @@
+//! The traffic ledger: normalized host → path template → counters, in 64 independently locked
+//! shards (no global lock; two workers rarely meet on one shard). Bounded by `--max-hosts` and
+//! `--max-paths-per-host`; beyond them traffic lands in `(other)` / `{other}`, so totals stay exact.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use super::normalize::{normalize_host_into, Glob, Templater};
+use super::stats::{Methods, Minutes, StatusClasses, TopK};
+use crate::routes::{RouteRef, RouteTable};
+
+/// Ledger key of hosts beyond `--max-hosts`.
+pub const OTHER_HOST: &str = "(other)";
+/// Ledger key of paths beyond `--max-paths-per-host`.
+pub const OTHER_PATH: &str = "{other}";
+/// Top client IPs / user agents kept per host.
+pub const TOP_K: usize = 10;
+/// Longest user agent kept (longer ones are cut).
+pub const MAX_AGENT_LEN: usize = 200;
+const SHARDS: usize = 64;
+
+/// Limits and filters of the ledger.
+#[derive(Debug, Clone)]
+pub struct LedgerSettings {
+    /// Distinct hosts kept before `(other)`.
+    pub max_hosts: usize,
+    /// Distinct path templates per host before `{other}`.
+    pub max_paths_per_host: usize,
+    /// Requests whose path matches are counted as ignored, not recorded.
+    pub ignore_paths: Vec<Glob>,
+    /// Requests whose user agent matches are counted as ignored, not recorded.
+    pub ignore_user_agents: Vec<Glob>,
+    /// Turns paths into templates.
+    pub templater: Templater,
+}
+
+/// One forwarded request (or upgraded connection), as the ledger needs it.
+#[derive(Debug)]
+pub struct Observation<'a> {
+    /// Host as received (`:authority` for HTTP/2).
+    pub host: Option<&'a [u8]>,
+    /// Request path (query ignored).
+    pub path: &'a str,
+    /// Method.
+    pub method: &'a http::Method,
+    /// Status sent to the client.
+    pub status: u16,
+    /// Request body bytes.
+    pub bytes_in: u64,
+    /// Response body bytes.
+    pub bytes_out: u64,
+    /// Client IP.
+    pub client_ip: IpAddr,
+    /// User-Agent header.
+    pub user_agent: Option<&'a [u8]>,
+    /// Age of the client's connection when the request arrived.
+    pub conn_age_ms: u64,
+    /// Wall clock of the request, unix milliseconds.
+    pub at_ms: u64,
+}
+
+/// What recording one request found out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Matched an ignore rule: counted as ignored only.
+    Ignored,
+    /// Recorded; `routed` is green's verdict for its host/path (`None`: no route table).
+    Counted {
+        /// Whether green routes this host/path.
+        routed: Option<bool>,
+    },
+}
+
+/// A first sighting, announced as an `event` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sighting {
+    /// A host never seen before.
+    NewHost {
+        /// The normalized host.
+        host: String,
+        /// Green's verdict for its first path (`None`: no route table).
+        routed: Option<bool>,
+    },
+    /// A path template never seen before on its host.
+    NewPath {
+        /// The normalized host.
+        host: String,
+        /// The template.
+        path: String,
+        /// Green's verdict (`None`: no route table).
+        routed: Option<bool>,
+        /// The green object that serves it.
+        matched: Option<RouteRef>,
+    },
+}
+
+/// Counters of one path template.
+#[derive(Debug, Clone)]
+pub struct PathStats {
+    /// Requests.
+    pub requests: u64,
+    /// First request, unix ms.
+    pub first_seen_ms: u64,
+    /// Last request, unix ms.
+    pub last_seen_ms: u64,
+    /// Methods seen.
+    pub methods: Methods,
+    /// Status classes.
+    pub status: StatusClasses,
+    /// Request bytes.
+    pub bytes_in: u64,
+    /// Response bytes.
+    pub bytes_out: u64,
+    /// The first concrete path seen, matched against green's routes.
+    pub example: Box<str>,
+    /// Green's verdict and the route table version it was computed with.
+    pub green: Option<RouteRef>,
+    green_version: u64,
+}
+
+/// Counters of one host.
+#[derive(Debug, Clone)]
+pub struct HostStats {
+    /// Requests.
+    pub requests: u64,
+    /// First request, unix ms.
+    pub first_seen_ms: u64,
+    /// Last request, unix ms.
+    pub last_seen_ms: u64,
+    /// Methods seen.
+    pub methods: Methods,
+    /// Status classes.
+    pub status: StatusClasses,
+    /// Request bytes.
+    pub bytes_in: u64,
+    /// Response bytes.
+    pub bytes_out: u64,
+    /// The client addressed an IP literal.
+    pub ip_literal: bool,
+    /// Top client IPs.
+    pub clients: TopK<IpAddr>,
+    /// Top user agents.
+    pub agents: TopK<Box<str>>,
+    /// Oldest client connection seen carrying a request, ms.
+    pub oldest_conn_age_ms: u64,
+    /// Requests per minute, last 24 h.
+    pub minutes: Minutes,
+    /// Path templates.
+    pub paths: HashMap<Box<str>, PathStats>,
+}
+
+impl HostStats {
+    fn new(at_ms: u64, ip_literal: bool) -> Self {
+        Self {
+            requests: 0,
+            first_seen_ms: at_ms,
+            last_seen_ms: at_ms,
+            methods: Methods::default(),
+            status: StatusClasses::default(),
+            bytes_in: 0,
+            bytes_out: 0,
+            ip_literal,
+            clients: TopK::new(TOP_K),
+            agents: TopK::new(TOP_K),
+            oldest_conn_age_ms: 0,
+            minutes: Minutes::default(),
+            paths: HashMap::new(),
+        }
+    }
+}
+
+/// Totals over everything recorded, exact whatever the bounds.
+#[derive(Debug, Default)]
+pub struct Totals {
+    /// Every request recorded (not ignored).
+    pub requests: AtomicU64,
+    /// Requests that matched an ignore rule.
+    pub ignored: AtomicU64,
+    /// Requests whose host/path green does not route.
+    pub unrouted: AtomicU64,
+    /// Requests counted under `(other)`.
+    pub hosts_overflowed: AtomicU64,
+    /// Requests counted under `{other}`.
+    pub paths_overflowed: AtomicU64,
+}
+
+/// One lock's worth of hosts.
+type Shard = Mutex<HashMap<Box<str>, HostStats>>;
+
+/// The ledger.
+pub struct Ledger {
+    settings: LedgerSettings,
+    shards: Box<[Shard]>,
+    hasher: RandomState,
+    hosts: AtomicUsize,
+    /// Exact totals.
+    pub totals: Totals,
+    routes: ArcSwap<RouteTable>,
+    route_version: AtomicU64,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<(String, String)> = const { RefCell::new((String::new(), String::new())) };
+}
+
+impl Ledger {
+    /// An empty ledger judging paths against `routes`.
+    pub fn new(settings: LedgerSettings, routes: Arc<RouteTable>) -> Self {
+        let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
+        Self {
+            settings,
+            shards,
+            hasher: RandomState::new(),
+            hosts: AtomicUsize::new(0),
+            totals: Totals::default(),
+            routes: ArcSwap::new(routes),
+            route_version: AtomicU64::new(1),
+        }
+    }
+
+    /// The current route table.
+    pub fn routes(&self) -> Arc<RouteTable> {
+        self.routes.load_full()
+    }
+
+    /// Replaces green's route table (after a reload); verdicts are recomputed lazily.
+    pub fn set_routes(&self, routes: Arc<RouteTable>) {
+        self.routes.store(routes);
+        self.route_version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Whether a request is to be ignored (health checks).
+    pub fn ignores(&self, path: &str, user_agent: Option<&[u8]>) -> bool {
+        if self.settings.ignore_paths.iter().any(|g| g.matches(path)) {
+            return true;
+        }
+        match user_agent.and_then(|ua| std::str::from_utf8(ua).ok()) {
+            Some(ua) => self.settings.ignore_user_agents.iter().any(|g| g.matches(ua)),
+            None => false,
+        }
+    }
+
+    /// Records one request; `sighted` hears about first sightings.
+    pub fn record(&self, o: &Observation<'_>, mut sighted: impl FnMut(Sighting)) -> Recorded {
+        if self.ignores(o.path, o.user_agent) {
+            self.totals.ignored.fetch_add(1, Ordering::Relaxed);
+            return Recorded::Ignored;
+        }
+        self.totals.requests.fetch_add(1, Ordering::Relaxed);
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let (host_buf, path_buf) = &mut *scratch;
+            let ip_literal = normalize_host_into(o.host, host_buf);
+            self.settings.templater.template_into(o.path, path_buf);
+            let routed = self.record_normalized(host_buf, ip_literal, path_buf, o, &mut sighted);
+            if routed == Some(false) {
+                self.totals.unrouted.fetch_add(1, Ordering::Relaxed);
+            }
+            Recorded::Counted { routed }
+        })
+    }
+
+    fn shard_of(&self, host: &str) -> usize {
+        (self.hasher.hash_one(host) as usize) % SHARDS
+    }
+
+    fn record_normalized(
+        &self,
+        host: &str,
+        ip_literal: bool,
+        template: &str,
+        o: &Observation<'_>,
+        sighted: &mut impl FnMut(Sighting),
+    ) -> Option<bool> {
+        let mut key = host;
+        let mut new_host = false;
+        let mut shard = self.shards[self.shard_of(key)].lock().unwrap_or_else(|p| p.into_inner());
+        if !shard.contains_key(key) {
+            // Reserve a slot under the bound, or fall back to the overflow host.
+            let taken = self.hosts.fetch_add(1, Ordering::Relaxed);
+            if taken >= self.settings.max_hosts {
+                self.hosts.fetch_sub(1, Ordering::Relaxed);
+                self.totals.hosts_overflowed.fetch_add(1, Ordering::Relaxed);
+                drop(shard);
+                key = OTHER_HOST;
+                shard = self.shards[self.shard_of(key)].lock().unwrap_or_else(|p| p.into_inner());
+            } else {
+                new_host = true;
+            }
+        }
+        let overflow_host = key == OTHER_HOST;
+        let entry = match shard.get_mut(key) {
+            Some(e) => e,
+            None => shard.entry(key.into()).or_insert_with(|| HostStats::new(o.at_ms, ip_literal)),
+        };
+        entry.requests += 1;
+        entry.first_seen_ms = entry.first_seen_ms.min(o.at_ms);
+        entry.last_seen_ms = entry.last_seen_ms.max(o.at_ms);
+        entry.methods.add(o.method);
+        entry.status.add(o.status);
+        entry.bytes_in += o.bytes_in;
+        entry.bytes_out += o.bytes_out;
+        entry.clients.add(&o.client_ip, 1);
+        if let Some(ua) = o.user_agent {
+            let ua = &ua[..ua.len().min(MAX_AGENT_LEN)];
+            let text = String::from_utf8_lossy(ua);
+            entry.agents.add_with(|k| k.as_bytes() == text.as_bytes(), || text.as_ref().into(), 1);
+        }
+        entry.oldest_conn_age_ms = entry.oldest_conn_age_ms.max(o.conn_age_ms);
+        entry.minutes.add(o.at_ms / 60_000, 1);
+        if overflow_host {
+            return None;
+        }
+
+        let version = self.route_version.load(Ordering::Acquire);
+        let mut pkey = template;
+        if !entry.paths.contains_key(pkey) && entry.paths.len() >= self.settings.max_paths_per_host {
+            pkey = OTHER_PATH;
+            self.totals.paths_overflowed.fetch_add(1, Ordering::Relaxed);
+        }
+        let is_new = !entry.paths.contains_key(pkey);
+        let path = match entry.paths.get_mut(pkey) {
+            Some(p) => p,
+            None => entry.paths.entry(pkey.into()).or_insert_with(|| PathStats {
+                requests: 0,
+                first_seen_ms: o.at_ms,
+                last_seen_ms: o.at_ms,
+                methods: Methods::default(),
+                status: StatusClasses::default(),
+                bytes_in: 0,
+                bytes_out: 0,
+                example: o.path.split('?').next().unwrap_or("/").into(),
+                green: None,
+                green_version: 0,
+            }),
+        };
+        path.requests += 1;
+        path.first_seen_ms = path.first_seen_ms.min(o.at_ms);
+        path.last_seen_ms = path.last_seen_ms.max(o.at_ms);
+        path.methods.add(o.method);
+        path.status.add(o.status);
+        path.bytes_in += o.bytes_in;
+        path.bytes_out += o.bytes_out;
+        if pkey == OTHER_PATH {
+            if new_host {
+                sighted(Sighting::NewHost { host: key.to_owned(), routed: None });
+            }
+            return None;
+        }
+        let routes = self.routes.load();
+        let routed = if routes.is_empty() {
+            None
+        } else {
+            if path.green_version != version {
+                path.green = routes.route(key, &path.example).cloned();
+                path.green_version = version;
+            }
+            Some(path.green.is_some())
+        };
+        if new_host {
+            sighted(Sighting::NewHost { host: key.to_owned(), routed });
+        }
+        if is_new {
+            sighted(Sighting::NewPath {
+                host: key.to_owned(),
+                path: pkey.to_owned(),
+                routed,
+                matched: path.green.clone(),
+            });
+        }
+        routed
+    }
+
+    /// A consistent copy of every host (each shard locked briefly in turn), green verdicts
+    /// brought up to date with the current route table.
+    pub fn snapshot(&self) -> Vec<(String, HostStats)> {
+        let routes = self.routes.load();
+        let version = self.route_version.load(Ordering::Acquire);
+        let mut out = Vec::with_capacity(self.hosts.load(Ordering::Relaxed) + 1);
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for (host, stats) in shard.iter_mut() {
+                if !routes.is_empty() && host.as_ref() != OTHER_HOST {
+                    for (template, p) in stats.paths.iter_mut() {
+                        if p.green_version != version && template.as_ref() != OTHER_PATH {
+                            p.green = routes.route(host, &p.example).cloned();
+                            p.green_version = version;
+                        }
+                    }
+                }
+                out.push((host.to_string(), stats.clone()));
+            }
+        }
+        out
+    }
+
+    /// Distinct hosts recorded (without `(other)`).
+    pub fn host_count(&self) -> usize {
+        self.hosts.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,308 @@
+//! Pure functions that turn what a client sent into ledger keys: the normalized host and the path
+//! template. Rules (documented in docs/REPORT.md):
+//!
+//! - Host: lowercase, port and trailing dot removed, IDN to its ASCII (punycode) form; an IP literal
+//!   is kept and marked hardcoded; no Host at all is `(none)`.
+//! - Path: query dropped; a segment becomes `{id}` when it is all digits, a UUID, hex of 16+ chars,
+//!   an opaque token of 20+ chars mixing letters and digits, or matches an `--id-pattern` regex.
+//!   At most [`MAX_SEGMENTS`] segments and [`MAX_PATH_LEN`] bytes are kept (then `/…`).
+
+use std::fmt::Write;
+use std::net::IpAddr;
+
+/// What a Host header normalized to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalHost {
+    /// The ledger key.
+    pub name: String,
+    /// The client addressed an IP literal: DNS changes will never move it.
+    pub ip_literal: bool,
+}
+
+/// The ledger key for requests without a Host.
+pub const NO_HOST: &str = "(none)";
+/// The ledger key for a Host that is not text or not a name.
+pub const INVALID_HOST: &str = "(invalid)";
+/// Segments kept in a template.
+pub const MAX_SEGMENTS: usize = 32;
+/// Bytes kept in a template.
+pub const MAX_PATH_LEN: usize = 256;
+
+/// Normalizes a Host header (or `:authority`) value.
+pub fn normalize_host(raw: Option<&[u8]>) -> NormalHost {
+    let mut name = String::new();
+    let ip_literal = normalize_host_into(raw, &mut name);
+    NormalHost { name, ip_literal }
+}
+
+/// Normalizes into `out` (reused between calls: no allocation on the common path); returns
+/// whether the host is an IP literal.
+pub fn normalize_host_into(raw: Option<&[u8]>, out: &mut String) -> bool {
+    out.clear();
+    let set = |out: &mut String, s: &str| out.push_str(s);
+    let Some(raw) = raw else {
+        set(out, NO_HOST);
+        return false;
+    };
+    let Ok(text) = std::str::from_utf8(raw) else {
+        set(out, INVALID_HOST);
+        return false;
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        set(out, NO_HOST);
+        return false;
+    }
+    // [v6]:port or [v6]
+    if let Some(rest) = text.strip_prefix('[') {
+        let inner = rest.split(']').next().unwrap_or(rest);
+        return match inner.parse::<IpAddr>() {
+            Ok(ip) => {
+                let _ = write!(out, "{ip}");
+                true
+            }
+            Err(_) => {
+                set(out, INVALID_HOST);
+                false
+            }
+        };
+    }
+    let host = match text.rsplit_once(':') {
+        Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => text,
+    };
+    let host = host.trim_end_matches('.');
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        let _ = write!(out, "{ip}");
+        return true;
+    }
+    if host.is_ascii() {
+        out.push_str(host);
+        out.make_ascii_lowercase();
+        return false;
+    }
+    match idna::domain_to_ascii(host) {
+        Ok(ascii) if !ascii.is_empty() => out.push_str(&ascii),
+        _ => set(out, INVALID_HOST),
+    }
+    false
+}
+
+/// Whether a normalized host is a load balancer's own name (clients that bypass DNS records).
+/// ALB/CLB names end in `.<region>.elb.amazonaws.com`, NLB names in `.elb.<region>.amazonaws.com`.
+pub fn is_load_balancer_name(host: &str) -> bool {
+    let host = host.strip_prefix("dualstack.").unwrap_or(host);
+    (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn")) && host.contains(".elb.")
+}
+
+/// Turns request paths into templates: ids become `{id}`.
+#[derive(Debug, Default, Clone)]
+pub struct Templater {
+    extra: Vec<regex::Regex>,
+}
+
+impl Templater {
+    /// With extra whole-segment patterns (from `--id-pattern`).
+    pub fn new(extra: Vec<regex::Regex>) -> Self {
+        Self { extra }
+    }
+
+    /// Writes the template of `path` (query already dropped or not) into `out`.
+    pub fn template_into(&self, path: &str, out: &mut String) {
+        out.clear();
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        if !path.starts_with('/') {
+            // `*` (OPTIONS), absolute-form leftovers: keep short and recognizable.
+            out.push_str(if path.is_empty() { "/" } else { "(non-path)" });
+            return;
+        }
+        for (segments, seg) in path[1..].split('/').enumerate() {
+            if segments == MAX_SEGMENTS || out.len() >= MAX_PATH_LEN {
+                out.push_str("/…");
+                return;
+            }
+            out.push('/');
+            if self.is_id(seg) {
+                out.push_str("{id}");
+            } else {
+                let room = MAX_PATH_LEN.saturating_sub(out.len());
+                if seg.len() > room {
+                    let mut cut = room;
+                    while !seg.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    out.push_str(&seg[..cut]);
+                    out.push('…');
+                    return;
+                }
+                out.push_str(seg);
+            }
+        }
+    }
+
+    /// The template of `path`.
+    pub fn template(&self, path: &str) -> String {
+        let mut out = String::with_capacity(path.len().min(MAX_PATH_LEN + 8));
+        self.template_into(path, &mut out);
+        out
+    }
+
+    fn is_id(&self, seg: &str) -> bool {
+        is_builtin_id(seg)
+            || self.extra.iter().any(|re| re.find(seg).is_some_and(|m| m.start() == 0 && m.end() == seg.len()))
+    }
+}
+
+/// The built-in id rules for one path segment.
+pub fn is_builtin_id(seg: &str) -> bool {
+    let b = seg.as_bytes();
+    if b.is_empty() {
+        return false;
+    }
+    if b.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
+    if is_uuid(b) {
+        return true;
+    }
+    if b.len() >= 16 && b.iter().all(u8::is_ascii_hexdigit) {
+        return true;
+    }
+    if b.len() >= 20 {
+        let token_chars = b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'=' | b'.' | b'~'));
+        let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+        let letters = b.iter().filter(|c| c.is_ascii_alphabetic()).count();
+        return token_chars && digits >= 2 && letters >= 2;
+    }
+    false
+}
+
+fn is_uuid(b: &[u8]) -> bool {
+    b.len() == 36
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
+}
+
+/// A glob with `*` (any run, `/` included) and `?` (one character), for `--ignore-path` and
+/// `--ignore-user-agent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Glob(String);
+
+impl std::str::FromStr for Glob {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.is_empty() {
+            return Err("an empty glob matches nothing".into());
+        }
+        Ok(Glob(s.to_owned()))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Glob {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Glob {
+    /// Whether `text` matches the whole glob.
+    pub fn matches(&self, text: &str) -> bool {
+        glob_match(self.0.as_bytes(), text.as_bytes())
+    }
+}
+
+fn glob_match(p: &[u8], t: &[u8]) -> bool {
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        let n = |s: &str| normalize_host(Some(s.as_bytes()));
+        assert_eq!(n("API.Example.COM").name, "api.example.com");
+        assert_eq!(n("api.example.com:8443").name, "api.example.com");
+        assert_eq!(n("api.example.com.").name, "api.example.com");
+        assert_eq!(n("api.example.com.:80").name, "api.example.com");
+        assert_eq!(n("bücher.example").name, "xn--bcher-kva.example");
+        assert_eq!(n("10.1.2.3:8080"), NormalHost { name: "10.1.2.3".into(), ip_literal: true });
+        assert_eq!(n("[2001:db8::1]:443"), NormalHost { name: "2001:db8::1".into(), ip_literal: true });
+        assert_eq!(n("2001:db8::1"), NormalHost { name: "2001:db8::1".into(), ip_literal: true });
+        assert_eq!(normalize_host(None).name, NO_HOST);
+        assert_eq!(n("").name, NO_HOST);
+        assert_eq!(normalize_host(Some(b"\xff\xfe")).name, "(invalid)");
+        assert!(is_load_balancer_name("k8s-blue-api-1a2b.ap-northeast-2.elb.amazonaws.com"));
+        assert!(is_load_balancer_name("k8s-blue-legacy-9f.elb.ap-northeast-2.amazonaws.com"));
+        assert!(is_load_balancer_name("dualstack.k8s-green-api-3c4d.ap-northeast-2.elb.amazonaws.com"));
+        assert!(!is_load_balancer_name("api.example.com"));
+        assert!(!is_load_balancer_name("s3.amazonaws.com"));
+    }
+
+    #[test]
+    fn templates() {
+        let t = Templater::default();
+        let cases = [
+            ("/v1/users/123/orders/9f8e7d6c5b4a39281706f5e4d3c2b1a0", "/v1/users/{id}/orders/{id}"),
+            ("/v1/users/123?token=abc", "/v1/users/{id}"),
+            ("/items/550e8400-e29b-41d4-a716-446655440000", "/items/{id}"),
+            ("/s/eyJhbGciOiJIUzI1NiJ9abc123DEF456", "/s/{id}"),
+            ("/static/app.min.js", "/static/app.min.js"),
+            ("/healthz", "/healthz"),
+            ("/", "/"),
+            ("", "/"),
+            ("*", "(non-path)"),
+            ("/a//b/", "/a//b/"),
+            ("/v2/dead", "/v2/dead"),
+            ("/blog/my-very-long-article-title-about-things", "/blog/my-very-long-article-title-about-things"),
+            ("/sha/0123456789abcdef", "/sha/{id}"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(t.template(path), want, "{path}");
+        }
+        let deep = "/a".repeat(100);
+        assert!(t.template(&deep).ends_with("/…"));
+        let long = format!("/{}", "x".repeat(1000));
+        assert!(t.template(&long).len() <= MAX_PATH_LEN + 4);
+        let extra = Templater::new(vec![regex::Regex::new("[a-z]{2}-[A-Z]{2}").unwrap()]);
+        assert_eq!(extra.template("/en-US/docs"), "/{id}/docs");
+        assert_eq!(extra.template("/xen-USx/docs"), "/xen-USx/docs");
+    }
+
+    #[test]
+    fn globs() {
+        let g = |p: &str, t: &str| p.parse::<Glob>().unwrap().matches(t);
+        assert!(g("ELB-HealthChecker/*", "ELB-HealthChecker/2.0"));
+        assert!(!g("ELB-HealthChecker/*", "Mozilla/5.0"));
+        assert!(g("/healthz", "/healthz"));
+        assert!(g("*/healthz", "/api/healthz"));
+        assert!(g("/ready?", "/readyz"));
+        assert!(!g("/ready?", "/ready"));
+        assert!(g("*", ""));
+        assert!(g("kube-probe/*", "kube-probe/1.29"));
+    }
+}

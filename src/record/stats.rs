@@ -1,0 +1,229 @@
+//! Bounded counters the ledger keeps per host and path: space-saving top-k, a per-minute ring of the
+//! last 24 hours, method and status-class tallies. Pure data structures, mergeable across replicas.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+/// Minutes kept in a [`Minutes`] ring.
+pub const RING_MINUTES: u64 = 24 * 60;
+
+/// The space-saving summary (Metwally et al.): at most `cap` counters; a new key replaces the
+/// smallest one and inherits its count as over-estimate, so heavy hitters are never lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopK<K> {
+    cap: usize,
+    items: Vec<(K, u64)>,
+}
+
+impl<K: PartialEq + Clone> TopK<K> {
+    /// Keeps at most `cap` counters.
+    pub fn new(cap: usize) -> Self {
+        Self { cap: cap.max(1), items: Vec::new() }
+    }
+
+    /// Counts one occurrence of the key that `eq` recognizes; `make` builds it only when needed.
+    pub fn add_with(&mut self, eq: impl Fn(&K) -> bool, make: impl FnOnce() -> K, n: u64) {
+        if let Some(item) = self.items.iter_mut().find(|(k, _)| eq(k)) {
+            item.1 += n;
+            return;
+        }
+        if self.items.len() < self.cap {
+            self.items.push((make(), n));
+            return;
+        }
+        if let Some(min) = self.items.iter_mut().min_by_key(|(_, c)| *c) {
+            *min = (make(), min.1 + n);
+        }
+    }
+
+    /// Counts `n` occurrences of `key`.
+    pub fn add(&mut self, key: &K, n: u64) {
+        self.add_with(|k| k == key, || key.clone(), n);
+    }
+
+    /// The counters, largest first.
+    pub fn top(&self) -> Vec<(K, u64)> {
+        let mut v = self.items.clone();
+        v.sort_by_key(|item| std::cmp::Reverse(item.1));
+        v
+    }
+
+    /// Adds another summary's counters (replicas' reports merged).
+    pub fn merge(&mut self, other: &TopK<K>) {
+        let mut all: Vec<(K, u64)> = self.items.clone();
+        for (k, c) in &other.items {
+            match all.iter_mut().find(|(x, _)| x == k) {
+                Some(item) => item.1 += c,
+                None => all.push((k.clone(), *c)),
+            }
+        }
+        all.sort_by_key(|item| std::cmp::Reverse(item.1));
+        all.truncate(self.cap.max(other.cap));
+        self.cap = self.cap.max(other.cap);
+        self.items = all;
+    }
+}
+
+/// Requests per minute over the last 24 hours: `(unix minute, count)`, oldest first, bounded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Minutes(VecDeque<(u64, u64)>);
+
+impl Minutes {
+    /// Counts one request in `minute` (unix minutes).
+    pub fn add(&mut self, minute: u64, n: u64) {
+        match self.0.back_mut() {
+            Some((m, c)) if *m == minute => *c += n,
+            Some((m, _)) if *m > minute => {
+                // Clock went back or a late record: fold it into its minute if still kept.
+                if let Some(slot) = self.0.iter_mut().find(|(m, _)| *m == minute) {
+                    slot.1 += n;
+                }
+            }
+            _ => self.0.push_back((minute, n)),
+        }
+        while self.0.front().is_some_and(|(m, _)| m + RING_MINUTES <= minute) {
+            self.0.pop_front();
+        }
+    }
+
+    /// The kept minutes, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// Adds another ring (merge), keeping the last 24 h of the combined range.
+    pub fn merge(&mut self, other: &Minutes) {
+        let mut all: Vec<(u64, u64)> = self.0.iter().chain(other.0.iter()).copied().collect();
+        all.sort_by_key(|(m, _)| *m);
+        let mut merged = Minutes::default();
+        for (m, c) in all {
+            merged.add(m, c);
+        }
+        *self = merged;
+    }
+}
+
+/// The methods seen, as a small set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Methods(u16);
+
+const METHOD_NAMES: [&str; 10] =
+    ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER"];
+
+impl Methods {
+    /// Adds a method.
+    pub fn add(&mut self, method: &http::Method) {
+        let i = METHOD_NAMES.iter().position(|m| *m == method.as_str()).unwrap_or(METHOD_NAMES.len() - 1);
+        self.0 |= 1 << i;
+    }
+
+    /// Adds a method by name (merge of reports).
+    pub fn add_name(&mut self, name: &str) {
+        let i = METHOD_NAMES.iter().position(|m| *m == name).unwrap_or(METHOD_NAMES.len() - 1);
+        self.0 |= 1 << i;
+    }
+
+    /// The names, in a fixed order.
+    pub fn names(&self) -> Vec<String> {
+        METHOD_NAMES.iter().enumerate().filter(|(i, _)| self.0 & (1 << i) != 0).map(|(_, n)| (*n).to_owned()).collect()
+    }
+}
+
+/// Responses by status class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusClasses {
+    /// 1xx (101 for upgrades).
+    #[serde(rename = "1xx")]
+    pub c1: u64,
+    /// 2xx.
+    #[serde(rename = "2xx")]
+    pub c2: u64,
+    /// 3xx.
+    #[serde(rename = "3xx")]
+    pub c3: u64,
+    /// 4xx (499: the client went away).
+    #[serde(rename = "4xx")]
+    pub c4: u64,
+    /// 5xx (502/504 from the proxy included).
+    #[serde(rename = "5xx")]
+    pub c5: u64,
+}
+
+impl StatusClasses {
+    /// Counts one status.
+    pub fn add(&mut self, status: u16) {
+        match status {
+            100..=199 => self.c1 += 1,
+            200..=299 => self.c2 += 1,
+            300..=399 => self.c3 += 1,
+            400..=499 => self.c4 += 1,
+            _ => self.c5 += 1,
+        }
+    }
+
+    /// Adds another tally.
+    pub fn merge(&mut self, o: &StatusClasses) {
+        self.c1 += o.c1;
+        self.c2 += o.c2;
+        self.c3 += o.c3;
+        self.c4 += o.c4;
+        self.c5 += o.c5;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topk_keeps_heavy_hitters() {
+        let mut t = TopK::new(3);
+        for i in 0..1000u32 {
+            t.add(&"heavy", 1);
+            t.add(&if i % 2 == 0 { "medium" } else { "noise-a" }, 1);
+            let noise = format!("n{i}");
+            t.add_with(|k: &&str| *k == noise, || "noise", 1);
+        }
+        let top = t.top();
+        assert_eq!(top[0], ("heavy", 1000));
+        assert!(top.len() == 3);
+        let mut other = TopK::new(3);
+        other.add(&"heavy", 5);
+        other.add(&"rare", 1);
+        t.merge(&other);
+        assert_eq!(t.top()[0], ("heavy", 1005));
+    }
+
+    #[test]
+    fn minutes_ring_is_bounded() {
+        let mut m = Minutes::default();
+        for minute in 0..5000 {
+            m.add(minute, 2);
+        }
+        assert_eq!(m.iter().count() as u64, RING_MINUTES);
+        assert_eq!(m.iter().next(), Some((5000 - RING_MINUTES, 2)));
+        let mut a = Minutes::default();
+        a.add(10, 1);
+        a.add(12, 1);
+        let mut b = Minutes::default();
+        b.add(11, 5);
+        b.add(12, 2);
+        a.merge(&b);
+        assert_eq!(a.iter().collect::<Vec<_>>(), vec![(10, 1), (11, 5), (12, 3)]);
+    }
+
+    #[test]
+    fn methods_and_status() {
+        let mut m = Methods::default();
+        m.add(&http::Method::POST);
+        m.add(&http::Method::GET);
+        m.add(&http::Method::from_bytes(b"PROPFIND").unwrap());
+        assert_eq!(m.names(), ["GET", "POST", "OTHER"]);
+        let mut s = StatusClasses::default();
+        for code in [101, 200, 204, 301, 404, 499, 502, 504] {
+            s.add(code);
+        }
+        assert_eq!((s.c1, s.c2, s.c3, s.c4, s.c5), (1, 2, 1, 2, 2));
+    }
+}

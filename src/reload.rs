@@ -1,0 +1,90 @@
+//! Reloading green's route table on SIGHUP and when a route file changes (polled every
+//! [`POLL`]); a broken table is refused and the last good one kept, with the reason logged.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::log::AccessLog;
+use crate::record::ledger::Ledger;
+use crate::routes::RouteTable;
+
+/// How often route files are checked for changes.
+pub const POLL: Duration = Duration::from_secs(2);
+
+type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
+
+/// Watches `paths` forever, swapping the ledger's route table on every good change.
+pub async fn watch_routes(paths: Vec<PathBuf>, ledger: Arc<Ledger>, log: AccessLog) {
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; route files are still polled");
+            None
+        }
+    };
+    let mut last = fingerprint_async(&paths).await;
+    loop {
+        let trigger = tokio::select! {
+            _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => "SIGHUP",
+            _ = tokio::time::sleep(POLL) => {
+                let now = fingerprint_async(&paths).await;
+                if now == last { continue; }
+                last = now;
+                "file changed"
+            }
+        };
+        let to_load = paths.clone();
+        match tokio::task::spawn_blocking(move || RouteTable::load(&to_load)).await {
+            Ok(Ok(table)) => {
+                let objects = table.objects();
+                ledger.set_routes(Arc::new(table));
+                log.event("routes_reloaded", json!({"trigger": trigger, "objects": objects}));
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "route reload refused; keeping the last good table");
+                log.event(
+                    "routes_reload_failed",
+                    json!({"trigger": trigger, "error": e.to_string(), "kept": "last good table"}),
+                );
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+async fn fingerprint_async(paths: &[PathBuf]) -> Fingerprint {
+    let paths = paths.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for p in &paths {
+            walk(p, &mut out, 0);
+        }
+        out.sort();
+        out
+    })
+    .await
+    .unwrap_or_default()
+}
+
+fn walk(p: &Path, out: &mut Fingerprint, depth: usize) {
+    let Ok(meta) = std::fs::metadata(p) else {
+        out.push((p.to_owned(), None, 0));
+        return;
+    };
+    if meta.is_dir() {
+        if depth > 32 {
+            return;
+        }
+        if let Ok(entries) = std::fs::read_dir(p) {
+            for e in entries.flatten() {
+                walk(&e.path(), out, depth + 1);
+            }
+        }
+    } else {
+        out.push((p.to_owned(), meta.modified().ok(), meta.len()));
+    }
+}

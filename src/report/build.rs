@@ -1,0 +1,202 @@
+//! Ledger snapshot → [`Report`]: green verdicts per host, the action, sorting. Also re-derives
+//! verdicts and actions for merged reports, so one rule set serves both.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::model::*;
+use crate::classify::{classify, Evidence};
+use crate::log::rfc3339;
+use crate::record::ledger::{HostStats, Ledger, OTHER_HOST, OTHER_PATH};
+use crate::record::normalize::{is_load_balancer_name, INVALID_HOST, NO_HOST};
+
+/// How a report judges hosts.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportSettings {
+    /// After this much silence a host's action is `none`.
+    pub quiet_period: Duration,
+}
+
+/// Unix ms → RFC 3339.
+pub fn ts(ms: u64) -> String {
+    rfc3339(UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// Now, unix ms.
+pub fn now_unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Makes the report of everything recorded so far.
+pub fn build(ledger: &Ledger, started_at_ms: u64, settings: &ReportSettings) -> Report {
+    let now = now_unix_ms();
+    let routes = ledger.routes();
+    let loaded = !routes.is_empty();
+    let t = &ledger.totals;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let mut hosts: Vec<HostReport> =
+        ledger.snapshot().into_iter().map(|(host, stats)| host_report(host, &stats, loaded)).collect();
+    let mut report = Report {
+        schema: SCHEMA.into(),
+        generated_at: ts(now),
+        started_at: ts(started_at_ms),
+        replicas: 1,
+        totals: Totals {
+            requests: load(&t.requests),
+            ignored_requests: load(&t.ignored),
+            hosts: ledger.host_count() as u64,
+            unrouted_requests: load(&t.unrouted),
+            hosts_overflowed_requests: load(&t.hosts_overflowed),
+            paths_overflowed_requests: load(&t.paths_overflowed),
+        },
+        green: GreenSummary { loaded, objects: routes.objects() as u64 },
+        hosts: Vec::new(),
+    };
+    for h in hosts.iter_mut() {
+        judge(h, now, settings);
+    }
+    sort_hosts(&mut hosts);
+    report.hosts = hosts;
+    report
+}
+
+fn host_report(host: String, s: &HostStats, loaded: bool) -> HostReport {
+    let mut paths: Vec<PathReport> = s
+        .paths
+        .iter()
+        .map(|(template, p)| {
+            let judged = loaded && template.as_ref() != OTHER_PATH && host != OTHER_HOST;
+            PathReport {
+                path: template.to_string(),
+                requests: p.requests,
+                first_seen: ts(p.first_seen_ms),
+                last_seen: ts(p.last_seen_ms),
+                green_routed: judged.then_some(p.green.is_some()),
+                matched_route: if judged { p.green.as_ref().map(|r| r.to_string()) } else { None },
+                methods: p.methods.names(),
+                status: p.status,
+                bytes_in: p.bytes_in,
+                bytes_out: p.bytes_out,
+            }
+        })
+        .collect();
+    paths.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.path.cmp(&b.path)));
+    let hardcoded = s.ip_literal || is_load_balancer_name(&host) || host == NO_HOST || host == INVALID_HOST;
+    HostReport {
+        requests: s.requests,
+        first_seen: ts(s.first_seen_ms),
+        last_seen: ts(s.last_seen_ms),
+        hardcoded,
+        green: GreenVerdict { routed: Routed::Unknown, missing_paths: Vec::new() },
+        dns: DnsEvidence::default(),
+        action: Action::Unknown,
+        urgent: false,
+        reason: String::new(),
+        methods: s.methods.names(),
+        status: s.status,
+        bytes_in: s.bytes_in,
+        bytes_out: s.bytes_out,
+        oldest_connection_age_s: s.oldest_conn_age_ms as f64 / 1000.0,
+        requests_per_minute: s.minutes.iter().map(|(minute, requests)| MinuteCount { minute, requests }).collect(),
+        paths,
+        top_clients: s
+            .clients
+            .top()
+            .into_iter()
+            .map(|(ip, requests)| ClientCount { ip: ip.to_string(), requests })
+            .collect(),
+        top_user_agents: s
+            .agents
+            .top()
+            .into_iter()
+            .map(|(ua, requests)| AgentCount { user_agent: ua.to_string(), requests })
+            .collect(),
+        host,
+    }
+}
+
+/// Derives `green` from the paths' verdicts and then the action (also used after a merge).
+pub fn judge(h: &mut HostReport, now_ms: u64, settings: &ReportSettings) {
+    let judged: Vec<&PathReport> = h.paths.iter().filter(|p| p.green_routed.is_some()).collect();
+    let missing: Vec<String> =
+        judged.iter().filter(|p| p.green_routed == Some(false)).map(|p| p.path.clone()).collect();
+    h.green.routed = if judged.is_empty() {
+        Routed::Unknown
+    } else if missing.is_empty() {
+        Routed::All
+    } else if missing.len() == judged.len() {
+        Routed::None
+    } else {
+        Routed::Partial
+    };
+    h.green.missing_paths = missing;
+    let quiet_for_ms = now_ms.saturating_sub(parse_ts(&h.last_seen).unwrap_or(now_ms));
+    let (action, urgent, reason) = classify(&Evidence {
+        host: &h.host,
+        hardcoded: h.hardcoded,
+        routed: h.green.routed,
+        missing_paths: &h.green.missing_paths,
+        paths: h.paths.len(),
+        dns: &h.dns.verdict,
+        quiet_for_ms,
+        quiet_period_ms: settings.quiet_period.as_millis() as u64,
+    });
+    h.action = action;
+    h.urgent = urgent;
+    h.reason = reason;
+}
+
+/// Most requests first; ties by name so reports are stable.
+pub fn sort_hosts(hosts: &mut [HostReport]) {
+    hosts.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.host.cmp(&b.host)));
+}
+
+/// RFC 3339 (`2026-11-25T22:08:46.123Z`, fraction optional, `Z` only) → unix ms.
+pub fn parse_ts(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut ms = 0i64;
+    let rest = &s[19..];
+    let rest = if let Some(frac) = rest.strip_prefix('.') {
+        let digits: String = frac.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let padded = format!("{:0<3}", &digits[..digits.len().min(3)]);
+        ms = padded.parse().ok()?;
+        &frac[digits.len()..]
+    } else {
+        rest
+    };
+    if rest != "Z" || !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let days = days_from_civil(y, mo as u32, d as u32);
+    let total = ((days * 86_400 + h * 3600 + mi * 60 + sec) * 1000) + ms;
+    u64::try_from(total).ok()
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip() {
+        for ms in [0u64, 951_782_400_000, 1_795_990_126_123, 1_764_108_526_999] {
+            assert_eq!(parse_ts(&ts(ms)), Some(ms));
+        }
+        assert_eq!(parse_ts("2026-11-25T22:08:46Z"), Some(1_795_990_126_000 - 4 * 86_400_000));
+        assert_eq!(parse_ts("nonsense"), None);
+        assert_eq!(parse_ts("2026-13-25T22:08:46Z"), None);
+    }
+}

@@ -1,0 +1,145 @@
+//! Several replicas' reports → one: counts add up exactly, first/last seen take min/max, top-k and
+//! per-minute rings merge, verdicts and actions are derived again from the merged facts.
+
+use std::collections::HashMap;
+
+use super::build::{judge, parse_ts, sort_hosts, ts, ReportSettings};
+use super::model::*;
+use crate::record::stats::{Methods, StatusClasses};
+
+/// Why reports cannot be merged.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// Nothing to merge.
+    #[error("no report to merge")]
+    Empty,
+    /// A report of another schema.
+    #[error("report {index}: schema `{schema}` is not {SCHEMA}")]
+    Schema {
+        /// Position among the inputs (0-based).
+        index: usize,
+        /// What it says.
+        schema: String,
+    },
+}
+
+/// Merges `reports` (one per replica). Verdicts use the newest report's `generated_at` as "now".
+pub fn merge(reports: Vec<Report>, settings: &ReportSettings) -> Result<Report, MergeError> {
+    for (index, r) in reports.iter().enumerate() {
+        if r.schema != SCHEMA {
+            return Err(MergeError::Schema { index, schema: r.schema.clone() });
+        }
+    }
+    let newest = reports.iter().filter_map(|r| parse_ts(&r.generated_at)).max().ok_or(MergeError::Empty)?;
+    let started = reports.iter().filter_map(|r| parse_ts(&r.started_at)).min().unwrap_or(newest);
+    let mut totals = Totals::default();
+    let mut green = GreenSummary::default();
+    let mut replicas = 0;
+    let mut by_host: HashMap<String, HostReport> = HashMap::new();
+    for r in reports {
+        replicas += r.replicas;
+        totals.requests += r.totals.requests;
+        totals.ignored_requests += r.totals.ignored_requests;
+        totals.unrouted_requests += r.totals.unrouted_requests;
+        totals.hosts_overflowed_requests += r.totals.hosts_overflowed_requests;
+        totals.paths_overflowed_requests += r.totals.paths_overflowed_requests;
+        green.loaded |= r.green.loaded;
+        green.objects = green.objects.max(r.green.objects);
+        for h in r.hosts {
+            match by_host.get_mut(&h.host) {
+                Some(acc) => merge_host(acc, h),
+                None => {
+                    by_host.insert(h.host.clone(), h);
+                }
+            }
+        }
+    }
+    let mut hosts: Vec<HostReport> = by_host.into_values().collect();
+    totals.hosts = hosts.iter().filter(|h| h.host != crate::record::ledger::OTHER_HOST).count() as u64;
+    for h in hosts.iter_mut() {
+        h.paths.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.path.cmp(&b.path)));
+        judge(h, newest, settings);
+    }
+    sort_hosts(&mut hosts);
+    Ok(Report {
+        schema: SCHEMA.into(),
+        generated_at: ts(newest),
+        started_at: ts(started),
+        replicas,
+        totals,
+        green,
+        hosts,
+    })
+}
+
+fn min_ts(a: &str, b: &str) -> String {
+    match (parse_ts(a), parse_ts(b)) {
+        (Some(x), Some(y)) => ts(x.min(y)),
+        (Some(_), None) => a.to_owned(),
+        _ => b.to_owned(),
+    }
+}
+
+fn max_ts(a: &str, b: &str) -> String {
+    match (parse_ts(a), parse_ts(b)) {
+        (Some(x), Some(y)) => ts(x.max(y)),
+        (Some(_), None) => a.to_owned(),
+        _ => b.to_owned(),
+    }
+}
+
+fn union_methods(a: &[String], b: &[String]) -> Vec<String> {
+    let mut m = Methods::default();
+    for name in a.iter().chain(b) {
+        m.add_name(name);
+    }
+    m.names()
+}
+
+fn add_status(a: &mut StatusClasses, b: &StatusClasses) {
+    a.merge(b);
+}
+
+fn merge_host(acc: &mut HostReport, h: HostReport) {
+    acc.requests += h.requests;
+    acc.first_seen = min_ts(&acc.first_seen, &h.first_seen);
+    acc.last_seen = max_ts(&acc.last_seen, &h.last_seen);
+    acc.hardcoded |= h.hardcoded;
+    acc.methods = union_methods(&acc.methods, &h.methods);
+    add_status(&mut acc.status, &h.status);
+    acc.bytes_in += h.bytes_in;
+    acc.bytes_out += h.bytes_out;
+    acc.oldest_connection_age_s = acc.oldest_connection_age_s.max(h.oldest_connection_age_s);
+    if acc.dns.verdict == "unknown" {
+        acc.dns = h.dns.clone();
+    }
+    let mut minutes = acc.minutes();
+    minutes.merge(&h.minutes());
+    acc.requests_per_minute = minutes.iter().map(|(minute, requests)| MinuteCount { minute, requests }).collect();
+    let mut clients = acc.clients_topk();
+    clients.merge(&h.clients_topk());
+    acc.top_clients = clients.top().into_iter().map(|(ip, requests)| ClientCount { ip, requests }).collect();
+    let mut agents = acc.agents_topk();
+    agents.merge(&h.agents_topk());
+    acc.top_user_agents =
+        agents.top().into_iter().map(|(user_agent, requests)| AgentCount { user_agent, requests }).collect();
+    for p in h.paths {
+        match acc.paths.iter_mut().find(|x| x.path == p.path) {
+            Some(x) => {
+                x.requests += p.requests;
+                x.first_seen = min_ts(&x.first_seen, &p.first_seen);
+                x.last_seen = max_ts(&x.last_seen, &p.last_seen);
+                x.methods = union_methods(&x.methods, &p.methods);
+                add_status(&mut x.status, &p.status);
+                x.bytes_in += p.bytes_in;
+                x.bytes_out += p.bytes_out;
+                // Replicas share one route table; where one judged and another did not, keep the judgement.
+                if x.green_routed.is_none() {
+                    x.green_routed = p.green_routed;
+                    x.matched_route = p.matched_route;
+                }
+            }
+            None => acc.paths.push(p),
+        }
+    }
+}

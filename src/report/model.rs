@@ -1,0 +1,261 @@
+//! The reconciliation report, schema `cutover-proxy/report/v1`, field by field as in
+//! docs/REPORT.md. Serialized as JSON for `/report` and the report file; read back for `report
+//! render` and `report merge`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::stats::{Minutes, StatusClasses, TopK};
+
+/// The schema tag every report carries.
+pub const SCHEMA: &str = "cutover-proxy/report/v1";
+
+/// A whole report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// When this report was made (RFC 3339).
+    pub generated_at: String,
+    /// When recording started (earliest over merged replicas).
+    pub started_at: String,
+    /// How many proxy reports were merged into this one (1 for a single proxy).
+    #[serde(default = "one")]
+    pub replicas: u64,
+    /// Exact totals.
+    pub totals: Totals,
+    /// What green's route table held.
+    pub green: GreenSummary,
+    /// Every host still arriving, most requests first.
+    pub hosts: Vec<HostReport>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Exact totals, whatever the ledger's bounds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Totals {
+    /// Requests recorded (health checks excluded).
+    pub requests: u64,
+    /// Requests that matched `--ignore-path` / `--ignore-user-agent`.
+    pub ignored_requests: u64,
+    /// Distinct hosts (the `(other)` bucket not counted).
+    pub hosts: u64,
+    /// Requests whose host/path green's routes do not serve.
+    pub unrouted_requests: u64,
+    /// Requests counted under the `(other)` host (beyond `--max-hosts`).
+    #[serde(default)]
+    pub hosts_overflowed_requests: u64,
+    /// Requests counted under a `{other}` path (beyond `--max-paths-per-host`).
+    #[serde(default)]
+    pub paths_overflowed_requests: u64,
+}
+
+/// What green's route table held when the report was made.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GreenSummary {
+    /// A table was loaded (`--green-routes`); without one every verdict is `unknown`.
+    pub loaded: bool,
+    /// Ingress/HTTPRoute/VirtualService objects in it.
+    pub objects: u64,
+}
+
+/// Green's verdict for one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Routed {
+    /// Every path seen is routed by green.
+    All,
+    /// Some paths are not.
+    Partial,
+    /// None is.
+    None,
+    /// No route table loaded, or only overflow paths seen.
+    Unknown,
+}
+
+/// Green's side of one host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GreenVerdict {
+    /// See [`Routed`].
+    pub routed: Routed,
+    /// Path templates green does not route.
+    pub missing_paths: Vec<String>,
+}
+
+/// The one thing to do about a host (verdicts.md; first that applies wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// The Host is an IP literal or a load balancer's own name: DNS will never move these clients.
+    FixHardcoded,
+    /// Green lacks a route for some seen path.
+    AddGreenRoute,
+    /// Green serves everything; DNS still points at blue (or splits).
+    SwitchDns,
+    /// DNS moved to green within the TTL window: propagating.
+    WaitTtl,
+    /// DNS moved to green long ago: cached DNS or old connections.
+    FixClients,
+    /// DNS points at neither side, does not resolve, or is outside the imported zones.
+    InvestigateDns,
+    /// Not enough evidence to choose (no DNS evidence configured).
+    Unknown,
+    /// The host stopped arriving.
+    None,
+}
+
+impl Action {
+    /// The name used in reports, flags and the dashboard.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::FixHardcoded => "fix-hardcoded",
+            Action::AddGreenRoute => "add-green-route",
+            Action::SwitchDns => "switch-dns",
+            Action::WaitTtl => "wait-ttl",
+            Action::FixClients => "fix-clients",
+            Action::InvestigateDns => "investigate-dns",
+            Action::Unknown => "unknown",
+            Action::None => "none",
+        }
+    }
+}
+
+/// DNS evidence of a host (filled by the DNS classifier; `unknown` until it is configured).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DnsEvidence {
+    /// `blue`, `split`, `green`, `unknown-target`, `unresolvable`, `external` or `unknown`.
+    pub verdict: String,
+}
+
+impl Default for DnsEvidence {
+    fn default() -> Self {
+        Self { verdict: "unknown".into() }
+    }
+}
+
+/// One host of the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostReport {
+    /// Normalized host (`(none)` without Host; `(other)` beyond `--max-hosts`).
+    pub host: String,
+    /// Requests.
+    pub requests: u64,
+    /// First request (RFC 3339).
+    pub first_seen: String,
+    /// Last request (RFC 3339).
+    pub last_seen: String,
+    /// The client addressed an IP literal or a load balancer name.
+    pub hardcoded: bool,
+    /// Green's verdict.
+    pub green: GreenVerdict,
+    /// DNS evidence.
+    #[serde(default)]
+    pub dns: DnsEvidence,
+    /// What to do.
+    pub action: Action,
+    /// For `add-green-route`: DNS already sends the host to green, so green answers 404 now.
+    pub urgent: bool,
+    /// Why this action, in a sentence.
+    pub reason: String,
+    /// Methods seen.
+    pub methods: Vec<String>,
+    /// Responses by status class.
+    pub status: StatusClasses,
+    /// Request body bytes.
+    pub bytes_in: u64,
+    /// Response body bytes.
+    pub bytes_out: u64,
+    /// Oldest client connection seen carrying a request, seconds.
+    pub oldest_connection_age_s: f64,
+    /// Requests per minute over the last 24 h.
+    pub requests_per_minute: Vec<MinuteCount>,
+    /// Path templates, most requests first.
+    pub paths: Vec<PathReport>,
+    /// Top client IPs.
+    pub top_clients: Vec<ClientCount>,
+    /// Top user agents.
+    pub top_user_agents: Vec<AgentCount>,
+}
+
+/// One path template of a host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PathReport {
+    /// Template (`{id}` for ids, `{other}` beyond `--max-paths-per-host`).
+    pub path: String,
+    /// Requests.
+    pub requests: u64,
+    /// First request (RFC 3339).
+    pub first_seen: String,
+    /// Last request (RFC 3339).
+    pub last_seen: String,
+    /// Whether green routes it (`null`: unknown).
+    pub green_routed: Option<bool>,
+    /// The green object that serves it: `ns/name (Kind)`.
+    pub matched_route: Option<String>,
+    /// Methods seen.
+    pub methods: Vec<String>,
+    /// Responses by status class.
+    pub status: StatusClasses,
+    /// Request body bytes.
+    pub bytes_in: u64,
+    /// Response body bytes.
+    pub bytes_out: u64,
+}
+
+/// Requests in one minute.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MinuteCount {
+    /// Unix minute (minutes since 1970).
+    pub minute: u64,
+    /// Requests.
+    pub requests: u64,
+}
+
+/// A top client.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClientCount {
+    /// Client IP.
+    pub ip: String,
+    /// Requests (space-saving estimate: may over-count by the smallest kept count).
+    pub requests: u64,
+}
+
+/// A top user agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AgentCount {
+    /// User-Agent (cut at 200 bytes).
+    pub user_agent: String,
+    /// Requests (space-saving estimate).
+    pub requests: u64,
+}
+
+impl HostReport {
+    /// The per-minute ring as the ledger type (for merging).
+    pub fn minutes(&self) -> Minutes {
+        let mut m = Minutes::default();
+        for mc in &self.requests_per_minute {
+            m.add(mc.minute, mc.requests);
+        }
+        m
+    }
+
+    /// Top clients as a mergeable summary.
+    pub fn clients_topk(&self) -> TopK<String> {
+        let mut t = TopK::new(crate::record::ledger::TOP_K);
+        for c in &self.top_clients {
+            t.add(&c.ip, c.requests);
+        }
+        t
+    }
+
+    /// Top user agents as a mergeable summary.
+    pub fn agents_topk(&self) -> TopK<String> {
+        let mut t = TopK::new(crate::record::ledger::TOP_K);
+        for a in &self.top_user_agents {
+            t.add(&a.user_agent, a.requests);
+        }
+        t
+    }
+}

@@ -1,0 +1,78 @@
+//! The periodic part of reporting: every `--report-interval` a `summary` event on stdout and, with
+//! `--report-file`, the JSON report written atomically; once more at shutdown.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::build::{build, ReportSettings};
+use super::file::write_atomic;
+use super::render::json;
+use crate::log::AccessLog;
+use crate::record::ledger::Ledger;
+
+/// Writes the report file and the summary event.
+#[derive(Clone)]
+pub struct Reporter {
+    /// The ledger.
+    pub ledger: Arc<Ledger>,
+    /// When recording started, unix ms.
+    pub started_at_ms: u64,
+    /// How hosts are judged.
+    pub settings: ReportSettings,
+    /// `--report-file`.
+    pub file: Option<PathBuf>,
+    /// Where the summary goes.
+    pub log: AccessLog,
+}
+
+impl Reporter {
+    /// Runs forever: one report every `every` (the first after one interval).
+    pub async fn run_every(self, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            self.write_once().await;
+        }
+    }
+
+    /// Builds the report (off the async thread), logs the summary, writes the file.
+    pub async fn write_once(&self) {
+        let this = self.clone();
+        let _ = tokio::task::spawn_blocking(move || this.write_blocking()).await;
+    }
+
+    fn write_blocking(&self) {
+        let report = build(&self.ledger, self.started_at_ms, &self.settings);
+        let mut actions: BTreeMap<&str, u64> = BTreeMap::new();
+        for h in &report.hosts {
+            *actions.entry(h.action.as_str()).or_default() += 1;
+        }
+        let arriving = report.hosts.iter().filter(|h| h.action != super::model::Action::None).count();
+        self.log.event(
+            "summary",
+            json!({
+                "requests": report.totals.requests,
+                "hosts": report.totals.hosts,
+                "hosts_arriving": arriving,
+                "unrouted_requests": report.totals.unrouted_requests,
+                "ignored_requests": report.totals.ignored_requests,
+                "hosts_by_action": actions,
+            }),
+        );
+        if let Some(path) = &self.file {
+            match write_atomic(path, json(&report).as_bytes()) {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot write the report file");
+                    self.log.event("report_write_failed", json!({"error": e.to_string()}));
+                }
+            }
+        }
+    }
+}
