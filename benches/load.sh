@@ -15,7 +15,9 @@ DURATION=${DURATION:-8}
 ROUNDS=${ROUNDS:-3}
 WARMUP=2
 MARKDOWN=0
-TARGETS=(direct nginx cutover-proxy)
+# cutover-off: the same build with recording and access logging off (--no-record --log-requests none),
+# to show what the ledger and the log cost.
+TARGETS=(direct nginx cutover-proxy cutover-off)
 
 die() { echo "load.sh: error: $*" >&2; exit 1; }
 log() { echo "# $*" >&2; }
@@ -114,6 +116,7 @@ wait_ready() {
 
 start_all() {
   read -r UP_PORT NGINX_PORT PROXY_PORT ADMIN_PORT < <(free_ports)
+  read -r OFF_PORT OFF_ADMIN_PORT _ _ < <(free_ports)
 
   # Upstream: one nginx worker answering a fixed 16-byte body.
   nginx_conf "$WORK/upstream" 1 "  access_log off;
@@ -148,7 +151,13 @@ start_all() {
   PIDS+=("$PROXY_PID")
   wait_ready "http://127.0.0.1:$ADMIN_PORT/readyz" "cutover-proxy" "$PROXY_PID"   # not logged
 
+  "$BIN" serve --listen "127.0.0.1:$OFF_PORT" --upstream "http://127.0.0.1:$UP_PORT" --no-record --log-requests none \
+    --admin-listen "127.0.0.1:$OFF_ADMIN_PORT" --drain-delay 0s >"$WORK/proxy-off.log" 2>"$WORK/proxy-off.err" &
+  PIDS+=($!)
+  wait_ready "http://127.0.0.1:$OFF_ADMIN_PORT/readyz" "cutover-proxy (recording off)" "${PIDS[-1]}"
+
   URL_direct="http://127.0.0.1:$UP_PORT/"
+  URL_cutover_off="http://127.0.0.1:$OFF_PORT/"
   URL_nginx="http://127.0.0.1:$NGINX_PORT/"
   URL_cutover_proxy="http://127.0.0.1:$PROXY_PORT/"
   local t body
@@ -212,14 +221,16 @@ summary() {
   done
   RATIO_RPS=$(awk '$1 == "nginx" { n = $2 } $1 == "cutover-proxy" { c = $2 } END { printf "%.2f", c / n }' "$WORK/summary")
   RATIO_P99=$(awk '$1 == "nginx" { n = $4 } $1 == "cutover-proxy" { c = $4 } END { printf "%.2f", c / n }' "$WORK/summary")
+  RATIO_REC=$(awk '$1 == "cutover-off" { o = $2 } $1 == "cutover-proxy" { c = $2 } END { printf "%.3f", c / o }' "$WORK/summary")
   echo "cutover-proxy / nginx: req/s x$RATIO_RPS, p99 x$RATIO_P99"
+  echo "recording on / off: req/s x$RATIO_REC (ledger + access log cost)"
   if [[ $MARKDOWN -eq 1 ]]; then
     echo
     echo "| target | req/s | p50 ms | p99 ms |"
     echo "|---|--:|--:|--:|"
     awk '{ printf "| %s | %.0f | %.3f | %.3f |\n", $1, $2, $3, $4 }' "$WORK/summary"
     echo
-    echo "cutover-proxy ÷ nginx: req/s **×$RATIO_RPS**, p99 **×$RATIO_P99**" \
+    echo "cutover-proxy ÷ nginx: req/s **×$RATIO_RPS**, p99 **×$RATIO_P99**; recording on ÷ off: **×$RATIO_REC**" \
       "(median of $ROUNDS rounds, \`wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s\`, $(nproc) cores, loopback)."
   fi
 }

@@ -2,9 +2,13 @@
 //! timeout (from the first byte of a request, or from accept, until its header is complete) and the
 //! idle keep-alive timeout (no request in flight) without arming a timer per request.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::oneshot;
 
 use http::HeaderValue;
 
@@ -101,13 +105,82 @@ impl IoObserver for ConnState {
     }
 }
 
-/// Why the watchdog wants the connection closed.
+/// Why a connection should close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expiry {
     /// A request header did not complete in time (slowloris, or a silent new connection).
     HeaderTimeout,
     /// No request for the idle timeout.
     Idle,
+    /// The proxy is shutting down: finish what is in flight, then close.
+    Drain,
+}
+
+/// Rings a connection's task once, from its watchdog or from a shutdown. The task only polls the
+/// receiving end, a cheap check, instead of a timer and a shared notifier on every wake-up.
+#[derive(Debug)]
+pub struct Alarm(Mutex<Option<oneshot::Sender<Expiry>>>);
+
+impl Alarm {
+    /// A new alarm and the receiver the connection task selects on.
+    pub fn new() -> (Arc<Alarm>, oneshot::Receiver<Expiry>) {
+        let (tx, rx) = oneshot::channel();
+        (Arc::new(Alarm(Mutex::new(Some(tx)))), rx)
+    }
+
+    /// Rings with `why`; only the first ring counts.
+    pub fn ring(&self, why: Expiry) {
+        if let Some(tx) = self.0.lock().ok().and_then(|mut g| g.take()) {
+            let _ = tx.send(why);
+        }
+    }
+}
+
+/// One worker's live connections, so a shutdown can ring every one of them.
+#[derive(Debug, Default)]
+pub struct Registry {
+    draining: AtomicBool,
+    next: AtomicU64,
+    alarms: Mutex<HashMap<u64, Arc<Alarm>>>,
+}
+
+impl Registry {
+    /// Registers a connection's alarm; rings it at once if a drain already began.
+    pub fn add(&self, alarm: Arc<Alarm>) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut map) = self.alarms.lock() {
+            map.insert(id, alarm.clone());
+        }
+        if self.draining.load(Ordering::Acquire) {
+            alarm.ring(Expiry::Drain);
+        }
+        id
+    }
+
+    /// Forgets a closed connection.
+    pub fn remove(&self, id: u64) {
+        if let Ok(mut map) = self.alarms.lock() {
+            map.remove(&id);
+        }
+    }
+
+    /// Rings every connection with [`Expiry::Drain`].
+    pub fn drain_all(&self) {
+        self.draining.store(true, Ordering::Release);
+        let alarms: Vec<Arc<Alarm>> = match self.alarms.lock() {
+            Ok(map) => map.values().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        for a in alarms {
+            a.ring(Expiry::Drain);
+        }
+    }
+}
+
+/// The watchdog as a task of its own: rings `alarm` when the connection should close.
+pub async fn watch(state: Arc<ConnState>, alarm: Arc<Alarm>, header_timeout: Duration, idle_timeout: Duration) {
+    let why = watchdog(&state, header_timeout, idle_timeout).await;
+    alarm.ring(why);
 }
 
 /// Resolves when the connection should be closed; one timer, re-armed only when it fires.

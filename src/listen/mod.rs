@@ -19,7 +19,7 @@ use crate::error::ConfigError;
 use crate::io::ObservedIo;
 use crate::proxy::Proxy;
 use crate::shutdown::{Shutdown, Tracker};
-use conn::{ConnState, Expiry};
+use conn::{Alarm, ConnState, Expiry, Registry};
 
 /// Client-side timeouts.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +84,7 @@ impl Worker {
         http.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(60)));
         let http = Arc::new(http);
         let conns = Arc::new(Tracker::default());
+        let registry = Arc::new(Registry::default());
         let mut accepts = Vec::new();
         for std_listener in self.listeners {
             let listener = TcpListener::from_std(std_listener)?;
@@ -91,6 +92,7 @@ impl Worker {
                 proxy: self.proxy.clone(),
                 http: http.clone(),
                 conns: conns.clone(),
+                registry: registry.clone(),
                 timeouts: self.timeouts,
             };
             accepts.push(tokio::spawn(accept_loop(listener, ctx, self.shutdown.subscribe())));
@@ -98,7 +100,8 @@ impl Worker {
         for a in accepts {
             let _ = a.await;
         }
-        // Accepting stopped: connections were told to finish; wait for them and for tunnels.
+        // Accepting stopped: tell every connection to finish, then wait for them and for tunnels.
+        registry.drain_all();
         let tunnels = self.proxy.tunnels.clone();
         let _ = tokio::time::timeout(self.shutdown_timeout, async {
             conns.wait_idle().await;
@@ -114,6 +117,7 @@ struct ConnCtx {
     proxy: Arc<Proxy>,
     http: Arc<auto::Builder<TokioExecutor>>,
     conns: Arc<Tracker>,
+    registry: Arc<Registry>,
     timeouts: ClientTimeouts,
 }
 
@@ -132,7 +136,7 @@ async fn accept_loop(listener: TcpListener, ctx: ConnCtx, mut stop: watch::Recei
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_conn(ctx.clone(), stream, peer, stop.clone()));
+                    tokio::spawn(serve_conn(ctx.clone(), stream, peer));
                 }
                 Err(e) => {
                     // EMFILE/ENFILE/ENOBUFS and friends: log, back off a little, keep accepting.
@@ -144,7 +148,7 @@ async fn accept_loop(listener: TcpListener, ctx: ConnCtx, mut stop: watch::Recei
     }
 }
 
-async fn serve_conn(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr, mut stop: watch::Receiver<bool>) {
+async fn serve_conn(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr) {
     let _guard = ctx.conns.enter();
     let trusted = ctx.proxy.settings().trusted.contains(peer.ip());
     let state = Arc::new(ConnState::new(peer, trusted));
@@ -153,9 +157,9 @@ async fn serve_conn(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr, mut stop:
     let svc = service_fn(move |req| proxy.clone().handle(svc_state.clone(), req));
     let conn = ctx.http.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
-    let watchdog = conn::watchdog(&state, ctx.timeouts.header, ctx.timeouts.idle);
-    tokio::pin!(watchdog);
-    let mut draining = false;
+    let (alarm, mut rang) = Alarm::new();
+    let watchdog = tokio::spawn(conn::watch(state.clone(), alarm.clone(), ctx.timeouts.header, ctx.timeouts.idle));
+    let id = ctx.registry.add(alarm);
     let mut closing = false;
     loop {
         tokio::select! {
@@ -164,24 +168,21 @@ async fn serve_conn(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr, mut stop:
                 if let Err(e) = res {
                     tracing::debug!(peer = %peer, error = %e, "client connection ended with an error");
                 }
-                return;
+                break;
             }
-            expiry = &mut watchdog, if !closing => match expiry {
-                Expiry::HeaderTimeout => {
+            why = &mut rang, if !closing => match why {
+                Ok(Expiry::HeaderTimeout) => {
                     tracing::debug!(peer = %peer, "request header timeout: closing the connection");
-                    return;
+                    break;
                 }
-                Expiry::Idle => {
+                // Idle or draining: HTTP/1.1 closes after the response in flight, HTTP/2 sends GOAWAY.
+                Ok(Expiry::Idle | Expiry::Drain) | Err(_) => {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
             },
-            changed = stop.changed(), if !draining => {
-                if changed.is_err() || *stop.borrow() {
-                    draining = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-            }
         }
     }
+    watchdog.abort();
+    ctx.registry.remove(id);
 }

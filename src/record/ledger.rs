@@ -3,13 +3,14 @@
 //! `--max-paths-per-host`; beyond them traffic lands in `(other)` / `{other}`, so totals stay exact.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use hashbrown::hash_map::EntryRef;
+use hashbrown::HashMap;
 
 use super::normalize::{normalize_host_into, Glob, Templater};
 use super::stats::{Methods, Minutes, StatusClasses, TopK};
@@ -124,6 +125,43 @@ pub struct PathStats {
     green_version: u64,
 }
 
+impl PathStats {
+    fn new(o: &Observation<'_>) -> Self {
+        Self {
+            requests: 0,
+            first_seen_ms: o.at_ms,
+            last_seen_ms: o.at_ms,
+            methods: Methods::default(),
+            status: StatusClasses::default(),
+            bytes_in: 0,
+            bytes_out: 0,
+            example: o.path.split('?').next().unwrap_or("/").into(),
+            green: None,
+            green_version: 0,
+        }
+    }
+}
+
+/// A user agent kept in a host's top-k, with its hash so most comparisons are one integer.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    hash: u64,
+    /// The user agent (lossy UTF-8, cut at [`MAX_AGENT_LEN`] bytes).
+    pub text: Box<str>,
+}
+
+impl Agent {
+    fn new(hash: u64, raw: &[u8]) -> Self {
+        Self { hash, text: String::from_utf8_lossy(raw).into() }
+    }
+}
+
+impl PartialEq for Agent {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.text == other.text
+    }
+}
+
 /// Counters of one host.
 #[derive(Debug, Clone)]
 pub struct HostStats {
@@ -146,13 +184,13 @@ pub struct HostStats {
     /// Top client IPs.
     pub clients: TopK<IpAddr>,
     /// Top user agents.
-    pub agents: TopK<Box<str>>,
+    pub agents: TopK<Agent>,
     /// Oldest client connection seen carrying a request, ms.
     pub oldest_conn_age_ms: u64,
     /// Requests per minute, last 24 h.
     pub minutes: Minutes,
     /// Path templates.
-    pub paths: HashMap<Box<str>, PathStats>,
+    pub paths: HashMap<String, PathStats, RandomState>,
 }
 
 impl HostStats {
@@ -170,7 +208,7 @@ impl HostStats {
             agents: TopK::new(TOP_K),
             oldest_conn_age_ms: 0,
             minutes: Minutes::default(),
-            paths: HashMap::new(),
+            paths: HashMap::with_hasher(RandomState::new()),
         }
     }
 }
@@ -191,7 +229,7 @@ pub struct Totals {
 }
 
 /// One lock's worth of hosts.
-type Shard = Mutex<HashMap<Box<str>, HostStats>>;
+type Shard = Mutex<HashMap<String, HostStats, RandomState>>;
 
 /// The ledger.
 pub struct Ledger {
@@ -212,7 +250,7 @@ thread_local! {
 impl Ledger {
     /// An empty ledger judging paths against `routes`.
     pub fn new(settings: LedgerSettings, routes: Arc<RouteTable>) -> Self {
-        let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
+        let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::with_hasher(RandomState::new()))).collect();
         Self {
             settings,
             shards,
@@ -278,26 +316,30 @@ impl Ledger {
         o: &Observation<'_>,
         sighted: &mut impl FnMut(Sighting),
     ) -> Option<bool> {
-        let mut key = host;
         let mut new_host = false;
-        let mut shard = self.shards[self.shard_of(key)].lock().unwrap_or_else(|p| p.into_inner());
-        if !shard.contains_key(key) {
-            // Reserve a slot under the bound, or fall back to the overflow host.
-            let taken = self.hosts.fetch_add(1, Ordering::Relaxed);
-            if taken >= self.settings.max_hosts {
+        let mut shard = self.shards[self.shard_of(host)].lock().unwrap_or_else(|p| p.into_inner());
+        let mut overflow = false;
+        let entry = match shard.entry_ref(host) {
+            EntryRef::Occupied(e) => Some(e.into_mut()),
+            // Take a slot under the bound, or fall back to the overflow host.
+            EntryRef::Vacant(v) if self.hosts.fetch_add(1, Ordering::Relaxed) < self.settings.max_hosts => {
+                new_host = true;
+                Some(v.insert(HostStats::new(o.at_ms, ip_literal)))
+            }
+            EntryRef::Vacant(_) => {
                 self.hosts.fetch_sub(1, Ordering::Relaxed);
+                overflow = true;
+                None
+            }
+        };
+        let (key, entry) = match entry {
+            Some(e) => (host, e),
+            None => {
                 self.totals.hosts_overflowed.fetch_add(1, Ordering::Relaxed);
                 drop(shard);
-                key = OTHER_HOST;
-                shard = self.shards[self.shard_of(key)].lock().unwrap_or_else(|p| p.into_inner());
-            } else {
-                new_host = true;
+                shard = self.shards[self.shard_of(OTHER_HOST)].lock().unwrap_or_else(|p| p.into_inner());
+                (OTHER_HOST, shard.entry_ref(OTHER_HOST).or_insert_with(|| HostStats::new(o.at_ms, false)))
             }
-        }
-        let overflow_host = key == OTHER_HOST;
-        let entry = match shard.get_mut(key) {
-            Some(e) => e,
-            None => shard.entry(key.into()).or_insert_with(|| HostStats::new(o.at_ms, ip_literal)),
         };
         entry.requests += 1;
         entry.first_seen_ms = entry.first_seen_ms.min(o.at_ms);
@@ -309,36 +351,34 @@ impl Ledger {
         entry.clients.add(&o.client_ip, 1);
         if let Some(ua) = o.user_agent {
             let ua = &ua[..ua.len().min(MAX_AGENT_LEN)];
-            let text = String::from_utf8_lossy(ua);
-            entry.agents.add_with(|k| k.as_bytes() == text.as_bytes(), || text.as_ref().into(), 1);
+            let hash = self.hasher.hash_one(ua);
+            entry.agents.add_with(|k| k.hash == hash && k.text.as_bytes() == ua, || Agent::new(hash, ua), 1);
         }
         entry.oldest_conn_age_ms = entry.oldest_conn_age_ms.max(o.conn_age_ms);
         entry.minutes.add(o.at_ms / 60_000, 1);
-        if overflow_host {
+        if overflow {
             return None;
         }
 
         let version = self.route_version.load(Ordering::Acquire);
+        let at_bound = entry.paths.len() >= self.settings.max_paths_per_host;
+        let mut is_new = false;
         let mut pkey = template;
-        if !entry.paths.contains_key(pkey) && entry.paths.len() >= self.settings.max_paths_per_host {
-            pkey = OTHER_PATH;
-            self.totals.paths_overflowed.fetch_add(1, Ordering::Relaxed);
-        }
-        let is_new = !entry.paths.contains_key(pkey);
-        let path = match entry.paths.get_mut(pkey) {
+        let path = match entry.paths.entry_ref(template) {
+            EntryRef::Occupied(p) => Some(p.into_mut()),
+            EntryRef::Vacant(v) if !at_bound => {
+                is_new = true;
+                Some(v.insert(PathStats::new(o)))
+            }
+            EntryRef::Vacant(_) => None,
+        };
+        let path = match path {
             Some(p) => p,
-            None => entry.paths.entry(pkey.into()).or_insert_with(|| PathStats {
-                requests: 0,
-                first_seen_ms: o.at_ms,
-                last_seen_ms: o.at_ms,
-                methods: Methods::default(),
-                status: StatusClasses::default(),
-                bytes_in: 0,
-                bytes_out: 0,
-                example: o.path.split('?').next().unwrap_or("/").into(),
-                green: None,
-                green_version: 0,
-            }),
+            None => {
+                pkey = OTHER_PATH;
+                self.totals.paths_overflowed.fetch_add(1, Ordering::Relaxed);
+                entry.paths.entry_ref(OTHER_PATH).or_insert_with(|| PathStats::new(o))
+            }
         };
         path.requests += 1;
         path.first_seen_ms = path.first_seen_ms.min(o.at_ms);
@@ -386,9 +426,9 @@ impl Ledger {
         for shard in self.shards.iter() {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             for (host, stats) in shard.iter_mut() {
-                if !routes.is_empty() && host.as_ref() != OTHER_HOST {
+                if !routes.is_empty() && host.as_str() != OTHER_HOST {
                     for (template, p) in stats.paths.iter_mut() {
-                        if p.green_version != version && template.as_ref() != OTHER_PATH {
+                        if p.green_version != version && template.as_str() != OTHER_PATH {
                             p.green = routes.route(host, &p.example).cloned();
                             p.green_version = version;
                         }

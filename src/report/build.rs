@@ -64,7 +64,7 @@ fn host_report(host: String, s: &HostStats, loaded: bool) -> HostReport {
         .paths
         .iter()
         .map(|(template, p)| {
-            let judged = loaded && template.as_ref() != OTHER_PATH && host != OTHER_HOST;
+            let judged = loaded && template.as_str() != OTHER_PATH && host != OTHER_HOST;
             PathReport {
                 path: template.to_string(),
                 requests: p.requests,
@@ -108,7 +108,7 @@ fn host_report(host: String, s: &HostStats, loaded: bool) -> HostReport {
             .agents
             .top()
             .into_iter()
-            .map(|(ua, requests)| AgentCount { user_agent: ua.to_string(), requests })
+            .map(|(ua, requests)| AgentCount { user_agent: ua.text.to_string(), requests })
             .collect(),
         host,
     }

@@ -206,7 +206,7 @@ impl Pool {
                 .handshake::<Io, RequestBody>(io)
                 .await
                 .map_err(|_| UpstreamError::Protocol)?;
-            tokio::spawn(watch.run(c));
+            watch.spawn(c);
             if let Ok(mut shared) = self.h2.lock() {
                 *shared = Some((tx.clone(), conn.clone()));
             }
@@ -214,7 +214,7 @@ impl Pool {
         }
         let (tx, c) =
             http1::Builder::new().handshake::<Io, RequestBody>(io).await.map_err(|_| UpstreamError::Protocol)?;
-        tokio::spawn(watch.run(c.with_upgrades()));
+        watch.spawn(c.with_upgrades());
         Ok(Checkout { tx: Sender::H1(tx), conn, reused: false, pool: self.clone() })
     }
 }
@@ -239,7 +239,8 @@ async fn connect_any(up: &Upstream) -> Result<TcpStream, UpstreamError> {
     Err(last)
 }
 
-/// Closes a connection that is silent too long while busy, or idle too long while pooled.
+/// Closes a connection that is silent too long while busy, or idle too long while pooled. It runs
+/// as a task of its own, so the connection's task polls a oneshot instead of a timer on every wake.
 struct Watchdog {
     conn: Arc<UpConn>,
     silence: Duration,
@@ -247,29 +248,40 @@ struct Watchdog {
 }
 
 impl Watchdog {
-    async fn run<F: std::future::Future>(self, conn_future: F) {
-        let sleep = tokio::time::sleep(self.silence.min(self.idle));
-        tokio::pin!(sleep);
-        tokio::pin!(conn_future);
-        let (silence_ms, idle_ms) = (self.silence.as_millis() as u64, self.idle.as_millis() as u64);
-        loop {
+    /// Spawns the connection future and its watchdog.
+    fn spawn<F>(self, conn_future: F)
+    where
+        F: std::future::Future + Send + 'static,
+    {
+        let (ring, mut rang) = tokio::sync::oneshot::channel::<()>();
+        let watch = tokio::spawn(self.watch(ring));
+        tokio::spawn(async move {
+            tokio::pin!(conn_future);
             tokio::select! {
                 biased;
-                _ = &mut conn_future => return,
-                _ = &mut sleep => {
-                    let now = now_ms();
-                    let quiet = now.saturating_sub(self.conn.last_io());
-                    let limit = if self.conn.busy.load(Ordering::Relaxed) { silence_ms } else { idle_ms };
-                    if quiet >= limit {
-                        if self.conn.busy.load(Ordering::Relaxed) {
-                            self.conn.timed_out.store(true, Ordering::Relaxed);
-                        }
-                        return;
-                    }
-                    let next = tokio::time::Instant::now() + Duration::from_millis(limit - quiet);
-                    sleep.as_mut().reset(next);
-                }
+                _ = &mut conn_future => {}
+                _ = &mut rang => {}
             }
+            watch.abort();
+        });
+    }
+
+    async fn watch(self, ring: tokio::sync::oneshot::Sender<()>) {
+        let (silence_ms, idle_ms) = (self.silence.as_millis() as u64, self.idle.as_millis() as u64);
+        let mut wait = self.silence.min(self.idle);
+        loop {
+            tokio::time::sleep(wait).await;
+            let quiet = now_ms().saturating_sub(self.conn.last_io());
+            let busy = self.conn.busy.load(Ordering::Relaxed);
+            let limit = if busy { silence_ms } else { idle_ms };
+            if quiet >= limit {
+                if busy {
+                    self.conn.timed_out.store(true, Ordering::Relaxed);
+                }
+                let _ = ring.send(());
+                return;
+            }
+            wait = Duration::from_millis(limit - quiet);
         }
     }
 }
