@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -78,11 +78,12 @@ impl Worker {
     }
 
     async fn serve(self) -> std::io::Result<()> {
-        let mut http = auto::Builder::new(TokioExecutor::new());
+        let mut h1 = http1::Builder::new();
         // No hyper header timer: the per-connection watchdog enforces it without a timer per request.
-        http.http1().timer(TokioTimer::new()).header_read_timeout(None).keep_alive(true);
-        http.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(60)));
-        let http = Arc::new(http);
+        h1.timer(TokioTimer::new()).header_read_timeout(None).keep_alive(true);
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(60)));
+        let (h1, h2) = (Arc::new(h1), Arc::new(h2));
         let conns = Arc::new(Tracker::default());
         let registry = Arc::new(Registry::default());
         let mut accepts = Vec::new();
@@ -90,7 +91,8 @@ impl Worker {
             let listener = TcpListener::from_std(std_listener)?;
             let ctx = ConnCtx {
                 proxy: self.proxy.clone(),
-                http: http.clone(),
+                h1: h1.clone(),
+                h2: h2.clone(),
                 conns: conns.clone(),
                 registry: registry.clone(),
                 timeouts: self.timeouts,
@@ -115,7 +117,8 @@ impl Worker {
 #[derive(Clone)]
 struct ConnCtx {
     proxy: Arc<Proxy>,
-    http: Arc<auto::Builder<TokioExecutor>>,
+    h1: Arc<http1::Builder>,
+    h2: Arc<http2::Builder<TokioExecutor>>,
     conns: Arc<Tracker>,
     registry: Arc<Registry>,
     timeouts: ClientTimeouts,
@@ -148,41 +151,77 @@ async fn accept_loop(listener: TcpListener, ctx: ConnCtx, mut stop: watch::Recei
     }
 }
 
+/// Drives one connection until it ends: closes it when the alarm rings for a header timeout, and
+/// shuts it down gracefully (HTTP/1.1: after the response in flight; HTTP/2: GOAWAY) when idle or
+/// draining.
+macro_rules! drive {
+    ($conn:expr, $rang:expr, $peer:expr) => {{
+        let conn = $conn;
+        tokio::pin!(conn);
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                biased;
+                res = conn.as_mut() => {
+                    if let Err(e) = res {
+                        tracing::debug!(peer = %$peer, error = %e, "client connection ended with an error");
+                    }
+                    break;
+                }
+                why = &mut $rang, if !closing => match why {
+                    Ok(Expiry::HeaderTimeout) => {
+                        tracing::debug!(peer = %$peer, "request header timeout: closing the connection");
+                        break;
+                    }
+                    Ok(Expiry::Idle | Expiry::Drain) | Err(_) => {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                },
+            }
+        }
+    }};
+}
+
 async fn serve_conn(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr) {
     let _guard = ctx.conns.enter();
     let trusted = ctx.proxy.settings().trusted.contains(peer.ip());
     let state = Arc::new(ConnState::new(peer, trusted));
-    let io = TokioIo::new(ObservedIo::new(stream, state.clone()));
-    let (proxy, svc_state) = (ctx.proxy.clone(), state.clone());
-    let svc = service_fn(move |req| proxy.clone().handle(svc_state.clone(), req));
-    let conn = ctx.http.serve_connection_with_upgrades(io, svc);
-    tokio::pin!(conn);
     let (alarm, mut rang) = Alarm::new();
     let watchdog = tokio::spawn(conn::watch(state.clone(), alarm.clone(), ctx.timeouts.header, ctx.timeouts.idle));
     let id = ctx.registry.add(alarm);
-    let mut closing = false;
-    loop {
-        tokio::select! {
-            biased;
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    tracing::debug!(peer = %peer, error = %e, "client connection ended with an error");
-                }
-                break;
-            }
-            why = &mut rang, if !closing => match why {
-                Ok(Expiry::HeaderTimeout) => {
-                    tracing::debug!(peer = %peer, "request header timeout: closing the connection");
-                    break;
-                }
-                // Idle or draining: HTTP/1.1 closes after the response in flight, HTTP/2 sends GOAWAY.
-                Ok(Expiry::Idle | Expiry::Drain) | Err(_) => {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-            },
+    if let Some(h2) = detect_h2(&stream, &mut rang).await {
+        let io = TokioIo::new(ObservedIo::new(stream, state.clone()));
+        let (proxy, svc_state) = (ctx.proxy.clone(), state.clone());
+        let svc = service_fn(move |req| proxy.clone().handle(svc_state.clone(), req));
+        // One protocol per connection, chosen by the preface: the plain builders are measurably
+        // cheaper per request than the auto builder's rewinding reader.
+        if h2 {
+            drive!(ctx.h2.serve_connection(io, svc), rang, peer);
+        } else {
+            drive!(ctx.h1.serve_connection(io, svc).with_upgrades(), rang, peer);
         }
     }
     watchdog.abort();
     ctx.registry.remove(id);
+}
+
+/// Peeks at the first bytes: `Some(true)` for the HTTP/2 preface (`PRI * HTTP/2.0…`), `Some(false)`
+/// for anything else, `None` when the client left or the alarm rang first.
+async fn detect_h2(stream: &TcpStream, rang: &mut tokio::sync::oneshot::Receiver<Expiry>) -> Option<bool> {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+    let mut buf = [0u8; 16];
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut *rang => return None,
+            peeked = stream.peek(&mut buf) => match peeked {
+                Ok(0) | Err(_) => return None,
+                Ok(n) if buf[..n] != PREFACE[..n] => return Some(false),
+                Ok(n) if n >= 3 => return Some(true),
+                // A prefix of the preface, cut short: wait for more bytes.
+                Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+    }
 }
