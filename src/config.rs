@@ -40,6 +40,15 @@ pub enum Command {
     /// Work with report files offline (render, merge replicas' reports).
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Try it in one minute: embedded blue, sample green routes, replayed traffic, the report.
+    Demo {
+        /// Print the report and exit instead of serving it until Ctrl-C.
+        #[arg(long)]
+        exit: bool,
+        /// Where report.json, report.md, report.csv and access.log are written.
+        #[arg(long, value_name = "DIR", default_value = "cutover-demo")]
+        out: PathBuf,
+    },
 }
 
 /// `cutover-proxy report …`.

@@ -44,6 +44,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Demo { exit, out } => match cutover_proxy::demo::run(&out, exit) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
         Command::Report(cmd) => match report_command(cmd) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

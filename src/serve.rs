@@ -1,6 +1,7 @@
 //! `cutover-proxy serve`: binds everything, starts the workers, the admin server and the
 //! upstream resolver, then runs the shutdown sequence on SIGTERM/SIGINT.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,12 +54,28 @@ impl ServeError {
 
 /// Runs the proxy until a signal ends it; returns once in-flight work is done or timed out.
 pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
+    run_with(cfg, Hooks { out: Box::new(std::io::stdout()), ready: None, stop: None })
+}
+
+/// Where an embedding caller (the demo) takes over from the process defaults.
+pub struct Hooks {
+    /// Where the JSON log goes (stdout for `serve`).
+    pub out: Box<dyn std::io::Write + Send>,
+    /// Told the bound addresses once listening: (proxy listeners, admin).
+    pub ready: Option<std::sync::mpsc::Sender<(Vec<SocketAddr>, SocketAddr)>>,
+    /// Starts the shutdown like a signal would (without the drain delay's wait when sent twice).
+    pub stop: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+/// [`run`] with the log, readiness and stop under the caller's control.
+pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
+    let Hooks { out, ready, stop } = hooks;
     let started_at_ms = now_unix_ms();
     // A broken route table refuses to start, before any socket is bound.
     let routes =
         Arc::new(if cfg.green_routes.is_empty() { RouteTable::empty() } else { RouteTable::load(&cfg.green_routes)? });
     let ledger = (!cfg.no_record).then(|| Arc::new(Ledger::new(cfg.ledger.clone(), routes.clone())));
-    let (log, writer) = LogWriter::start(std::io::stdout(), LOG_QUEUE)?;
+    let (log, writer) = LogWriter::start(out, LOG_QUEUE)?;
     let mut listeners: Vec<Vec<std::net::TcpListener>> = (0..cfg.workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
     for addr in &cfg.listen {
@@ -160,9 +177,21 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         if upstreams.list.iter().any(|u| u.needs_resolving()) {
             tokio::spawn(upstreams.clone().keep_resolved(RESOLVE_EVERY));
         }
+        if let Some(ready) = ready {
+            let _ = ready.send((bound.clone(), admin_addr));
+        }
+        let stop = async {
+            match stop {
+                Some(rx) => {
+                    let _ = rx.await;
+                }
+                None => std::future::pending().await,
+            }
+        };
         let sig = tokio::select! {
             _ = sigterm.recv() => "SIGTERM",
             _ = sigint.recv() => "SIGINT",
+            _ = stop => "stop",
         };
         shutdown.set_not_ready();
         log.event("draining", json!({"signal": sig, "drain_delay_ms": cfg.drain_delay.as_millis() as u64}));
