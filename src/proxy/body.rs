@@ -126,7 +126,8 @@ impl Drop for Finish {
         let proxy = &self.proxy;
         let at_ms = self.ts.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let recorded = match proxy.ledger() {
-            Some(ledger) => ledger.record(
+            Some((ledger, totals)) => ledger.record_into(
+                totals,
                 &Observation {
                     host: self.host.as_ref().map(|h| h.as_bytes()),
                     path: self.uri.path(),

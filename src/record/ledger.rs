@@ -213,6 +213,21 @@ impl HostStats {
     }
 }
 
+/// A sum of [`Totals`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TotalCounts {
+    /// Every request recorded (not ignored).
+    pub requests: u64,
+    /// Requests that matched an ignore rule.
+    pub ignored: u64,
+    /// Requests whose host/path green does not route.
+    pub unrouted: u64,
+    /// Requests counted under `(other)`.
+    pub hosts_overflowed: u64,
+    /// Requests counted under `{other}`.
+    pub paths_overflowed: u64,
+}
+
 /// Totals over everything recorded, exact whatever the bounds.
 #[derive(Debug, Default)]
 pub struct Totals {
@@ -237,8 +252,10 @@ pub struct Ledger {
     shards: Box<[Shard]>,
     hasher: RandomState,
     hosts: AtomicUsize,
-    /// Exact totals.
-    pub totals: Totals,
+    /// Totals of direct [`Ledger::record`] calls; workers count into their own [`Totals`] (see
+    /// [`Ledger::totals_lane`]) so no counter is shared between cores.
+    totals: Arc<Totals>,
+    lanes: Mutex<Vec<Arc<Totals>>>,
     routes: ArcSwap<RouteTable>,
     route_version: AtomicU64,
 }
@@ -256,7 +273,8 @@ impl Ledger {
             shards,
             hasher: RandomState::new(),
             hosts: AtomicUsize::new(0),
-            totals: Totals::default(),
+            totals: Arc::new(Totals::default()),
+            lanes: Mutex::new(Vec::new()),
             routes: ArcSwap::new(routes),
             route_version: AtomicU64::new(1),
         }
@@ -284,21 +302,50 @@ impl Ledger {
         }
     }
 
+    /// Counters for one worker, summed into [`Ledger::totals`].
+    pub fn totals_lane(&self) -> Arc<Totals> {
+        let lane = Arc::new(Totals::default());
+        if let Ok(mut lanes) = self.lanes.lock() {
+            lanes.push(lane.clone());
+        }
+        lane
+    }
+
+    /// Exact totals over every worker.
+    pub fn totals(&self) -> TotalCounts {
+        let mut sum = TotalCounts::default();
+        let lanes = self.lanes.lock().map(|l| l.clone()).unwrap_or_default();
+        for t in lanes.iter().chain(std::iter::once(&self.totals)) {
+            let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            sum.requests += get(&t.requests);
+            sum.ignored += get(&t.ignored);
+            sum.unrouted += get(&t.unrouted);
+            sum.hosts_overflowed += get(&t.hosts_overflowed);
+            sum.paths_overflowed += get(&t.paths_overflowed);
+        }
+        sum
+    }
+
     /// Records one request; `sighted` hears about first sightings.
-    pub fn record(&self, o: &Observation<'_>, mut sighted: impl FnMut(Sighting)) -> Recorded {
+    pub fn record(&self, o: &Observation<'_>, sighted: impl FnMut(Sighting)) -> Recorded {
+        self.record_into(&self.totals, o, sighted)
+    }
+
+    /// Records one request, counting into a worker's own `totals`.
+    pub fn record_into(&self, totals: &Totals, o: &Observation<'_>, mut sighted: impl FnMut(Sighting)) -> Recorded {
         if self.ignores(o.path, o.user_agent) {
-            self.totals.ignored.fetch_add(1, Ordering::Relaxed);
+            totals.ignored.fetch_add(1, Ordering::Relaxed);
             return Recorded::Ignored;
         }
-        self.totals.requests.fetch_add(1, Ordering::Relaxed);
+        totals.requests.fetch_add(1, Ordering::Relaxed);
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let (host_buf, path_buf) = &mut *scratch;
             let ip_literal = normalize_host_into(o.host, host_buf);
             self.settings.templater.template_into(o.path, path_buf);
-            let routed = self.record_normalized(host_buf, ip_literal, path_buf, o, &mut sighted);
+            let routed = self.record_normalized(totals, host_buf, ip_literal, path_buf, o, &mut sighted);
             if routed == Some(false) {
-                self.totals.unrouted.fetch_add(1, Ordering::Relaxed);
+                totals.unrouted.fetch_add(1, Ordering::Relaxed);
             }
             Recorded::Counted { routed }
         })
@@ -310,6 +357,7 @@ impl Ledger {
 
     fn record_normalized(
         &self,
+        totals: &Totals,
         host: &str,
         ip_literal: bool,
         template: &str,
@@ -335,7 +383,7 @@ impl Ledger {
         let (key, entry) = match entry {
             Some(e) => (host, e),
             None => {
-                self.totals.hosts_overflowed.fetch_add(1, Ordering::Relaxed);
+                totals.hosts_overflowed.fetch_add(1, Ordering::Relaxed);
                 drop(shard);
                 shard = self.shards[self.shard_of(OTHER_HOST)].lock().unwrap_or_else(|p| p.into_inner());
                 (OTHER_HOST, shard.entry_ref(OTHER_HOST).or_insert_with(|| HostStats::new(o.at_ms, false)))
@@ -376,7 +424,7 @@ impl Ledger {
             Some(p) => p,
             None => {
                 pkey = OTHER_PATH;
-                self.totals.paths_overflowed.fetch_add(1, Ordering::Relaxed);
+                totals.paths_overflowed.fetch_add(1, Ordering::Relaxed);
                 entry.paths.entry_ref(OTHER_PATH).or_insert_with(|| PathStats::new(o))
             }
         };

@@ -31,8 +31,7 @@ pub fn build(ledger: &Ledger, started_at_ms: u64, settings: &ReportSettings) -> 
     let now = now_unix_ms();
     let routes = ledger.routes();
     let loaded = !routes.is_empty();
-    let t = &ledger.totals;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let t = ledger.totals();
     let mut hosts: Vec<HostReport> =
         ledger.snapshot().into_iter().map(|(host, stats)| host_report(host, &stats, loaded)).collect();
     let mut report = Report {
@@ -41,12 +40,12 @@ pub fn build(ledger: &Ledger, started_at_ms: u64, settings: &ReportSettings) -> 
         started_at: ts(started_at_ms),
         replicas: 1,
         totals: Totals {
-            requests: load(&t.requests),
-            ignored_requests: load(&t.ignored),
+            requests: t.requests,
+            ignored_requests: t.ignored,
             hosts: ledger.host_count() as u64,
-            unrouted_requests: load(&t.unrouted),
-            hosts_overflowed_requests: load(&t.hosts_overflowed),
-            paths_overflowed_requests: load(&t.paths_overflowed),
+            unrouted_requests: t.unrouted,
+            hosts_overflowed_requests: t.hosts_overflowed,
+            paths_overflowed_requests: t.paths_overflowed,
         },
         green: GreenSummary { loaded, objects: routes.objects() as u64 },
         hosts: Vec::new(),
