@@ -208,6 +208,12 @@ measure() {
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 col_median() { awk -v t="$1" -v c="$2" '$1 == t { print $c }' "$WORK/results" | median; }
 
+# paired_ratio A B COLUMN: median over rounds of A's value / B's value in the same round.
+paired_ratio() {
+  awk -v a="$1" -v b="$2" -v c="$3" '$1 == a { x[$2] = $c } $1 == b { y[$2] = $c }
+    END { for (r in x) if (r in y) print x[r] / y[r] }' "$WORK/results" | median | awk '{ printf "%.3f", $1 }'
+}
+
 summary() {
   local t rps p50 p99
   echo
@@ -219,10 +225,11 @@ summary() {
     printf '%-14s %12.0f %10.3f %10.3f\n' "$t" "$rps" "$p50" "$p99"
     echo "$t $rps $p50 $p99" >>"$WORK/summary"
   done
-  RATIO_RPS=$(awk '$1 == "nginx" { n = $2 } $1 == "cutover-proxy" { c = $2 } END { printf "%.2f", c / n }' "$WORK/summary")
-  RATIO_P99=$(awk '$1 == "nginx" { n = $4 } $1 == "cutover-proxy" { c = $4 } END { printf "%.2f", c / n }' "$WORK/summary")
-  RATIO_REC=$(awk '$1 == "cutover-off" { o = $2 } $1 == "cutover-proxy" { c = $2 } END { printf "%.3f", c / o }' "$WORK/summary")
-  echo "cutover-proxy / nginx: req/s x$RATIO_RPS, p99 x$RATIO_P99"
+  # Ratios are taken within each round (same machine state), then the median over rounds.
+  RATIO_RPS=$(paired_ratio cutover-proxy nginx 3)
+  RATIO_P99=$(paired_ratio cutover-proxy nginx 5)
+  RATIO_REC=$(paired_ratio cutover-proxy cutover-off 3)
+  echo "cutover-proxy / nginx (median of per-round ratios): req/s x$RATIO_RPS, p99 x$RATIO_P99"
   echo "recording on / off: req/s x$RATIO_REC (ledger + access log cost)"
   if [[ $MARKDOWN -eq 1 ]]; then
     echo
