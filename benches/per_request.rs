@@ -87,6 +87,7 @@ fn record_one_request(c: &mut Criterion) {
     let settings = LedgerSettings {
         max_hosts: 100_000,
         max_paths_per_host: 1_000,
+        max_paths: 200_000,
         ignore_paths: vec!["/healthz".parse::<Glob>().unwrap(), "/readyz".parse().unwrap()],
         ignore_user_agents: vec!["ELB-HealthChecker/*".parse().unwrap()],
         templater: Templater::default(),

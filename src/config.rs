@@ -176,6 +176,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CUTOVER_MAX_PATHS_PER_HOST", value_name = "N", default_value = "1000")]
     pub max_paths_per_host: usize,
 
+    /// Distinct path templates over all hosts; more go to `{other}` (bounds the ledger's memory).
+    #[arg(long, env = "CUTOVER_MAX_PATHS", value_name = "N", default_value = "200000")]
+    pub max_paths: usize,
+
     /// Paths (glob, `*` and `?`) still forwarded but only counted as ignored; repeatable.
     #[arg(long, env = "CUTOVER_IGNORE_PATH", value_name = "GLOB", value_delimiter = ',', default_values = ["/healthz", "/readyz", "/livez"])]
     pub ignore_path: Vec<Glob>,
@@ -303,7 +307,8 @@ impl<'de> Deserialize<'de> for Dur {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Secs(n) => Ok(Dur(Duration::from_secs(n))),
+            Raw::Secs(n) if n <= 1_000_000_000 => Ok(Dur(Duration::from_secs(n))),
+            Raw::Secs(n) => Err(serde::de::Error::custom(format!("duration {n}s is too large"))),
             Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
         }
     }
@@ -335,6 +340,7 @@ struct FileConfig {
     report_interval: Option<Dur>,
     max_hosts: Option<usize>,
     max_paths_per_host: Option<usize>,
+    max_paths: Option<usize>,
     ignore_path: Option<Vec<Glob>>,
     ignore_user_agent: Option<Vec<Glob>>,
     id_pattern: Option<Vec<IdPattern>>,
@@ -433,6 +439,19 @@ impl ServeConfig {
                 why: format!("{workers} is not between 1 and 1024"),
             });
         }
+        for (what, d) in [
+            ("--connect-timeout", pick!(connect_timeout)),
+            ("--header-timeout", pick!(header_timeout)),
+            ("--idle-timeout", pick!(idle_timeout)),
+            ("--upstream-timeout", pick!(upstream_timeout)),
+            ("--upstream-idle-timeout", pick!(upstream_idle_timeout)),
+            ("--tunnel-idle-timeout", pick!(tunnel_idle_timeout)),
+            ("--shutdown-timeout", pick!(shutdown_timeout)),
+        ] {
+            if d.0 < Duration::from_millis(10) {
+                return Err(ConfigError::Invalid { what, why: format!("{:?} is too short (at least 10ms)", d.0) });
+            }
+        }
         let report_interval = pick!(report_interval);
         if report_interval.0 < Duration::from_millis(100) {
             return Err(ConfigError::Invalid { what: "--report-interval", why: "must be at least 100ms".into() });
@@ -475,6 +494,7 @@ impl ServeConfig {
             ledger: LedgerSettings {
                 max_hosts: pick!(max_hosts),
                 max_paths_per_host: pick!(max_paths_per_host),
+                max_paths: pick!(max_paths),
                 ignore_paths: pick!(ignore_path),
                 ignore_user_agents: pick!(ignore_user_agent),
                 templater: Templater::new(pick!(id_pattern).into_iter().map(|p| p.0).collect()),

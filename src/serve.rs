@@ -156,6 +156,7 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
         settings: report_settings,
         file: cfg.report_file.clone(),
         log: log.clone(),
+        writing: Default::default(),
     });
     let admin_state = Arc::new(AdminState {
         shutdown: shutdown.clone(),

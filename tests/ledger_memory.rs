@@ -21,6 +21,7 @@ fn a_million_random_paths_stay_bounded_and_exact() {
     let settings = LedgerSettings {
         max_hosts: 100_000,
         max_paths_per_host: 1_000,
+        max_paths: 200_000,
         ignore_paths: vec![],
         ignore_user_agents: vec![],
         templater: Templater::default(),

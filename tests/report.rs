@@ -444,3 +444,39 @@ async fn merged_replica_reports_add_up() {
     assert!(err.contains("junk.json") && err.contains("not a cutover-proxy report"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_websocket_is_in_the_report_while_it_lasts() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let up = Upstream::start().await;
+    let proxy = ProxyProc::start(&["--upstream", &up.url()]);
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", proxy.addr)).await.unwrap();
+    ws.send(Message::text("still here")).await.unwrap();
+    ws.next().await.unwrap().unwrap();
+    let report = report_json(&proxy).await;
+    let h = host(&report, &proxy.addr.ip().to_string());
+    assert_eq!(h["status"]["1xx"], 1, "counted when the tunnel opened: {h}");
+    assert_eq!(h["paths"][0]["path"], "/ws");
+    ws.close(None).await.unwrap();
+    proxy.wait_line(|v| v["status"] == 101);
+    assert_eq!(report_json(&proxy).await["totals"]["requests"], 1, "not counted twice when it closes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_before_the_answer_is_a_499() {
+    let up = Upstream::start().await;
+    let proxy = ProxyProc::start(&["--upstream", &up.url()]);
+    let (_, closed) = raw_exchange(
+        proxy.addr,
+        b"GET /slow?ms=1500 HTTP/1.1\r\nHost: impatient.example.com\r\n\r\n",
+        Duration::from_millis(200),
+    )
+    .await;
+    assert!(!closed);
+    let line = proxy.wait_line(|v| v["path"] == "/slow" && v.get("status").is_some());
+    assert_eq!(line["status"], 499, "{line}");
+    assert_eq!(line["error"], "client_closed");
+    let report = report_json(&proxy).await;
+    assert_eq!(host(&report, "impatient.example.com")["status"]["4xx"], 1);
+}

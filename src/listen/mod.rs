@@ -155,10 +155,14 @@ async fn accept_loop(listener: TcpListener, ctx: ConnCtx, mut stop: watch::Recei
 /// shuts it down gracefully (HTTP/1.1: after the response in flight; HTTP/2: GOAWAY) when idle or
 /// draining.
 macro_rules! drive {
-    ($conn:expr, $rang:expr, $peer:expr) => {{
+    ($conn:expr, $rang:expr, $peer:expr, $linger:expr) => {{
         let conn = $conn;
         tokio::pin!(conn);
         let mut closing = false;
+        // Armed once a graceful close starts: a client that never reads the rest of its last
+        // response (zero window) must not hold the connection forever.
+        let linger = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(linger);
         loop {
             tokio::select! {
                 biased;
@@ -173,11 +177,21 @@ macro_rules! drive {
                         tracing::debug!(peer = %$peer, "request header timeout: closing the connection");
                         break;
                     }
-                    Ok(Expiry::Idle | Expiry::Drain) | Err(_) => {
+                    Ok(Expiry::Idle) | Err(_) => {
+                        closing = true;
+                        linger.as_mut().reset(tokio::time::Instant::now() + $linger);
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    // Draining: the worker's --shutdown-timeout bounds what is still in flight.
+                    Ok(Expiry::Drain) => {
                         closing = true;
                         conn.as_mut().graceful_shutdown();
                     }
                 },
+                _ = &mut linger, if closing => {
+                    tracing::debug!(peer = %$peer, "client did not take the end of its response: closing");
+                    break;
+                }
             }
         }
     }};
@@ -197,9 +211,9 @@ async fn serve_conn(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr) {
         // One protocol per connection, chosen by the preface: the plain builders are measurably
         // cheaper per request than the auto builder's rewinding reader.
         if h2 {
-            drive!(ctx.h2.serve_connection(io, svc), rang, peer);
+            drive!(ctx.h2.serve_connection(io, svc), rang, peer, ctx.timeouts.header);
         } else {
-            drive!(ctx.h1.serve_connection(io, svc).with_upgrades(), rang, peer);
+            drive!(ctx.h1.serve_connection(io, svc).with_upgrades(), rang, peer, ctx.timeouts.header);
         }
     }
     watchdog.abort();
@@ -211,6 +225,7 @@ async fn serve_conn(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr) {
 async fn detect_h2(stream: &TcpStream, rang: &mut tokio::sync::oneshot::Receiver<Expiry>) -> Option<bool> {
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
     let mut buf = [0u8; 16];
+    let mut nap = Duration::from_millis(1);
     loop {
         tokio::select! {
             biased;
@@ -219,8 +234,12 @@ async fn detect_h2(stream: &TcpStream, rang: &mut tokio::sync::oneshot::Receiver
                 Ok(0) | Err(_) => return None,
                 Ok(n) if buf[..n] != PREFACE[..n] => return Some(false),
                 Ok(n) if n >= 3 => return Some(true),
-                // A prefix of the preface, cut short: wait for more bytes.
-                Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+                // A prefix of the preface, cut short: wait for more bytes, backing off so a client
+                // that sends one byte and stops costs a few wake-ups, not thousands.
+                Ok(_) => {
+                    tokio::time::sleep(nap).await;
+                    nap = (nap * 2).min(Duration::from_millis(250));
+                }
             }
         }
     }

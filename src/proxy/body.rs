@@ -112,19 +112,22 @@ pub struct Finish {
     pub tunnel_in: u64,
     /// The response body was sent to the end.
     pub complete: bool,
+    /// Already counted in the ledger (tunnels are counted when they open).
+    pub recorded: Option<Recorded>,
 }
 
-impl Drop for Finish {
-    fn drop(&mut self) {
-        self.conn.request_done();
-        let error = match (self.error, self.complete) {
-            (Some(e), _) => Some(e),
-            (None, false) => Some("client_closed"),
-            (None, true) => None,
-        };
-        let bytes_in = self.req.as_ref().map_or(0, |r| r.bytes_in.load(Ordering::Relaxed)) + self.tunnel_in;
+impl Finish {
+    /// Records the request in the ledger now (an upgraded connection, which may stay open for
+    /// hours, is counted when its tunnel opens); returns green's verdict for the log filter.
+    pub fn record(&mut self) -> Recorded {
+        if let Some(done) = &self.recorded {
+            return done.clone();
+        }
         let proxy = &self.proxy;
-        let at_ms = self.ts.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let bytes_in = self.bytes_in();
+        // Stamped when it ends, so a long request is not counted as old news.
+        let at = self.ts + self.start.elapsed();
+        let at_ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let recorded = match proxy.ledger() {
             Some((ledger, totals)) => ledger.record_into(
                 totals,
@@ -144,6 +147,29 @@ impl Drop for Finish {
             ),
             None => Recorded::Counted { routed: None },
         };
+        self.recorded = Some(recorded.clone());
+        recorded
+    }
+
+    fn bytes_in(&self) -> u64 {
+        self.req.as_ref().map_or(0, |r| r.bytes_in.load(Ordering::Relaxed)) + self.tunnel_in
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.conn.request_done();
+        if self.status == 0 {
+            // The client went away before the upstream answered (nginx's 499).
+            self.status = 499;
+        }
+        let error = match (self.error, self.complete) {
+            (Some(e), _) => Some(e),
+            (None, false) => Some("client_closed"),
+            (None, true) => None,
+        };
+        let recorded = self.record();
+        let proxy = &self.proxy;
         let wanted = match proxy.settings().log_requests {
             LogRequests::All => true,
             LogRequests::None => false,
@@ -165,7 +191,7 @@ impl Drop for Finish {
             path: Text::new(path.as_bytes()),
             version: self.version,
             status: self.status,
-            bytes_in,
+            bytes_in: self.bytes_in(),
             bytes_out: self.bytes_out,
             duration: self.start.elapsed(),
             upstream: self.upstream,

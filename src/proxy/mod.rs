@@ -128,6 +128,7 @@ impl Proxy {
             bytes_out: 0,
             tunnel_in: 0,
             complete: false,
+            recorded: None,
         };
         if req.method() == Method::CONNECT {
             return Ok(own_response(
@@ -207,6 +208,8 @@ impl Proxy {
             if let Some(value) = resp_hop.upgrade.or(hop.upgrade) {
                 resp.headers_mut().insert(header::UPGRADE, value);
             }
+            // Counted now: a WebSocket may stay open for hours and must show in the report meanwhile.
+            finish.record();
             let guard = self.tunnels.enter();
             let idle = self.settings.tunnel_idle_timeout;
             tokio::spawn(tunnel::run(client_upgrade, upstream_upgrade, finish, checkout.conn.clone(), idle, guard));

@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use hashbrown::hash_map::EntryRef;
 use hashbrown::HashMap;
 
-use super::normalize::{normalize_host_into, Glob, Templater};
+use super::normalize::{normalize_host_into, Glob, Templater, MAX_PATH_LEN};
 use super::stats::{Methods, Minutes, StatusClasses, TopK};
 use crate::routes::{RouteRef, RouteTable};
 
@@ -33,6 +33,8 @@ pub struct LedgerSettings {
     pub max_hosts: usize,
     /// Distinct path templates per host before `{other}`.
     pub max_paths_per_host: usize,
+    /// Distinct path templates over all hosts before `{other}` (bounds memory as a whole).
+    pub max_paths: usize,
     /// Requests whose path matches are counted as ignored, not recorded.
     pub ignore_paths: Vec<Glob>,
     /// Requests whose user agent matches are counted as ignored, not recorded.
@@ -135,11 +137,20 @@ impl PathStats {
             status: StatusClasses::default(),
             bytes_in: 0,
             bytes_out: 0,
-            example: o.path.split('?').next().unwrap_or("/").into(),
+            example: cut(o.path.split('?').next().unwrap_or("/"), MAX_PATH_LEN).into(),
             green: None,
             green_version: 0,
         }
     }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// A user agent kept in a host's top-k, with its hash so most comparisons are one integer.
@@ -252,6 +263,7 @@ pub struct Ledger {
     shards: Box<[Shard]>,
     hasher: RandomState,
     hosts: AtomicUsize,
+    paths: AtomicUsize,
     /// Totals of direct [`Ledger::record`] calls; workers count into their own [`Totals`] (see
     /// [`Ledger::totals_lane`]) so no counter is shared between cores.
     totals: Arc<Totals>,
@@ -273,6 +285,7 @@ impl Ledger {
             shards,
             hasher: RandomState::new(),
             hosts: AtomicUsize::new(0),
+            paths: AtomicUsize::new(0),
             totals: Arc::new(Totals::default()),
             lanes: Mutex::new(Vec::new()),
             routes: ArcSwap::new(routes),
@@ -414,11 +427,18 @@ impl Ledger {
         let mut pkey = template;
         let path = match entry.paths.entry_ref(template) {
             EntryRef::Occupied(p) => Some(p.into_mut()),
-            EntryRef::Vacant(v) if !at_bound => {
+            EntryRef::Vacant(v)
+                if !at_bound && self.paths.fetch_add(1, Ordering::Relaxed) < self.settings.max_paths =>
+            {
                 is_new = true;
                 Some(v.insert(PathStats::new(o)))
             }
-            EntryRef::Vacant(_) => None,
+            EntryRef::Vacant(_) => {
+                if !at_bound {
+                    self.paths.fetch_sub(1, Ordering::Relaxed);
+                }
+                None
+            }
         };
         let path = match path {
             Some(p) => p,
@@ -468,8 +488,9 @@ impl Ledger {
     /// A consistent copy of every host (each shard locked briefly in turn), green verdicts
     /// brought up to date with the current route table.
     pub fn snapshot(&self) -> Vec<(String, HostStats)> {
-        let routes = self.routes.load();
+        // Version first, then the table (as `record` does): a reload in between only causes a recompute.
         let version = self.route_version.load(Ordering::Acquire);
+        let routes = self.routes.load();
         let mut out = Vec::with_capacity(self.hosts.load(Ordering::Relaxed) + 1);
         for shard in self.shards.iter() {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());

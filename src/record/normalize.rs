@@ -77,6 +77,15 @@ pub fn normalize_host_into(raw: Option<&[u8]>, out: &mut String) -> bool {
         return true;
     }
     if host.is_ascii() {
+        // A DNS name: at most 253 bytes of letters, digits, `-`, `_`, `.` (anything else is junk a
+        // client made up, and must not grow the ledger with arbitrary keys).
+        let valid = !host.is_empty()
+            && host.len() <= 253
+            && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'*'));
+        if !valid {
+            set(out, INVALID_HOST);
+            return false;
+        }
         out.push_str(host);
         out.make_ascii_lowercase();
         return false;
@@ -256,6 +265,9 @@ mod tests {
         assert_eq!(normalize_host(None).name, NO_HOST);
         assert_eq!(n("").name, NO_HOST);
         assert_eq!(normalize_host(Some(b"\xff\xfe")).name, "(invalid)");
+        assert_eq!(n("a b.example.com").name, "(invalid)");
+        assert_eq!(n(&"a".repeat(300)).name, "(invalid)");
+        assert_eq!(n("under_score.example.com").name, "under_score.example.com");
         assert!(is_load_balancer_name("k8s-blue-api-1a2b.ap-northeast-2.elb.amazonaws.com"));
         assert!(is_load_balancer_name("k8s-blue-legacy-9f.elb.ap-northeast-2.amazonaws.com"));
         assert!(is_load_balancer_name("dualstack.k8s-green-api-3c4d.ap-northeast-2.elb.amazonaws.com"));

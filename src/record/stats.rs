@@ -75,10 +75,19 @@ impl Minutes {
         match self.0.back_mut() {
             Some((m, c)) if *m == minute => *c += n,
             Some((m, _)) if *m > minute => {
-                // Clock went back or a late record: fold it into its minute if still kept.
-                if let Some(slot) = self.0.iter_mut().find(|(m, _)| *m == minute) {
-                    slot.1 += n;
+                // A late record (a long request logged when it ends): into its minute, in order;
+                // older than the kept day, into the oldest kept minute so the sum stays exact.
+                let newest = *m;
+                match self.0.binary_search_by_key(&minute, |(m, _)| *m) {
+                    Ok(i) => self.0[i].1 += n,
+                    Err(i) if minute + RING_MINUTES > newest => self.0.insert(i, (minute, n)),
+                    Err(_) => {
+                        if let Some(front) = self.0.front_mut() {
+                            front.1 += n;
+                        }
+                    }
                 }
+                return;
             }
             _ => self.0.push_back((minute, n)),
         }
@@ -211,6 +220,18 @@ mod tests {
         b.add(12, 2);
         a.merge(&b);
         assert_eq!(a.iter().collect::<Vec<_>>(), vec![(10, 1), (11, 5), (12, 3)]);
+        let mut late = Minutes::default();
+        late.add(3000, 1);
+        late.add(3003, 1);
+        late.add(3001, 2);
+        late.add(3000, 1);
+        late.add(2000, 3);
+        late.add(1, 4);
+        assert_eq!(
+            late.iter().collect::<Vec<_>>(),
+            vec![(2000, 7), (3000, 2), (3001, 2), (3003, 1)],
+            "late records land in order; older than a day, in the oldest minute: the sum stays exact"
+        );
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct Reporter {
     pub file: Option<PathBuf>,
     /// Where the summary goes.
     pub log: AccessLog,
+    /// One write at a time: the periodic one and the final one at shutdown must not interleave.
+    pub writing: Arc<std::sync::Mutex<()>>,
 }
 
 impl Reporter {
@@ -48,12 +50,19 @@ impl Reporter {
     }
 
     fn write_blocking(&self) {
+        let _one_at_a_time = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let report = build(&self.ledger, self.started_at_ms, &self.settings);
         let mut actions: BTreeMap<&str, u64> = BTreeMap::new();
         for h in &report.hosts {
             *actions.entry(h.action.as_str()).or_default() += 1;
         }
-        let arriving = report.hosts.iter().filter(|h| h.action != super::model::Action::None).count();
+        let now = super::build::now_unix_ms();
+        let quiet_ms = self.settings.quiet_period.as_millis() as u64;
+        let arriving = report
+            .hosts
+            .iter()
+            .filter(|h| super::build::parse_ts(&h.last_seen).is_some_and(|t| now.saturating_sub(t) < quiet_ms))
+            .count();
         self.log.event(
             "summary",
             json!({

@@ -191,9 +191,12 @@ impl Pool {
 
     /// Opens a new connection (trying each address within the connect timeout).
     async fn connect(self: &Arc<Self>) -> Result<Checkout, UpstreamError> {
-        let stream = tokio::time::timeout(self.settings.connect_timeout, connect_any(&self.upstream))
-            .await
-            .map_err(|_| UpstreamError::ConnectTimeout)??;
+        let stream = tokio::time::timeout(
+            self.settings.connect_timeout,
+            connect_any(&self.upstream, self.settings.connect_timeout),
+        )
+        .await
+        .map_err(|_| UpstreamError::ConnectTimeout)??;
         let conn = Arc::new(UpConn::default());
         conn.set_busy(true);
         let io = TokioIo::new(ObservedIo::new(stream, conn.clone()));
@@ -219,21 +222,25 @@ impl Pool {
     }
 }
 
-async fn connect_any(up: &Upstream) -> Result<TcpStream, UpstreamError> {
+/// Tries the addresses in turn; each gets a share of the connect timeout (at least a second), so
+/// one address that drops SYNs does not use up the whole budget.
+async fn connect_any(up: &Upstream, budget: Duration) -> Result<TcpStream, UpstreamError> {
     let (addrs, start) = up.addrs();
     if addrs.is_empty() {
         return Err(UpstreamError::Unresolved);
     }
+    let each = (budget / addrs.len() as u32).max(Duration::from_secs(1)).min(budget);
     let mut last = UpstreamError::ConnectFailed;
     for i in 0..addrs.len() {
         let addr: SocketAddr = addrs[(start + i) % addrs.len()];
-        match TcpStream::connect(addr).await {
-            Ok(s) => {
+        match tokio::time::timeout(each, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
                 return Ok(s);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => last = UpstreamError::ConnectRefused,
-            Err(_) => last = UpstreamError::ConnectFailed,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => last = UpstreamError::ConnectRefused,
+            Ok(Err(_)) => last = UpstreamError::ConnectFailed,
+            Err(_) => last = UpstreamError::ConnectTimeout,
         }
     }
     Err(last)
