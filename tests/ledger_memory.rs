@@ -77,3 +77,56 @@ fn a_million_random_paths_stay_bounded_and_exact() {
     assert!(after < 64 * 1024, "peak RSS {before} KiB before, {after} KiB after");
     eprintln!("peak RSS: {before} KiB before, {after} KiB after 1M distinct paths");
 }
+
+#[test]
+fn lanes_merge_exactly_and_keep_the_path_bound() {
+    let settings = LedgerSettings {
+        max_hosts: 10,
+        max_paths_per_host: 3,
+        max_paths: 1_000,
+        ignore_paths: vec![],
+        ignore_user_agents: vec![],
+        templater: Templater::default(),
+    };
+    let ledger = Ledger::new(settings, Arc::new(RouteTable::empty()));
+    let (a, b) = (ledger.lane(), ledger.lane());
+    let method = http::Method::GET;
+    let mut first_hosts = 0;
+    let mut first_paths = 0;
+    for i in 0..400u64 {
+        let lane = if i % 2 == 0 { &a } else { &b };
+        // Lane a sees /p0../p2 most, lane b /p3../p5: merged, 6 templates for a bound of 3.
+        let path = format!("/p{}", (i % 2) * 3 + (i / 2) % 3);
+        ledger.record_into(
+            lane,
+            &Observation {
+                host: Some(b"shared.example.com"),
+                path: &path,
+                method: &method,
+                status: 200,
+                bytes_in: 1,
+                bytes_out: 2,
+                client_ip: std::net::IpAddr::from([10, 0, 0, (i % 3) as u8]),
+                user_agent: None,
+                conn_age_ms: i,
+                at_ms: 1_764_000_000_000 + i,
+            },
+            |s| match s {
+                cutover_proxy::record::ledger::Sighting::NewHost { .. } => first_hosts += 1,
+                cutover_proxy::record::ledger::Sighting::NewPath { .. } => first_paths += 1,
+            },
+        );
+    }
+    assert_eq!((first_hosts, first_paths), (1, 6), "each host and path is announced once, whichever lane saw it");
+    let snap = ledger.snapshot();
+    assert_eq!(snap.len(), 1);
+    let h = &snap[0].1;
+    assert_eq!(h.requests, 400);
+    assert_eq!(h.bytes_in, 400);
+    assert_eq!(h.oldest_conn_age_ms, 399);
+    assert_eq!(h.paths.len(), 4, "3 templates + {{other}}");
+    assert_eq!(h.paths.values().map(|p| p.requests).sum::<u64>(), 400);
+    assert_eq!(h.paths[OTHER_PATH].requests, 3 * 66 + 1, "the three least requested folded");
+    assert_eq!(ledger.totals().requests, 400);
+    assert_eq!(ledger.totals().paths_overflowed, 199);
+}

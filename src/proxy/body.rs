@@ -129,8 +129,8 @@ impl Finish {
         let at = self.ts + self.start.elapsed();
         let at_ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let recorded = match proxy.ledger() {
-            Some((ledger, totals)) => ledger.record_into(
-                totals,
+            Some((ledger, lane)) => ledger.record_into(
+                lane,
                 &Observation {
                     host: self.host.as_ref().map(|h| h.as_bytes()),
                     path: self.uri.path(),

@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use crate::error::UpstreamError;
 use crate::listen::conn::ConnState;
 use crate::log::AccessLog;
-use crate::record::ledger::{Ledger, Totals};
+use crate::record::ledger::{Lane, Ledger};
 use crate::shutdown::Tracker;
 use crate::upstream::pool::{Checkout, Pool, PoolSettings};
 use crate::upstream::Upstreams;
@@ -59,7 +59,7 @@ pub struct Proxy {
     upstreams: Arc<Upstreams>,
     pools: Vec<Arc<Pool>>,
     log: AccessLog,
-    ledger: Option<(Arc<Ledger>, Arc<Totals>)>,
+    ledger: Option<(Arc<Ledger>, Arc<Lane>)>,
     /// Live upgraded tunnels of this worker (waited for at shutdown).
     pub tunnels: Arc<Tracker>,
 }
@@ -75,14 +75,14 @@ impl Proxy {
     ) -> Self {
         let pools = upstreams.list.iter().map(|u| Pool::new(u.clone(), pool.clone())).collect();
         let ledger = ledger.map(|l| {
-            let totals = l.totals_lane();
-            (l, totals)
+            let lane = l.lane();
+            (l, lane)
         });
         Self { settings, upstreams, pools, log, ledger, tunnels: Arc::new(Tracker::default()) }
     }
 
-    /// The shared ledger and this worker's totals (`None` with `--no-record`).
-    pub fn ledger(&self) -> Option<(&Ledger, &Totals)> {
+    /// The shared ledger and this worker's lane of it (`None` with `--no-record`).
+    pub fn ledger(&self) -> Option<(&Ledger, &Lane)> {
         self.ledger.as_ref().map(|(l, t)| (l.as_ref(), t.as_ref()))
     }
 

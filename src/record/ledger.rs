@@ -239,6 +239,48 @@ pub struct TotalCounts {
     pub paths_overflowed: u64,
 }
 
+impl HostStats {
+    /// Adds another lane's counters for the same host.
+    pub fn merge(&mut self, o: &HostStats) {
+        self.requests += o.requests;
+        self.first_seen_ms = self.first_seen_ms.min(o.first_seen_ms);
+        self.last_seen_ms = self.last_seen_ms.max(o.last_seen_ms);
+        self.methods.union(&o.methods);
+        self.status.merge(&o.status);
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.ip_literal |= o.ip_literal;
+        self.clients.merge(&o.clients);
+        self.agents.merge(&o.agents);
+        self.oldest_conn_age_ms = self.oldest_conn_age_ms.max(o.oldest_conn_age_ms);
+        self.minutes.merge(&o.minutes);
+        for (template, p) in &o.paths {
+            match self.paths.get_mut(template.as_str()) {
+                Some(mine) => mine.merge(p),
+                None => {
+                    self.paths.insert(template.clone(), p.clone());
+                }
+            }
+        }
+    }
+}
+
+impl PathStats {
+    fn merge(&mut self, o: &PathStats) {
+        self.requests += o.requests;
+        self.first_seen_ms = self.first_seen_ms.min(o.first_seen_ms);
+        self.last_seen_ms = self.last_seen_ms.max(o.last_seen_ms);
+        self.methods.union(&o.methods);
+        self.status.merge(&o.status);
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        if o.green_version > self.green_version {
+            self.green = o.green.clone();
+            self.green_version = o.green_version;
+        }
+    }
+}
+
 /// Totals over everything recorded, exact whatever the bounds.
 #[derive(Debug, Default)]
 pub struct Totals {
@@ -254,20 +296,34 @@ pub struct Totals {
     pub paths_overflowed: AtomicU64,
 }
 
-/// One lock's worth of hosts.
-type Shard = Mutex<HashMap<String, HostStats, RandomState>>;
+/// One worker's part of the ledger: its own hosts and totals, so two cores never write the same
+/// counters (a busy host seen by every worker would otherwise bounce its cache lines between
+/// cores on every request). Reports merge the lanes.
+#[derive(Debug, Default)]
+pub struct Lane {
+    /// This worker's totals.
+    pub totals: Totals,
+    hosts: Mutex<HashMap<String, HostStats, RandomState>>,
+}
+
+/// First sightings and the host bound, shared by the lanes but consulted only on a lane's miss.
+type Seen<T> = Box<[Mutex<std::collections::HashSet<T>>]>;
 
 /// The ledger.
 pub struct Ledger {
     settings: LedgerSettings,
-    shards: Box<[Shard]>,
     hasher: RandomState,
+    /// Hosts admitted under `--max-hosts` (each once, whichever lane saw it first).
+    seen_hosts: Seen<String>,
+    /// Hashes of (host, template) pairs already announced.
+    seen_paths: Seen<u64>,
     hosts: AtomicUsize,
     paths: AtomicUsize,
-    /// Totals of direct [`Ledger::record`] calls; workers count into their own [`Totals`] (see
-    /// [`Ledger::totals_lane`]) so no counter is shared between cores.
-    totals: Arc<Totals>,
-    lanes: Mutex<Vec<Arc<Totals>>>,
+    /// Requests the last snapshot folded into `{other}` while merging lanes.
+    folded_paths: AtomicU64,
+    /// The lane of direct [`Ledger::record`] calls; workers take their own with [`Ledger::lane`].
+    default_lane: Arc<Lane>,
+    lanes: Mutex<Vec<Arc<Lane>>>,
     routes: ArcSwap<RouteTable>,
     route_version: AtomicU64,
 }
@@ -279,15 +335,17 @@ thread_local! {
 impl Ledger {
     /// An empty ledger judging paths against `routes`.
     pub fn new(settings: LedgerSettings, routes: Arc<RouteTable>) -> Self {
-        let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::with_hasher(RandomState::new()))).collect();
+        let default_lane = Arc::new(Lane::default());
         Self {
             settings,
-            shards,
             hasher: RandomState::new(),
+            seen_hosts: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            seen_paths: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hosts: AtomicUsize::new(0),
             paths: AtomicUsize::new(0),
-            totals: Arc::new(Totals::default()),
-            lanes: Mutex::new(Vec::new()),
+            folded_paths: AtomicU64::new(0),
+            lanes: Mutex::new(vec![default_lane.clone()]),
+            default_lane,
             routes: ArcSwap::new(routes),
             route_version: AtomicU64::new(1),
         }
@@ -315,20 +373,24 @@ impl Ledger {
         }
     }
 
-    /// Counters for one worker, summed into [`Ledger::totals`].
-    pub fn totals_lane(&self) -> Arc<Totals> {
-        let lane = Arc::new(Totals::default());
+    /// A lane of its own for one worker, merged into every report.
+    pub fn lane(&self) -> Arc<Lane> {
+        let lane = Arc::new(Lane::default());
         if let Ok(mut lanes) = self.lanes.lock() {
             lanes.push(lane.clone());
         }
         lane
     }
 
+    fn lanes(&self) -> Vec<Arc<Lane>> {
+        self.lanes.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
     /// Exact totals over every worker.
     pub fn totals(&self) -> TotalCounts {
         let mut sum = TotalCounts::default();
-        let lanes = self.lanes.lock().map(|l| l.clone()).unwrap_or_default();
-        for t in lanes.iter().chain(std::iter::once(&self.totals)) {
+        for lane in self.lanes() {
+            let t = &lane.totals;
             let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
             sum.requests += get(&t.requests);
             sum.ignored += get(&t.ignored);
@@ -336,16 +398,18 @@ impl Ledger {
             sum.hosts_overflowed += get(&t.hosts_overflowed);
             sum.paths_overflowed += get(&t.paths_overflowed);
         }
+        sum.paths_overflowed += self.folded_paths.load(Ordering::Relaxed);
         sum
     }
 
     /// Records one request; `sighted` hears about first sightings.
     pub fn record(&self, o: &Observation<'_>, sighted: impl FnMut(Sighting)) -> Recorded {
-        self.record_into(&self.totals, o, sighted)
+        self.record_into(&self.default_lane, o, sighted)
     }
 
-    /// Records one request, counting into a worker's own `totals`.
-    pub fn record_into(&self, totals: &Totals, o: &Observation<'_>, mut sighted: impl FnMut(Sighting)) -> Recorded {
+    /// Records one request into a worker's own lane.
+    pub fn record_into(&self, lane: &Lane, o: &Observation<'_>, mut sighted: impl FnMut(Sighting)) -> Recorded {
+        let totals = &lane.totals;
         if self.ignores(o.path, o.user_agent) {
             totals.ignored.fetch_add(1, Ordering::Relaxed);
             return Recorded::Ignored;
@@ -356,7 +420,7 @@ impl Ledger {
             let (host_buf, path_buf) = &mut *scratch;
             let ip_literal = normalize_host_into(o.host, host_buf);
             self.settings.templater.template_into(o.path, path_buf);
-            let routed = self.record_normalized(totals, host_buf, ip_literal, path_buf, o, &mut sighted);
+            let routed = self.record_normalized(lane, host_buf, ip_literal, path_buf, o, &mut sighted);
             if routed == Some(false) {
                 totals.unrouted.fetch_add(1, Ordering::Relaxed);
             }
@@ -364,42 +428,62 @@ impl Ledger {
         })
     }
 
-    fn shard_of(&self, host: &str) -> usize {
-        (self.hasher.hash_one(host) as usize) % SHARDS
+    fn shard_of<T: std::hash::Hash + ?Sized>(&self, key: &T) -> usize {
+        (self.hasher.hash_one(key) as usize) % SHARDS
+    }
+
+    /// A host this lane has not seen: admitted under the bound (`Some(true)`: first sighting
+    /// anywhere), already admitted by another lane (`Some(false)`), or over the bound (`None`).
+    fn admit_host(&self, host: &str) -> Option<bool> {
+        let mut seen = self.seen_hosts[self.shard_of(host)].lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(host) {
+            return Some(false);
+        }
+        if self.hosts.fetch_add(1, Ordering::Relaxed) >= self.settings.max_hosts {
+            self.hosts.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        seen.insert(host.to_owned());
+        Some(true)
+    }
+
+    /// Whether this (host, template) pair is announced for the first time.
+    fn first_path(&self, host: &str, template: &str) -> bool {
+        let key = self.hasher.hash_one((host, template));
+        self.seen_paths[self.shard_of(&key)].lock().unwrap_or_else(|p| p.into_inner()).insert(key)
     }
 
     fn record_normalized(
         &self,
-        totals: &Totals,
+        lane: &Lane,
         host: &str,
         ip_literal: bool,
         template: &str,
         o: &Observation<'_>,
         sighted: &mut impl FnMut(Sighting),
     ) -> Option<bool> {
+        let totals = &lane.totals;
         let mut new_host = false;
-        let mut shard = self.shards[self.shard_of(host)].lock().unwrap_or_else(|p| p.into_inner());
+        let mut hosts = lane.hosts.lock().unwrap_or_else(|p| p.into_inner());
         let mut overflow = false;
-        let entry = match shard.entry_ref(host) {
+        let entry = match hosts.entry_ref(host) {
             EntryRef::Occupied(e) => Some(e.into_mut()),
-            // Take a slot under the bound, or fall back to the overflow host.
-            EntryRef::Vacant(v) if self.hosts.fetch_add(1, Ordering::Relaxed) < self.settings.max_hosts => {
-                new_host = true;
-                Some(v.insert(HostStats::new(o.at_ms, ip_literal)))
-            }
-            EntryRef::Vacant(_) => {
-                self.hosts.fetch_sub(1, Ordering::Relaxed);
-                overflow = true;
-                None
-            }
+            EntryRef::Vacant(v) => match self.admit_host(host) {
+                Some(first) => {
+                    new_host = first;
+                    Some(v.insert(HostStats::new(o.at_ms, ip_literal)))
+                }
+                None => {
+                    overflow = true;
+                    None
+                }
+            },
         };
         let (key, entry) = match entry {
             Some(e) => (host, e),
             None => {
                 totals.hosts_overflowed.fetch_add(1, Ordering::Relaxed);
-                drop(shard);
-                shard = self.shards[self.shard_of(OTHER_HOST)].lock().unwrap_or_else(|p| p.into_inner());
-                (OTHER_HOST, shard.entry_ref(OTHER_HOST).or_insert_with(|| HostStats::new(o.at_ms, false)))
+                (OTHER_HOST, hosts.entry_ref(OTHER_HOST).or_insert_with(|| HostStats::new(o.at_ms, false)))
             }
         };
         entry.requests += 1;
@@ -474,7 +558,7 @@ impl Ledger {
         if new_host {
             sighted(Sighting::NewHost { host: key.to_owned(), routed });
         }
-        if is_new {
+        if is_new && self.first_path(key, pkey) {
             sighted(Sighting::NewPath {
                 host: key.to_owned(),
                 path: pkey.to_owned(),
@@ -485,16 +569,16 @@ impl Ledger {
         routed
     }
 
-    /// A consistent copy of every host (each shard locked briefly in turn), green verdicts
-    /// brought up to date with the current route table.
+    /// Every host, the lanes merged (each locked briefly in turn), green verdicts brought up to
+    /// date with the current route table.
     pub fn snapshot(&self) -> Vec<(String, HostStats)> {
         // Version first, then the table (as `record` does): a reload in between only causes a recompute.
         let version = self.route_version.load(Ordering::Acquire);
         let routes = self.routes.load();
-        let mut out = Vec::with_capacity(self.hosts.load(Ordering::Relaxed) + 1);
-        for shard in self.shards.iter() {
-            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-            for (host, stats) in shard.iter_mut() {
+        let mut merged: HashMap<String, HostStats, RandomState> = HashMap::with_hasher(RandomState::new());
+        for lane in self.lanes() {
+            let mut hosts = lane.hosts.lock().unwrap_or_else(|p| p.into_inner());
+            for (host, stats) in hosts.iter_mut() {
                 if !routes.is_empty() && host.as_str() != OTHER_HOST {
                     for (template, p) in stats.paths.iter_mut() {
                         if p.green_version != version && template.as_str() != OTHER_PATH {
@@ -503,10 +587,45 @@ impl Ledger {
                         }
                     }
                 }
-                out.push((host.to_string(), stats.clone()));
+                match merged.get_mut(host.as_str()) {
+                    Some(m) => m.merge(stats),
+                    None => {
+                        merged.insert(host.clone(), stats.clone());
+                    }
+                }
             }
         }
-        out
+        // Each lane keeps its own bound; the merged view keeps the bound too, folding the least
+        // requested templates into `{other}`.
+        let max = self.settings.max_paths_per_host;
+        let mut folded = 0;
+        for stats in merged.values_mut() {
+            if stats.paths.len() <= max + 1 {
+                continue;
+            }
+            let mut order: Vec<(String, u64)> = stats
+                .paths
+                .iter()
+                .filter(|(t, _)| t.as_str() != OTHER_PATH)
+                .map(|(t, p)| (t.clone(), p.requests))
+                .collect();
+            order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            for (template, _) in order.into_iter().skip(max) {
+                if let Some(p) = stats.paths.remove(&template) {
+                    folded += p.requests;
+                    match stats.paths.get_mut(OTHER_PATH) {
+                        Some(other) => other.merge(&p),
+                        None => {
+                            let mut other = p;
+                            other.green = None;
+                            stats.paths.insert(OTHER_PATH.to_owned(), other);
+                        }
+                    }
+                }
+            }
+        }
+        self.folded_paths.store(folded, Ordering::Relaxed);
+        merged.into_iter().collect()
     }
 
     /// Distinct hosts recorded (without `(other)`).

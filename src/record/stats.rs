@@ -133,6 +133,11 @@ impl Methods {
         self.0 |= 1 << i;
     }
 
+    /// Adds every method of `other`.
+    pub fn union(&mut self, other: &Methods) {
+        self.0 |= other.0;
+    }
+
     /// The names, in a fixed order.
     pub fn names(&self) -> Vec<String> {
         METHOD_NAMES.iter().enumerate().filter(|(i, _)| self.0 & (1 << i) != 0).map(|(_, n)| (*n).to_owned()).collect()

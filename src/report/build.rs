@@ -31,9 +31,9 @@ pub fn build(ledger: &Ledger, started_at_ms: u64, settings: &ReportSettings) -> 
     let now = now_unix_ms();
     let routes = ledger.routes();
     let loaded = !routes.is_empty();
-    let t = ledger.totals();
     let mut hosts: Vec<HostReport> =
         ledger.snapshot().into_iter().map(|(host, stats)| host_report(host, &stats, loaded)).collect();
+    let t = ledger.totals();
     let mut report = Report {
         schema: SCHEMA.into(),
         generated_at: ts(now),
