@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Uri, Version};
+use http::{Method, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
@@ -86,16 +86,17 @@ pub struct Finish {
     pub ts: SystemTime,
     /// Request method.
     pub method: Method,
-    /// Host as received (`:authority` for HTTP/2).
-    pub host: Option<HeaderValue>,
-    /// Request target (path and query).
-    pub uri: Uri,
+    /// Host as received (`:authority` for HTTP/2). Copied, not shared: a reference into hyper's
+    /// read buffer would keep it from being reused while the response streams.
+    pub host: Option<Text>,
+    /// Request target (path and query), copied.
+    pub target: Text,
     /// Client's HTTP version.
     pub version: Version,
     /// Client IP (after trusted X-Forwarded-For).
     pub client_ip: IpAddr,
-    /// User-Agent as received.
-    pub user_agent: Option<HeaderValue>,
+    /// User-Agent as received, copied.
+    pub user_agent: Option<Text>,
     /// Age of the client connection when the request arrived, ms.
     pub conn_age_ms: u64,
     /// Status sent to the client.
@@ -133,7 +134,7 @@ impl Finish {
                 lane,
                 &Observation {
                     host: self.host.as_ref().map(|h| h.as_bytes()),
-                    path: self.uri.path(),
+                    path: self.path(),
                     method: &self.method,
                     status: self.status,
                     bytes_in,
@@ -149,6 +150,12 @@ impl Finish {
         };
         self.recorded = Some(recorded.clone());
         recorded
+    }
+
+    /// The path, without the query.
+    fn path(&self) -> &str {
+        let target = std::str::from_utf8(self.target.as_bytes()).unwrap_or("/");
+        target.split('?').next().unwrap_or(target)
     }
 
     fn bytes_in(&self) -> u64 {
@@ -179,16 +186,16 @@ impl Drop for Finish {
             return;
         }
         let path = if proxy.settings().log_query {
-            self.uri.path_and_query().map_or(self.uri.path(), |pq| pq.as_str())
+            std::mem::replace(&mut self.target, Text::new(b""))
         } else {
-            self.uri.path()
+            Text::new(self.path().as_bytes())
         };
         proxy.log().access(AccessRecord {
             ts: self.ts,
             client_ip: self.client_ip,
             method: std::mem::take(&mut self.method),
-            host: self.host.as_ref().map(|h| Text::new(h.as_bytes())),
-            path: Text::new(path.as_bytes()),
+            host: self.host.take(),
+            path,
             version: self.version,
             status: self.status,
             bytes_in: self.bytes_in(),

@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 
 use crate::error::UpstreamError;
 use crate::listen::conn::ConnState;
-use crate::log::AccessLog;
+use crate::log::{AccessLog, Text};
 use crate::record::ledger::{Lane, Ledger};
 use crate::shutdown::Tracker;
 use crate::upstream::pool::{Checkout, Pool, PoolSettings};
@@ -115,11 +115,11 @@ impl Proxy {
             start,
             ts: SystemTime::now(),
             method: req.method().clone(),
-            host: host.clone(),
-            uri: req.uri().clone(),
+            host: host.as_ref().map(|h| Text::new(h.as_bytes())),
+            target: Text::new(req.uri().path_and_query().map_or(b"/", |pq| pq.as_str().as_bytes())),
             version: req.version(),
             client_ip: headers::client_ip(conn.peer.ip(), req.headers(), &self.settings.trusted),
-            user_agent: req.headers().get(header::USER_AGENT).cloned(),
+            user_agent: req.headers().get(header::USER_AGENT).map(|ua| Text::new(ua.as_bytes())),
             conn_age_ms: crate::shutdown::now_ms().saturating_sub(conn.accepted_ms),
             status: 0,
             upstream: pool.upstream().name,
