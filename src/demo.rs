@@ -1,4 +1,4 @@
-//! `cutover-proxy demo`: the whole job on an embedded default, loopback only. An embedded blue
+//! `cutover-proxy demo` (part of the binary, like `main.rs`: it may use anyhow): the whole job on an embedded default, loopback only. An embedded blue
 //! upstream, a sample green route table, the real proxy in front, a replayed traffic mix, and the
 //! reconciliation report printed and written to `./cutover-demo/`.
 
@@ -16,9 +16,9 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::config::{Cli, Command, ServeConfig};
-use crate::report::model::Report;
-use crate::serve::{run_with, Hooks};
+use cutover_proxy::config::{Cli, Command, ServeConfig};
+use cutover_proxy::report::model::Report;
+use cutover_proxy::serve::{run_with, Hooks};
 
 /// Green's sample route table: what the new cluster serves.
 pub const GREEN_ROUTES: &str = r#"# Sample green routes (Kubernetes Ingress + Gateway API HTTPRoute), as a GitOps repo holds them.
@@ -224,7 +224,7 @@ fn print_table(report: &Report) {
     );
     println!("{:<52} {:>8}  {:<8} {:<16} why", "host", "requests", "green", "action");
     println!("{}", "-".repeat(120));
-    for action in crate::report::render::ACTION_ORDER {
+    for action in cutover_proxy::report::render::ACTION_ORDER {
         for h in report.hosts.iter().filter(|h| h.action == action) {
             let green = serde_json::to_value(h.green.routed).ok().and_then(|v| v.as_str().map(str::to_owned));
             let mut why = h.reason.clone();

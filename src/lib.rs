@@ -9,7 +9,6 @@
 pub mod admin;
 pub mod classify;
 pub mod config;
-pub mod demo;
 pub mod error;
 pub mod io;
 pub mod listen;

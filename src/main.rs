@@ -2,6 +2,8 @@
 //! 1 runtime failure (e.g. an address already in use), 2 bad flags or configuration.
 #![forbid(unsafe_code)]
 
+mod demo;
+
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
@@ -44,7 +46,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Demo { exit, out } => match cutover_proxy::demo::run(&out, exit) {
+        Command::Demo { exit, out } => match demo::run(&out, exit) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e:#}");
