@@ -66,9 +66,9 @@ fn a_million_random_paths_stay_bounded_and_exact() {
     }
     let after = peak_rss_kib();
     let snapshot = ledger.snapshot();
-    let total: u64 = snapshot.iter().map(|(_, h)| h.requests).sum();
+    let total: u64 = snapshot.iter().map(|(_, h)| h.counts.requests).sum();
     assert_eq!(total, N, "every request counted");
-    let path_total: u64 = snapshot.iter().flat_map(|(_, h)| h.paths.values()).map(|p| p.requests).sum();
+    let path_total: u64 = snapshot.iter().flat_map(|(_, h)| h.paths.values()).map(|p| p.counts.requests).sum();
     assert_eq!(path_total, N, "path counts add up too");
     for (host, h) in &snapshot {
         assert_eq!(h.paths.len(), 1_001, "{host}: 1000 templates + {{other}}");
@@ -121,12 +121,12 @@ fn lanes_merge_exactly_and_keep_the_path_bound() {
     let snap = ledger.snapshot();
     assert_eq!(snap.len(), 1);
     let h = &snap[0].1;
-    assert_eq!(h.requests, 400);
-    assert_eq!(h.bytes_in, 400);
+    assert_eq!(h.counts.requests, 400);
+    assert_eq!(h.counts.bytes_in, 400);
     assert_eq!(h.oldest_conn_age_ms, 399);
     assert_eq!(h.paths.len(), 4, "3 templates + {{other}}");
-    assert_eq!(h.paths.values().map(|p| p.requests).sum::<u64>(), 400);
-    assert_eq!(h.paths[OTHER_PATH].requests, 3 * 66 + 1, "the three least requested folded");
+    assert_eq!(h.paths.values().map(|p| p.counts.requests).sum::<u64>(), 400);
+    assert_eq!(h.paths[OTHER_PATH].counts.requests, 3 * 66 + 1, "the three least requested folded");
     assert_eq!(ledger.totals().requests, 400);
     assert_eq!(ledger.totals().paths_overflowed, 199);
 }

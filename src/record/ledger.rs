@@ -13,7 +13,7 @@ use hashbrown::hash_map::EntryRef;
 use hashbrown::HashMap;
 
 use super::normalize::{normalize_host_into, Glob, Templater, MAX_PATH_LEN};
-use super::stats::{Methods, Minutes, StatusClasses, TopK};
+use super::stats::{Counters, Minutes, TopK};
 use crate::routes::{RouteRef, RouteTable};
 
 /// Ledger key of hosts beyond `--max-hosts`.
@@ -106,20 +106,8 @@ pub enum Sighting {
 /// Counters of one path template.
 #[derive(Debug, Clone)]
 pub struct PathStats {
-    /// Requests.
-    pub requests: u64,
-    /// First request, unix ms.
-    pub first_seen_ms: u64,
-    /// Last request, unix ms.
-    pub last_seen_ms: u64,
-    /// Methods seen.
-    pub methods: Methods,
-    /// Status classes.
-    pub status: StatusClasses,
-    /// Request bytes.
-    pub bytes_in: u64,
-    /// Response bytes.
-    pub bytes_out: u64,
+    /// Requests, first/last seen, methods, status classes, bytes.
+    pub counts: Counters,
     /// The first concrete path seen, matched against green's routes.
     pub example: Box<str>,
     /// Green's verdict and the route table version it was computed with.
@@ -130,13 +118,7 @@ pub struct PathStats {
 impl PathStats {
     fn new(o: &Observation<'_>) -> Self {
         Self {
-            requests: 0,
-            first_seen_ms: o.at_ms,
-            last_seen_ms: o.at_ms,
-            methods: Methods::default(),
-            status: StatusClasses::default(),
-            bytes_in: 0,
-            bytes_out: 0,
+            counts: Counters::starting(o.at_ms),
             example: cut(o.path.split('?').next().unwrap_or("/"), MAX_PATH_LEN).into(),
             green: None,
             green_version: 0,
@@ -176,20 +158,8 @@ impl PartialEq for Agent {
 /// Counters of one host.
 #[derive(Debug, Clone)]
 pub struct HostStats {
-    /// Requests.
-    pub requests: u64,
-    /// First request, unix ms.
-    pub first_seen_ms: u64,
-    /// Last request, unix ms.
-    pub last_seen_ms: u64,
-    /// Methods seen.
-    pub methods: Methods,
-    /// Status classes.
-    pub status: StatusClasses,
-    /// Request bytes.
-    pub bytes_in: u64,
-    /// Response bytes.
-    pub bytes_out: u64,
+    /// Requests, first/last seen, methods, status classes, bytes.
+    pub counts: Counters,
     /// The client addressed an IP literal.
     pub ip_literal: bool,
     /// Top client IPs.
@@ -207,13 +177,7 @@ pub struct HostStats {
 impl HostStats {
     fn new(at_ms: u64, ip_literal: bool) -> Self {
         Self {
-            requests: 0,
-            first_seen_ms: at_ms,
-            last_seen_ms: at_ms,
-            methods: Methods::default(),
-            status: StatusClasses::default(),
-            bytes_in: 0,
-            bytes_out: 0,
+            counts: Counters::starting(at_ms),
             ip_literal,
             clients: TopK::new(TOP_K),
             agents: TopK::new(TOP_K),
@@ -242,13 +206,7 @@ pub struct TotalCounts {
 impl HostStats {
     /// Adds another lane's counters for the same host.
     pub fn merge(&mut self, o: &HostStats) {
-        self.requests += o.requests;
-        self.first_seen_ms = self.first_seen_ms.min(o.first_seen_ms);
-        self.last_seen_ms = self.last_seen_ms.max(o.last_seen_ms);
-        self.methods.union(&o.methods);
-        self.status.merge(&o.status);
-        self.bytes_in += o.bytes_in;
-        self.bytes_out += o.bytes_out;
+        self.counts.merge(&o.counts);
         self.ip_literal |= o.ip_literal;
         self.clients.merge(&o.clients);
         self.agents.merge(&o.agents);
@@ -267,13 +225,7 @@ impl HostStats {
 
 impl PathStats {
     fn merge(&mut self, o: &PathStats) {
-        self.requests += o.requests;
-        self.first_seen_ms = self.first_seen_ms.min(o.first_seen_ms);
-        self.last_seen_ms = self.last_seen_ms.max(o.last_seen_ms);
-        self.methods.union(&o.methods);
-        self.status.merge(&o.status);
-        self.bytes_in += o.bytes_in;
-        self.bytes_out += o.bytes_out;
+        self.counts.merge(&o.counts);
         if o.green_version > self.green_version {
             self.green = o.green.clone();
             self.green_version = o.green_version;
@@ -486,13 +438,7 @@ impl Ledger {
                 (OTHER_HOST, hosts.entry_ref(OTHER_HOST).or_insert_with(|| HostStats::new(o.at_ms, false)))
             }
         };
-        entry.requests += 1;
-        entry.first_seen_ms = entry.first_seen_ms.min(o.at_ms);
-        entry.last_seen_ms = entry.last_seen_ms.max(o.at_ms);
-        entry.methods.add(o.method);
-        entry.status.add(o.status);
-        entry.bytes_in += o.bytes_in;
-        entry.bytes_out += o.bytes_out;
+        entry.counts.count(o.method, o.status, o.bytes_in, o.bytes_out, o.at_ms);
         entry.clients.add(&o.client_ip, 1);
         if let Some(ua) = o.user_agent {
             let ua = &ua[..ua.len().min(MAX_AGENT_LEN)];
@@ -532,13 +478,7 @@ impl Ledger {
                 entry.paths.entry_ref(OTHER_PATH).or_insert_with(|| PathStats::new(o))
             }
         };
-        path.requests += 1;
-        path.first_seen_ms = path.first_seen_ms.min(o.at_ms);
-        path.last_seen_ms = path.last_seen_ms.max(o.at_ms);
-        path.methods.add(o.method);
-        path.status.add(o.status);
-        path.bytes_in += o.bytes_in;
-        path.bytes_out += o.bytes_out;
+        path.counts.count(o.method, o.status, o.bytes_in, o.bytes_out, o.at_ms);
         if pkey == OTHER_PATH {
             if new_host {
                 sighted(Sighting::NewHost { host: key.to_owned(), routed: None });
@@ -607,12 +547,12 @@ impl Ledger {
                 .paths
                 .iter()
                 .filter(|(t, _)| t.as_str() != OTHER_PATH)
-                .map(|(t, p)| (t.clone(), p.requests))
+                .map(|(t, p)| (t.clone(), p.counts.requests))
                 .collect();
             order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             for (template, _) in order.into_iter().skip(max) {
                 if let Some(p) = stats.paths.remove(&template) {
-                    folded += p.requests;
+                    folded += p.counts.requests;
                     match stats.paths.get_mut(OTHER_PATH) {
                         Some(other) => other.merge(&p),
                         None => {

@@ -186,6 +186,54 @@ impl StatusClasses {
     }
 }
 
+/// What the ledger counts for a host and for each of its paths alike.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Requests.
+    pub requests: u64,
+    /// First request, unix ms.
+    pub first_seen_ms: u64,
+    /// Last request, unix ms.
+    pub last_seen_ms: u64,
+    /// Methods seen.
+    pub methods: Methods,
+    /// Status classes.
+    pub status: StatusClasses,
+    /// Request bytes.
+    pub bytes_in: u64,
+    /// Response bytes.
+    pub bytes_out: u64,
+}
+
+impl Counters {
+    /// Nothing counted yet; first and last seen start at `at_ms`.
+    pub fn starting(at_ms: u64) -> Self {
+        Self { first_seen_ms: at_ms, last_seen_ms: at_ms, ..Self::default() }
+    }
+
+    /// Counts one request.
+    pub fn count(&mut self, method: &http::Method, status: u16, bytes_in: u64, bytes_out: u64, at_ms: u64) {
+        self.requests += 1;
+        self.first_seen_ms = self.first_seen_ms.min(at_ms);
+        self.last_seen_ms = self.last_seen_ms.max(at_ms);
+        self.methods.add(method);
+        self.status.add(status);
+        self.bytes_in += bytes_in;
+        self.bytes_out += bytes_out;
+    }
+
+    /// Adds another tally of the same host or path.
+    pub fn merge(&mut self, o: &Counters) {
+        self.requests += o.requests;
+        self.first_seen_ms = self.first_seen_ms.min(o.first_seen_ms);
+        self.last_seen_ms = self.last_seen_ms.max(o.last_seen_ms);
+        self.methods.union(&o.methods);
+        self.status.merge(&o.status);
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

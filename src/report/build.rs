@@ -66,34 +66,34 @@ fn host_report(host: String, s: &HostStats, loaded: bool) -> HostReport {
             let judged = loaded && template.as_str() != OTHER_PATH && host != OTHER_HOST;
             PathReport {
                 path: template.to_string(),
-                requests: p.requests,
-                first_seen: ts(p.first_seen_ms),
-                last_seen: ts(p.last_seen_ms),
+                requests: p.counts.requests,
+                first_seen: ts(p.counts.first_seen_ms),
+                last_seen: ts(p.counts.last_seen_ms),
                 green_routed: judged.then_some(p.green.is_some()),
                 matched_route: if judged { p.green.as_ref().map(|r| r.to_string()) } else { None },
-                methods: p.methods.names(),
-                status: p.status,
-                bytes_in: p.bytes_in,
-                bytes_out: p.bytes_out,
+                methods: p.counts.methods.names(),
+                status: p.counts.status,
+                bytes_in: p.counts.bytes_in,
+                bytes_out: p.counts.bytes_out,
             }
         })
         .collect();
     paths.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.path.cmp(&b.path)));
     let hardcoded = s.ip_literal || is_load_balancer_name(&host) || host == NO_HOST || host == INVALID_HOST;
     HostReport {
-        requests: s.requests,
-        first_seen: ts(s.first_seen_ms),
-        last_seen: ts(s.last_seen_ms),
+        requests: s.counts.requests,
+        first_seen: ts(s.counts.first_seen_ms),
+        last_seen: ts(s.counts.last_seen_ms),
         hardcoded,
         green: GreenVerdict { routed: Routed::Unknown, missing_paths: Vec::new() },
         dns: DnsEvidence::default(),
         action: Action::Unknown,
         urgent: false,
         reason: String::new(),
-        methods: s.methods.names(),
-        status: s.status,
-        bytes_in: s.bytes_in,
-        bytes_out: s.bytes_out,
+        methods: s.counts.methods.names(),
+        status: s.counts.status,
+        bytes_in: s.counts.bytes_in,
+        bytes_out: s.counts.bytes_out,
         oldest_connection_age_s: s.oldest_conn_age_ms as f64 / 1000.0,
         requests_per_minute: s.minutes.iter().map(|(minute, requests)| MinuteCount { minute, requests }).collect(),
         paths,
