@@ -344,3 +344,26 @@ fn address_in_use_is_a_clear_error() {
     assert_eq!(code, Some(1));
     assert!(err.contains(&addr) && err.contains("cannot listen"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_file_descriptors_is_logged_and_survived() {
+    let up = Upstream::start().await;
+    let proxy = ProxyProc::start_with_fd_limit(&["--upstream", &up.url(), "--workers", "1"], 40);
+    // Far more connections than descriptors left: accept fails with EMFILE.
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        if let Ok(s) = tokio::net::TcpStream::connect(proxy.addr).await {
+            held.push(s);
+        }
+    }
+    let deadline = Instant::now() + WAIT;
+    while !proxy.stderr_text().contains("accept failed") {
+        assert!(Instant::now() < deadline, "no accept error logged; stderr: {}", proxy.stderr_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(proxy.stderr_text().contains("Too many open files"), "{}", proxy.stderr_text());
+    drop(held);
+    // The accept loop went on: once descriptors are free again, clients are served.
+    let mut c = H1Client::connect(proxy.addr).await;
+    assert_eq!(c.get("after.example.com", "/").await.status, 200);
+}

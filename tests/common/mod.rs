@@ -38,7 +38,17 @@ impl ProxyProc {
     }
 
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover-proxy"));
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_cutover-proxy")), args, env)
+    }
+
+    /// Starts it under `ulimit -n LIMIT` (open files), to provoke EMFILE on accept.
+    pub fn start_with_fd_limit(args: &[&str], limit: u32) -> Self {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &format!("ulimit -n {limit} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_cutover-proxy")]);
+        Self::spawn(cmd, args, &[])
+    }
+
+    fn spawn(mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> Self {
         cmd.arg("serve").args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
         if !args.contains(&"--workers") {
             cmd.args(["--workers", "2"]);
