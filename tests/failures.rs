@@ -367,3 +367,33 @@ async fn running_out_of_file_descriptors_is_logged_and_survived() {
     let mut c = H1Client::connect(proxy.addr).await;
     assert_eq!(c.get("after.example.com", "/").await.status, 200);
 }
+
+/// A response whose body stalls after the first bytes: the client gets a truncated body (not a
+/// complete short one) within the upstream timeout, and the log says `upstream_timeout`.
+async fn stalled_body_is_cut(extra: &[&str], h2_upstream: bool) {
+    let up = if h2_upstream { Upstream::start_h2().await } else { Upstream::start().await };
+    let mut args = vec!["--upstream", up.url().leak() as &str, "--upstream-timeout", "600ms"];
+    args.extend_from_slice(extra);
+    let proxy = ProxyProc::start(&args);
+    let started = Instant::now();
+    let (got, closed) =
+        raw_exchange(proxy.addr, b"GET /stall HTTP/1.1\r\nHost: stall.example.com\r\n\r\n", Duration::from_secs(8))
+            .await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200") && text.contains("partial"), "{text}");
+    assert!(!text.contains("\r\n0\r\n\r\n"), "a stalled body must not look complete: {text}");
+    assert!(closed, "the connection is cut so the client sees the truncation");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let l = proxy.wait_line(|v| v["path"] == "/stall" && v.get("status").is_some());
+    assert_eq!(l["error"], "upstream_timeout", "{l}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_http1_upstream_body_is_cut() {
+    stalled_body_is_cut(&[], false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_h2_upstream_stream_is_cut() {
+    stalled_body_is_cut(&["--upstream-h2"], true).await;
+}

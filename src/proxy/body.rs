@@ -2,12 +2,13 @@
 //! the request's [`Finish`] record, so the access log line is written when the response ends, and
 //! gives the upstream connection back to its pool at end of stream.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{Method, Version};
@@ -208,9 +209,24 @@ impl Drop for Finish {
 }
 
 enum Kind {
-    Upstream { body: Incoming, checkout: Option<Checkout> },
+    Upstream { body: Incoming, checkout: Option<Checkout>, silence: Option<Silence> },
     Full(Option<Bytes>),
 }
+
+/// A per-response silence timer, for HTTP/2 upstreams only: their connection is shared by many
+/// streams, so the per-connection watchdog cannot tell one stalled stream from a busy connection.
+struct Silence {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    limit: Duration,
+}
+
+/// The error a response body ends with when the upstream stays silent too long.
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream sent nothing for {0:?}")]
+pub struct UpstreamSilent(Duration);
+
+/// Errors a [`ProxyBody`] can end with.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body sent to the client: the upstream's, streamed, or a short text of the proxy's own.
 pub struct ProxyBody {
@@ -221,7 +237,13 @@ pub struct ProxyBody {
 impl ProxyBody {
     /// The upstream's body; `checkout` goes back to the pool when it ends.
     pub fn upstream(body: Incoming, checkout: Checkout, finish: Finish) -> Self {
-        Self { kind: Kind::Upstream { body, checkout: Some(checkout) }, finish: Some(finish) }
+        Self { kind: Kind::Upstream { body, checkout: Some(checkout), silence: None }, finish: Some(finish) }
+    }
+
+    /// The body of an HTTP/2 upstream stream: it fails after `limit` without a frame.
+    pub fn upstream_h2(body: Incoming, checkout: Checkout, finish: Finish, limit: Duration) -> Self {
+        let silence = Silence { sleep: Box::pin(tokio::time::sleep(limit)), limit };
+        Self { kind: Kind::Upstream { body, checkout: Some(checkout), silence: Some(silence) }, finish: Some(finish) }
     }
 
     /// A complete body of the proxy's own (errors, admin pages).
@@ -238,9 +260,9 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         match &mut this.kind {
             Kind::Full(data) => {
@@ -251,8 +273,22 @@ impl Body for ProxyBody {
                 }
                 Poll::Ready(frame.map(|d| Ok(Frame::data(d))))
             }
-            Kind::Upstream { body, checkout } => {
+            Kind::Upstream { body, checkout, silence } => {
                 let res = Pin::new(body).poll_frame(cx);
+                if let Some(s) = silence.as_mut() {
+                    if res.is_pending() {
+                        if s.sleep.as_mut().poll(cx).is_ready() {
+                            checkout.take();
+                            if let Some(f) = this.finish.as_mut() {
+                                f.error = Some("upstream_timeout");
+                            }
+                            return Poll::Ready(Some(Err(Box::new(UpstreamSilent(s.limit)))));
+                        }
+                    } else {
+                        let next = tokio::time::Instant::now() + s.limit;
+                        s.sleep.as_mut().reset(next);
+                    }
+                }
                 match &res {
                     Poll::Ready(Some(Ok(frame))) => {
                         if let (Some(data), Some(f)) = (frame.data_ref(), this.finish.as_mut()) {
@@ -276,7 +312,7 @@ impl Body for ProxyBody {
                     }
                     Poll::Pending => {}
                 }
-                res
+                res.map(|frame| frame.map(|r| r.map_err(BodyError::from)))
             }
         }
     }

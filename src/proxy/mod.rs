@@ -215,6 +215,10 @@ impl Proxy {
             tokio::spawn(tunnel::run(client_upgrade, upstream_upgrade, finish, checkout.conn.clone(), idle, guard));
             return Ok(resp.map(|_| ProxyBody::empty()));
         }
+        if self.settings.upstream_h2 {
+            let limit = self.settings.upstream_timeout;
+            return Ok(resp.map(|body| ProxyBody::upstream_h2(body, checkout, finish, limit)));
+        }
         Ok(resp.map(|body| ProxyBody::upstream(body, checkout, finish)))
     }
 }

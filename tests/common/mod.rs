@@ -234,6 +234,7 @@ fn full(b: impl Into<Bytes>) -> UpBody {
 /// - `/echo`: JSON of the request as the upstream saw it (method, uri, version, headers, body size).
 /// - `/big?bytes=N`: a streamed body of N bytes.
 /// - `/slow?ms=N`: answers after N ms.
+/// - `/stall`: headers and 7 bytes, then nothing.
 /// - `/trailers`: reads the body and its trailers, answers chunked with trailers.
 /// - `/hop`: a response carrying hop-by-hop headers that must not reach the client.
 /// - `/ws`: a WebSocket echo.
@@ -263,6 +264,12 @@ async fn upstream_handler(mut req: Request<Incoming>) -> Result<Response<UpBody>
             let mut resp = Response::new(StreamBody::new(stream).boxed());
             resp.headers_mut().insert("content-length", total.into());
             Ok(resp)
+        }
+        "/stall" => {
+            // Headers and a first chunk, then silence forever.
+            let first = futures_util::stream::iter([Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"partial")))]);
+            let body = futures_util::StreamExt::chain(first, futures_util::stream::pending());
+            Ok(Response::new(StreamBody::new(body).boxed()))
         }
         "/slow" => {
             tokio::time::sleep(Duration::from_millis(param("ms"))).await;
