@@ -304,6 +304,14 @@ fn push_ip(buf: &mut Vec<u8>, ip: IpAddr) {
 
 /// Appends `s` as a JSON string; bytes that are not UTF-8 become U+FFFD.
 pub fn push_json_str(buf: &mut Vec<u8>, s: &[u8]) {
+    // The common case (a plain host or path): copy as is.
+    if s.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
+        buf.reserve(s.len() + 2);
+        buf.push(b'"');
+        buf.extend_from_slice(s);
+        buf.push(b'"');
+        return;
+    }
     let text = String::from_utf8_lossy(s);
     buf.push(b'"');
     for &b in text.as_bytes() {
