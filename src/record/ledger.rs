@@ -135,23 +135,16 @@ fn cut(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// A user agent kept in a host's top-k, with its hash so most comparisons are one integer.
-#[derive(Debug, Clone)]
+/// A user agent kept in a host's top-k.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {
-    hash: u64,
     /// The user agent (lossy UTF-8, cut at [`MAX_AGENT_LEN`] bytes).
     pub text: Box<str>,
 }
 
 impl Agent {
-    fn new(hash: u64, raw: &[u8]) -> Self {
-        Self { hash, text: String::from_utf8_lossy(raw).into() }
-    }
-}
-
-impl PartialEq for Agent {
-    fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.text == other.text
+    fn new(raw: &[u8]) -> Self {
+        Self { text: String::from_utf8_lossy(raw).into() }
     }
 }
 
@@ -442,8 +435,15 @@ impl Ledger {
         entry.clients.add(&o.client_ip, 1);
         if let Some(ua) = o.user_agent {
             let ua = &ua[..ua.len().min(MAX_AGENT_LEN)];
-            let hash = self.hasher.hash_one(ua);
-            entry.agents.add_with(|k| k.hash == hash && k.text.as_bytes() == ua, || Agent::new(hash, ua), 1);
+            // Most connections repeat one user agent: a byte compare against the few kept ones
+            // beats hashing every request's (long) user agent.
+            match std::str::from_utf8(ua) {
+                Ok(text) => entry.agents.add_with(|k| *k.text == *text, || Agent::new(ua), 1),
+                Err(_) => {
+                    let text = String::from_utf8_lossy(ua);
+                    entry.agents.add_with(|k| *k.text == *text, || Agent::new(ua), 1)
+                }
+            }
         }
         entry.oldest_conn_age_ms = entry.oldest_conn_age_ms.max(o.conn_age_ms);
         entry.minutes.add(o.at_ms / 60_000, 1);

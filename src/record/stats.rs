@@ -123,7 +123,20 @@ const METHOD_NAMES: [&str; 10] =
 impl Methods {
     /// Adds a method.
     pub fn add(&mut self, method: &http::Method) {
-        let i = METHOD_NAMES.iter().position(|m| *m == method.as_str()).unwrap_or(METHOD_NAMES.len() - 1);
+        use http::Method as M;
+        // Standard methods compare as enum variants: no string comparison per request.
+        let i = match *method {
+            M::GET => 0,
+            M::HEAD => 1,
+            M::POST => 2,
+            M::PUT => 3,
+            M::DELETE => 4,
+            M::PATCH => 5,
+            M::OPTIONS => 6,
+            M::CONNECT => 7,
+            M::TRACE => 8,
+            _ => METHOD_NAMES.len() - 1,
+        };
         self.0 |= 1 << i;
     }
 
