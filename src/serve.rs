@@ -114,15 +114,7 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
     let mut sigint = rt.block_on(async { signal(SignalKind::interrupt()) })?;
 
     // Resolve named upstreams once before taking traffic.
-    rt.block_on(async {
-        for up in upstreams.list.iter().filter(|u| u.needs_resolving()) {
-            match tokio::time::timeout(Duration::from_secs(5), up.resolve()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(upstream = %up.name, error = %e, "upstream does not resolve yet; answering 502 until it does"),
-                Err(_) => tracing::warn!(upstream = %up.name, "resolving the upstream timed out; answering 502 until it resolves"),
-            }
-        }
-    });
+    rt.block_on(upstreams.resolve_all(Duration::from_secs(5)));
 
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(cfg.workers);
     let mut threads = Vec::new();

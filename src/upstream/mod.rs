@@ -178,21 +178,28 @@ impl Upstreams {
             .unwrap_or(0)
     }
 
-    /// Resolves every named upstream now, then again every `every`, forever (a background task).
-    pub async fn keep_resolved(self: Arc<Self>, every: Duration) {
-        loop {
-            for up in self.list.iter().filter(|u| u.needs_resolving()) {
-                match tokio::time::timeout(Duration::from_secs(10), up.resolve()).await {
-                    Ok(Ok(n)) => tracing::debug!(upstream = %up.name, addresses = n, "upstream resolved"),
-                    Ok(Err(e)) => {
-                        tracing::warn!(upstream = %up.name, error = %e, "upstream does not resolve; keeping the last addresses")
-                    }
-                    Err(_) => {
-                        tracing::warn!(upstream = %up.name, "resolving the upstream timed out; keeping the last addresses")
-                    }
+    /// Resolves every named upstream once, each within `timeout`; a failure keeps the last
+    /// addresses (none at start-up: requests then get 502 until a later round succeeds).
+    pub async fn resolve_all(&self, timeout: Duration) {
+        for up in self.list.iter().filter(|u| u.needs_resolving()) {
+            match tokio::time::timeout(timeout, up.resolve()).await {
+                Ok(Ok(n)) => tracing::debug!(upstream = %up.name, addresses = n, "upstream resolved"),
+                Ok(Err(e)) => {
+                    tracing::warn!(upstream = %up.name, error = %e, "upstream does not resolve; keeping the last addresses (502 while there are none)")
+                }
+                Err(_) => {
+                    tracing::warn!(upstream = %up.name, "resolving the upstream timed out; keeping the last addresses (502 while there are none)")
                 }
             }
+        }
+    }
+
+    /// Resolves every named upstream again every `every`, forever (a background task; start-up
+    /// already resolved them once).
+    pub async fn keep_resolved(self: Arc<Self>, every: Duration) {
+        loop {
             tokio::time::sleep(every).await;
+            self.resolve_all(Duration::from_secs(10)).await;
         }
     }
 }

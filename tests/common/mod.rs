@@ -250,17 +250,7 @@ async fn upstream_handler(mut req: Request<Incoming>) -> Result<Response<UpBody>
     match req.uri().path() {
         "/big" => {
             let total = param("bytes");
-            let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
-            let stream = futures_util::stream::unfold(total, move |left| {
-                let chunk = chunk.clone();
-                async move {
-                    if left == 0 {
-                        return None;
-                    }
-                    let n = left.min(chunk.len() as u64);
-                    Some((Ok::<_, Infallible>(Frame::data(chunk.slice(..n as usize))), left - n))
-                }
-            });
+            let stream = repeat_chunk(Bytes::from(vec![b'x'; 64 * 1024]), total);
             let mut resp = Response::new(StreamBody::new(stream).boxed());
             resp.headers_mut().insert("content-length", total.into());
             Ok(resp)
@@ -452,6 +442,20 @@ pub fn body_of(frames: Vec<Frame<Bytes>>) -> UpBody {
     StreamBody::new(futures_util::stream::iter(frames.into_iter().map(Ok::<_, Infallible>))).boxed()
 }
 
+/// `total` bytes as a stream of frames, `chunk` repeated (the last one cut), never all in memory.
+fn repeat_chunk(chunk: Bytes, total: u64) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> {
+    futures_util::stream::unfold(total, move |left| {
+        let chunk = chunk.clone();
+        async move {
+            if left == 0 {
+                return None;
+            }
+            let n = left.min(chunk.len() as u64);
+            Some((Ok::<_, Infallible>(Frame::data(chunk.slice(..n as usize))), left - n))
+        }
+    })
+}
+
 /// A body streaming `total` bytes of a repeating pattern, without holding them in memory.
 pub fn streaming_body(total: u64) -> (UpBody, u64) {
     let chunk: Bytes = (0..65536u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
@@ -462,16 +466,7 @@ pub fn streaming_body(total: u64) -> (UpBody, u64) {
         sum = chunk[..n].iter().fold(sum, |s, b| s.wrapping_mul(31).wrapping_add(*b as u64));
         left -= n as u64;
     }
-    let stream = futures_util::stream::unfold(total, move |left| {
-        let chunk = chunk.clone();
-        async move {
-            if left == 0 {
-                return None;
-            }
-            let n = left.min(chunk.len() as u64);
-            Some((Ok::<_, Infallible>(Frame::data(chunk.slice(..n as usize))), left - n))
-        }
-    });
+    let stream = repeat_chunk(chunk, total);
     (StreamBody::new(stream).boxed(), sum)
 }
 
