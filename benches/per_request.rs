@@ -52,6 +52,7 @@ fn header_rewriting(c: &mut Criterion) {
 
 fn log_line(c: &mut Criterion) {
     let rec = AccessRecord {
+        stale_conn: false,
         ts: SystemTime::now(),
         client_ip: "203.0.113.7".parse().unwrap(),
         method: Method::GET,

@@ -13,9 +13,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
+use crate::dns::book::DnsBook;
 use crate::record::ledger::Ledger;
 use crate::report::build::{build, ReportSettings};
 use crate::report::render::{render, Format};
+use crate::report::route53::{export, ExportSettings};
 use crate::shutdown::Shutdown;
 
 /// What the admin endpoints read.
@@ -28,6 +30,10 @@ pub struct AdminState {
     pub started_at_ms: u64,
     /// How reports judge hosts.
     pub report: ReportSettings,
+    /// DNS evidence, when configured.
+    pub dns: Option<Arc<DnsBook>>,
+    /// How `/report/route53` writes changes.
+    pub export: ExportSettings,
 }
 
 /// Serves the admin endpoints until the process exits.
@@ -67,16 +73,21 @@ async fn route(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Full
         "/report" | "/report.json" => Format::Json,
         "/report.csv" => Format::Csv,
         "/report.md" => Format::Markdown,
+        "/report/route53" => return route53(req, state).await,
         _ => {
-            return text(StatusCode::NOT_FOUND, "not found; try /healthz, /readyz, /report, /report.csv, /report.md\n")
+            return text(
+                StatusCode::NOT_FOUND,
+                "not found; try /healthz, /readyz, /report, /report.csv, /report.md, /report/route53\n",
+            )
         }
     };
     let Some(ledger) = state.ledger.clone() else {
         return text(StatusCode::NOT_FOUND, "recording is off (--no-record)\n");
     };
     // Building a report of many hosts takes a while: off the admin runtime's thread.
-    let (started, settings) = (state.started_at_ms, state.report);
-    let body = tokio::task::spawn_blocking(move || render(&build(&ledger, started, &settings), format)).await;
+    let (started, settings, dns) = (state.started_at_ms, state.report, state.dns.clone());
+    let body =
+        tokio::task::spawn_blocking(move || render(&build(&ledger, started, &settings, dns.as_deref()), format)).await;
     let Ok(body) = body else { return text(StatusCode::INTERNAL_SERVER_ERROR, "report failed\n") };
     let content_type = match format {
         Format::Json => "application/json",
@@ -85,6 +96,30 @@ async fn route(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Full
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// `/report/route53`: every zone's change batch with the skipped hosts and the ExternalDNS script;
+/// `?zone=Z…` gives that zone's batch alone, ready for `--change-batch file://`.
+async fn route53(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Full<Bytes>> {
+    let Some(ledger) = state.ledger.clone() else {
+        return text(StatusCode::NOT_FOUND, "recording is off (--no-record)\n");
+    };
+    let zone = req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("zone="))).map(str::to_owned);
+    let (started, settings, dns, s) = (state.started_at_ms, state.report, state.dns.clone(), state.export);
+    let built =
+        tokio::task::spawn_blocking(move || export(&build(&ledger, started, &settings, dns.as_deref()), &s)).await;
+    let Ok(out) = built else { return text(StatusCode::INTERNAL_SERVER_ERROR, "export failed\n") };
+    let body = match zone {
+        Some(z) => match out.batches.get(&z) {
+            Some(batch) => batch.clone(),
+            None => return text(StatusCode::NOT_FOUND, "no change for that hosted zone\n"),
+        },
+        None => serde_json::to_value(&out).unwrap_or_default(),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(serde_json::to_vec_pretty(&body).unwrap_or_default())));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }

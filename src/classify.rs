@@ -1,7 +1,8 @@
 //! Evidence → action, as ../docs/REPORT.md and verdicts.md define it: the first rule that applies
 //! wins. Pure: the report builder and the merge call it with what they know.
 
-use crate::report::model::{Action, Routed};
+use crate::report::build::{parse_ts, ts};
+use crate::report::model::{Action, LateClient, Routed};
 
 /// What is known about one host.
 #[derive(Debug, Clone)]
@@ -22,6 +23,15 @@ pub struct Evidence<'a> {
     pub quiet_for_ms: u64,
     /// After this much silence a host counts as stopped.
     pub quiet_period_ms: u64,
+    /// The report's "now", unix ms.
+    pub now_ms: u64,
+    /// The host's last request, unix ms.
+    pub last_seen_ms: u64,
+    /// DNS verdict `green`: when the TTL window closes (first green-only observation + largest TTL
+    /// + `--ttl-grace`).
+    pub window_end_ms: Option<u64>,
+    /// Clients seen after the move.
+    pub late_clients: &'a [LateClient],
 }
 
 /// The action, whether it is urgent, and why.
@@ -63,12 +73,59 @@ pub fn classify(e: &Evidence<'_>) -> (Action, bool, String) {
     if e.quiet_for_ms >= e.quiet_period_ms {
         return (Action::None, false, format!("no request for {} s", e.quiet_for_ms / 1000));
     }
+    if e.dns == "green" {
+        return after_move(e);
+    }
     let why = match e.routed {
         Routed::Unknown => "no green route table and no DNS evidence configured".to_owned(),
         _ => "green serves every seen path; no DNS evidence configured to tell whether DNS still points at blue"
             .to_owned(),
     };
     (Action::Unknown, false, why)
+}
+
+/// DNS points only at green: within the TTL window traffic is propagating; past it, the clients
+/// that still come cache DNS or keep old connections.
+fn after_move(e: &Evidence<'_>) -> (Action, bool, String) {
+    let Some(end) = e.window_end_ms else {
+        return (Action::WaitTtl, false, "DNS points only at green; waiting for cached answers to expire".into());
+    };
+    if e.last_seen_ms <= end {
+        let left = end.saturating_sub(e.now_ms) / 1000;
+        let why = if left > 0 {
+            format!(
+                "DNS points only at green; requests are within the TTL window, which closes at {} ({left} s left)",
+                ts(end)
+            )
+        } else {
+            format!("DNS points only at green; traffic stopped within the TTL window (closed at {})", ts(end))
+        };
+        return (Action::WaitTtl, false, why);
+    }
+    let late: Vec<&LateClient> =
+        e.late_clients.iter().filter(|c| parse_ts(&c.last_seen).is_some_and(|at| at > end)).collect();
+    let listed: Vec<String> = late
+        .iter()
+        .take(5)
+        .map(|c| {
+            let how = if c.opened_before_move {
+                "connection opened before the move"
+            } else {
+                "resolved blue after the move: cached DNS"
+            };
+            let agent = if c.user_agent.is_empty() { "no user agent" } else { c.user_agent.as_str() };
+            format!("{} ({agent}; {how}; connection {:.0} s old)", c.ip, c.connection_age_s)
+        })
+        .collect();
+    let mut why =
+        format!("DNS points only at green, yet requests still arrive after the TTL window closed at {}", ts(end));
+    if !listed.is_empty() {
+        why.push_str(&format!(": {} client(s): {}", late.len(), listed.join(", ")));
+        if late.len() > listed.len() {
+            why.push_str(&format!(" and {} more", late.len() - listed.len()));
+        }
+    }
+    (Action::FixClients, false, why)
 }
 
 #[cfg(test)]
@@ -85,6 +142,10 @@ mod tests {
             dns,
             quiet_for_ms: 0,
             quiet_period_ms: 900_000,
+            now_ms: 100_000,
+            last_seen_ms: 100_000,
+            window_end_ms: None,
+            late_clients: &[],
         }
     }
 
@@ -104,6 +165,22 @@ mod tests {
         assert_eq!(classify(&ev(Routed::All, &[], "unresolvable")).0, Action::InvestigateDns);
         assert_eq!(classify(&ev(Routed::All, &[], "unknown")).0, Action::Unknown);
         assert_eq!(classify(&ev(Routed::Unknown, &[], "unknown")).0, Action::Unknown);
+        let mut green = ev(Routed::All, &[], "green");
+        green.window_end_ms = Some(150_000);
+        assert_eq!(classify(&green).0, Action::WaitTtl);
+        let late = [LateClient {
+            ip: "10.9.8.7".into(),
+            user_agent: "Java/1.8.0_202".into(),
+            requests: 40,
+            last_seen: ts(200_000),
+            connection_age_s: 3600.0,
+            opened_before_move: true,
+        }];
+        green.late_clients = &late;
+        green.last_seen_ms = 200_000;
+        let (a, _, why) = classify(&green);
+        assert_eq!(a, Action::FixClients);
+        assert!(why.contains("10.9.8.7") && why.contains("Java/1.8.0_202") && why.contains("before the move"), "{why}");
         let mut quiet = ev(Routed::All, &[], "unknown");
         quiet.quiet_for_ms = 1_000_000;
         assert_eq!(classify(&quiet).0, Action::None);

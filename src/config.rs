@@ -11,11 +11,14 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::dns::targets::{Target, Targets};
+use crate::dns::task::DnsSettings;
 use crate::error::ConfigError;
 use crate::proxy::headers::TrustedProxies;
 use crate::proxy::LogRequests;
 use crate::record::ledger::LedgerSettings;
 use crate::record::normalize::{Glob, Templater};
+use crate::report::route53::ExportSettings;
 use crate::upstream::UpstreamUrl;
 
 /// The whole command line.
@@ -63,6 +66,25 @@ pub enum ReportCommand {
         #[arg(long, value_name = "DURATION", default_value = "15m")]
         quiet_period: Dur,
         /// Report files (JSON, as written by --report-file or GET /report).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Write Route53 change batches for the `switch-dns` hosts: DIR/<ZONEID>.json per hosted zone,
+    /// for `aws route53 change-resource-record-sets --hosted-zone-id ZONEID --change-batch file://DIR/ZONEID.json`.
+    Route53 {
+        /// Folder for the batches (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Weight green's record gets (0-255).
+        #[arg(long, value_name = "N", default_value = "100")]
+        green_weight: u8,
+        /// TTL of CNAME/A records written, seconds.
+        #[arg(long, value_name = "SECONDS", default_value = "60")]
+        dns_ttl: u32,
+        /// A host with no request for this long gets the action `none`.
+        #[arg(long, value_name = "DURATION", default_value = "15m")]
+        quiet_period: Dur,
+        /// Report files (merged when several).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -203,6 +225,147 @@ pub struct ServeArgs {
     /// Forward only, record nothing (for measuring the ledger's cost).
     #[arg(long, env = "CUTOVER_NO_RECORD")]
     pub no_record: bool,
+
+    /// Blue's load balancer hostname (re-resolved every --target-refresh) or a CIDR; repeatable.
+    #[arg(
+        long,
+        env = "CUTOVER_BLUE_TARGET",
+        value_name = "LB|CIDR",
+        value_delimiter = ',',
+        help_heading = "DNS evidence"
+    )]
+    pub blue_target: Vec<Target>,
+
+    /// Green's load balancer hostname or a CIDR; repeatable.
+    #[arg(
+        long,
+        env = "CUTOVER_GREEN_TARGET",
+        value_name = "LB|CIDR",
+        value_delimiter = ',',
+        help_heading = "DNS evidence"
+    )]
+    pub green_target: Vec<Target>,
+
+    /// DNS server for live resolution, ADDR[:PORT]; repeatable [default: the system resolver].
+    #[arg(
+        long,
+        env = "CUTOVER_DNS_SERVER",
+        value_name = "ADDR[:PORT]",
+        value_delimiter = ',',
+        help_heading = "DNS evidence"
+    )]
+    pub dns_server: Vec<DnsServer>,
+
+    /// Do not resolve hosts live; judge DNS from --route53-records only.
+    #[arg(long, env = "CUTOVER_NO_LIVE_DNS", help_heading = "DNS evidence")]
+    pub no_live_dns: bool,
+
+    /// Live DNS lookups in flight at most.
+    #[arg(long, env = "CUTOVER_DNS_CONCURRENCY", value_name = "N", default_value = "8", help_heading = "DNS evidence")]
+    pub dns_concurrency: usize,
+
+    /// Live DNS lookups started per second at most.
+    #[arg(long, env = "CUTOVER_DNS_RATE", value_name = "N", default_value = "50", help_heading = "DNS evidence")]
+    pub dns_rate: u32,
+
+    /// Resolutions per lookup, to catch weighted answers.
+    #[arg(long, env = "CUTOVER_DNS_SAMPLES", value_name = "N", default_value = "3", help_heading = "DNS evidence")]
+    pub dns_samples: u32,
+
+    /// Time one DNS query may take.
+    #[arg(
+        long,
+        env = "CUTOVER_DNS_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "2s",
+        help_heading = "DNS evidence"
+    )]
+    pub dns_timeout: Dur,
+
+    /// How often the targets' load balancer names are resolved again (ELB addresses change).
+    #[arg(
+        long,
+        env = "CUTOVER_TARGET_REFRESH",
+        value_name = "DURATION",
+        default_value = "30s",
+        help_heading = "DNS evidence"
+    )]
+    pub target_refresh: Dur,
+
+    /// `aws route53 list-resource-record-sets` output, as ZONEID=FILE or a file named Z….json; repeatable.
+    #[arg(
+        long,
+        env = "CUTOVER_ROUTE53_RECORDS",
+        value_name = "ZONEID=FILE",
+        value_delimiter = ',',
+        help_heading = "DNS evidence"
+    )]
+    pub route53_records: Vec<String>,
+
+    /// Added to the largest TTL to make the window after a move in which traffic is still expected.
+    #[arg(
+        long,
+        env = "CUTOVER_TTL_GRACE",
+        value_name = "DURATION",
+        default_value = "30s",
+        help_heading = "DNS evidence"
+    )]
+    pub ttl_grace: Dur,
+
+    /// For hosts whose DNS points at green, close client connections after each response
+    /// (`Connection: close`, HTTP/2 GOAWAY) so clients re-resolve; no request is dropped.
+    #[arg(long, env = "CUTOVER_CLOSE_STALE_CONNECTIONS", help_heading = "DNS evidence")]
+    pub close_stale_connections: bool,
+
+    /// Weight green's record gets in the exported Route53 changes (0-255).
+    #[arg(long, env = "CUTOVER_GREEN_WEIGHT", value_name = "N", default_value = "100", help_heading = "DNS evidence")]
+    pub green_weight: u8,
+
+    /// TTL of CNAME/A records in the exported Route53 changes, seconds.
+    #[arg(long, env = "CUTOVER_DNS_TTL", value_name = "SECONDS", default_value = "60", help_heading = "DNS evidence")]
+    pub dns_ttl: u32,
+}
+
+/// A `--dns-server`: `ADDR` (port 53) or `ADDR:PORT` (`[v6]:PORT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DnsServer(pub SocketAddr);
+
+impl FromStr for DnsServer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Ok(addr) = s.parse::<SocketAddr>() {
+            return Ok(DnsServer(addr));
+        }
+        s.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .map(|ip| DnsServer(SocketAddr::new(ip, 53)))
+            .map_err(|_| format!("`{s}` is not ADDR or ADDR:PORT (e.g. 10.0.0.2, 127.0.0.1:5353, [::1]:53)"))
+    }
+}
+
+impl<'de> Deserialize<'de> for DnsServer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The DNS side of `serve`.
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    /// Blue and green targets.
+    pub targets: Targets,
+    /// Resolve hosts live.
+    pub live: bool,
+    /// Resolver task settings.
+    pub settings: DnsSettings,
+    /// Route53 exports: (zone id, file).
+    pub route53: Vec<(String, PathBuf)>,
+    /// Added to the largest TTL for the window after a move.
+    pub ttl_grace: Duration,
+    /// How exported changes are written.
+    pub export: ExportSettings,
 }
 
 /// An `--id-pattern` regex, checked at start-up.
@@ -347,6 +510,20 @@ struct FileConfig {
     log_requests: Option<LogRequests>,
     quiet_period: Option<Dur>,
     no_record: Option<bool>,
+    blue_target: Option<Vec<Target>>,
+    green_target: Option<Vec<Target>>,
+    dns_server: Option<Vec<DnsServer>>,
+    no_live_dns: Option<bool>,
+    dns_concurrency: Option<usize>,
+    dns_rate: Option<u32>,
+    dns_samples: Option<u32>,
+    dns_timeout: Option<Dur>,
+    target_refresh: Option<Dur>,
+    route53_records: Option<Vec<String>>,
+    ttl_grace: Option<Dur>,
+    close_stale_connections: Option<bool>,
+    green_weight: Option<u8>,
+    dns_ttl: Option<u32>,
 }
 
 /// Everything `serve` needs, after merging flags, environment and file.
@@ -400,6 +577,10 @@ pub struct ServeConfig {
     pub quiet_period: Duration,
     /// Record nothing.
     pub no_record: bool,
+    /// DNS and Route53 evidence.
+    pub dns: DnsConfig,
+    /// Close connections of hosts whose DNS moved to green after each response.
+    pub close_stale_connections: bool,
 }
 
 impl ServeConfig {
@@ -470,7 +651,28 @@ impl ServeConfig {
                 });
             }
         }
+        let dns = dns_config(
+            pick!(blue_target),
+            pick!(green_target),
+            pick!(dns_server),
+            pick!(no_live_dns),
+            DnsSettings {
+                servers: Vec::new(),
+                timeout: pick!(dns_timeout).0,
+                samples: pick!(dns_samples),
+                concurrency: pick!(dns_concurrency),
+                rate: pick!(dns_rate),
+                target_refresh: pick!(target_refresh).0,
+                min_interval: Duration::from_secs(1),
+                max_interval: Duration::from_secs(300),
+            },
+            pick!(route53_records),
+            pick!(ttl_grace).0,
+            ExportSettings { green_weight: pick!(green_weight), dns_ttl: pick!(dns_ttl) },
+        )?;
         Ok(Self {
+            dns,
+            close_stale_connections: pick!(close_stale_connections),
             listen,
             upstream,
             upstream_for,
@@ -504,6 +706,49 @@ impl ServeConfig {
             no_record: pick!(no_record),
         })
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dns_config(
+    blue: Vec<Target>,
+    green: Vec<Target>,
+    servers: Vec<DnsServer>,
+    no_live: bool,
+    mut settings: DnsSettings,
+    route53: Vec<String>,
+    ttl_grace: Duration,
+    export: ExportSettings,
+) -> Result<DnsConfig, ConfigError> {
+    let invalid = |what, why: String| ConfigError::Invalid { what, why };
+    if settings.samples == 0 || settings.samples > 20 {
+        return Err(invalid("--dns-samples", format!("{} is not between 1 and 20", settings.samples)));
+    }
+    if settings.concurrency == 0 || settings.concurrency > 1024 {
+        return Err(invalid("--dns-concurrency", format!("{} is not between 1 and 1024", settings.concurrency)));
+    }
+    if settings.rate == 0 {
+        return Err(invalid("--dns-rate", "must be at least 1 lookup per second".into()));
+    }
+    if settings.timeout < Duration::from_millis(10) {
+        return Err(invalid("--dns-timeout", "is too short (at least 10ms)".into()));
+    }
+    if settings.target_refresh < Duration::from_secs(1) {
+        return Err(invalid("--target-refresh", "must be at least 1s".into()));
+    }
+    for t in &blue {
+        if green.contains(t) {
+            return Err(invalid("--green-target", format!("`{t}` is also a --blue-target")));
+        }
+    }
+    let mut zones = Vec::new();
+    for arg in route53 {
+        let (zone, file) = crate::dns::route53::split_arg(&arg).map_err(|why| invalid("--route53-records", why))?;
+        zones.push((zone, PathBuf::from(file)));
+    }
+    settings.servers = servers.into_iter().map(|s| s.0).collect();
+    let targets = Targets { blue, green };
+    let live = !no_live && (!targets.is_empty() || !settings.servers.is_empty());
+    Ok(DnsConfig { targets, live, settings, route53: zones, ttl_grace, export })
 }
 
 /// Reads and parses the TOML config file; errors name the file, the line and the reason.

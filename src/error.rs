@@ -18,6 +18,18 @@ pub enum ConfigError {
         /// What is wrong.
         why: String,
     },
+    /// An input file other than the config (Route53 export, certificates) cannot be used.
+    #[error("{kind} {}{}: {why}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Input {
+        /// What the file is, e.g. `route53 records file`.
+        kind: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// 1-based line, where known.
+        line: Option<usize>,
+        /// What is wrong.
+        why: String,
+    },
     /// A setting has a value that cannot work.
     #[error("{what}: {why}")]
     Invalid {

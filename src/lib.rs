@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod classify;
 pub mod config;
+pub mod dns;
 pub mod error;
 pub mod io;
 pub mod listen;

@@ -44,6 +44,8 @@ pub struct AccessRecord {
     pub upstream: &'static str,
     /// Cause of failure.
     pub error: Option<&'static str>,
+    /// The host's DNS had moved to green and the request came on a connection opened before.
+    pub stale_conn: bool,
 }
 
 // Records travel by value through a pre-allocated queue: boxing them would allocate per request.
@@ -281,6 +283,9 @@ pub fn format_access(rec: &AccessRecord, buf: &mut Vec<u8>) {
         buf.extend_from_slice(b",\"error\":");
         push_json_str(buf, err.as_bytes());
     }
+    if rec.stale_conn {
+        buf.extend_from_slice(b",\"stale_conn\":true");
+    }
     buf.extend_from_slice(b"}\n");
 }
 
@@ -393,6 +398,7 @@ mod tests {
 
     fn record() -> AccessRecord {
         AccessRecord {
+            stale_conn: false,
             ts: UNIX_EPOCH,
             client_ip: "192.0.2.1".parse().unwrap(),
             method: Method::POST,

@@ -67,9 +67,9 @@ fn main() -> ExitCode {
 fn report_command(cmd: ReportCommand) -> anyhow::Result<()> {
     use cutover_proxy::report::{build::ReportSettings, file, merge::merge, render};
     let (files, quiet) = match &cmd {
-        ReportCommand::Render { files, quiet_period, .. } | ReportCommand::Merge { files, quiet_period, .. } => {
-            (files, quiet_period.0)
-        }
+        ReportCommand::Render { files, quiet_period, .. }
+        | ReportCommand::Merge { files, quiet_period, .. }
+        | ReportCommand::Route53 { files, quiet_period, .. } => (files, quiet_period.0),
     };
     let reports = files.iter().map(|f| file::read(f)).collect::<Result<Vec<_>, _>>()?;
     let merged = merge(reports, &ReportSettings { quiet_period: quiet })?;
@@ -79,6 +79,28 @@ fn report_command(cmd: ReportCommand) -> anyhow::Result<()> {
         }
         ReportCommand::Merge { out: Some(out), .. } => file::write_atomic(&out, render::json(&merged).as_bytes())?,
         ReportCommand::Merge { out: None, .. } => print!("{}", render::json(&merged)),
+        ReportCommand::Route53 { out, green_weight, dns_ttl, .. } => {
+            use cutover_proxy::report::route53::{export, ExportSettings};
+            let done = export(&merged, &ExportSettings { green_weight, dns_ttl });
+            let written = file::write_export(&out, &done)?;
+            for (zone, hosts) in &done.hosts {
+                println!(
+                    "{}: {} host(s): {}",
+                    out.join(format!("{zone}.json")).display(),
+                    hosts.len(),
+                    hosts.join(", ")
+                );
+            }
+            if let Some(script) = written.iter().find(|p| p.extension().is_some_and(|e| e == "sh")) {
+                println!("{}: ExternalDNS owns some of these records; apply its annotations too", script.display());
+            }
+            for s in &done.skipped {
+                eprintln!("skipped {}: {}", s.host, s.reason);
+            }
+            if done.batches.is_empty() {
+                println!("no switch-dns host has a change to write");
+            }
+        }
     }
     Ok(())
 }

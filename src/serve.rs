@@ -9,7 +9,9 @@ use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::admin::AdminState;
-use crate::config::ServeConfig;
+use crate::config::{DnsConfig, ServeConfig};
+use crate::dns::book::DnsBook;
+use crate::dns::route53::Route53;
 use crate::error::ConfigError;
 use crate::listen::{bind_reuseport, ClientTimeouts, Worker};
 use crate::log::LogWriter;
@@ -29,6 +31,22 @@ const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 /// of fixed-size records, and one that fits in cache costs measurably less per request than a
 /// 5 MiB one (16 384 records) that misses on every slot.
 const LOG_QUEUE: usize = 2048;
+
+/// New hosts waiting for the DNS task; beyond this they are found by its periodic sweep instead.
+const NEW_HOSTS_QUEUE: usize = 65_536;
+
+/// The DNS evidence, when targets, DNS servers or Route53 exports are configured.
+fn dns_book(cfg: &DnsConfig, ledger: &Ledger) -> Result<Option<Arc<DnsBook>>, ConfigError> {
+    if !cfg.live && cfg.route53.is_empty() && cfg.targets.is_empty() {
+        return Ok(None);
+    }
+    let mut zones = Route53::default();
+    for (zone, file) in &cfg.route53 {
+        zones.zones.push(crate::dns::route53::load(zone, file)?);
+    }
+    let grace = cfg.ttl_grace.as_millis() as u64;
+    Ok(Some(Arc::new(DnsBook::new(cfg.targets.clone(), zones, cfg.live, grace, ledger.moves()))))
+}
 
 /// Why `serve` stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +95,15 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
     let routes =
         Arc::new(if cfg.green_routes.is_empty() { RouteTable::empty() } else { RouteTable::load(&cfg.green_routes)? });
     let ledger = (!cfg.no_record).then(|| Arc::new(Ledger::new(cfg.ledger.clone(), routes.clone())));
+    // Route53 exports are read before any socket is bound: a broken one refuses to start.
+    let dns = match &ledger {
+        Some(ledger) => dns_book(&cfg.dns, ledger)?,
+        None => None,
+    };
+    let resolver = match &dns {
+        Some(book) if book.live() => Some(crate::dns::task::resolver(&cfg.dns.settings)?),
+        _ => None,
+    };
     let (log, writer) = LogWriter::start(out, LOG_QUEUE)?;
     let mut listeners: Vec<Vec<std::net::TcpListener>> = (0..cfg.workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
@@ -100,6 +127,7 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
         tunnel_idle_timeout: cfg.tunnel_idle_timeout,
         log_query: cfg.log_query,
         log_requests: cfg.log_requests,
+        close_stale_connections: cfg.close_stale_connections,
     });
     let pool = Arc::new(PoolSettings {
         connect_timeout: cfg.connect_timeout,
@@ -143,9 +171,19 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
     if !cfg.green_routes.is_empty() {
         log.event("routes_loaded", json!({"objects": routes.objects(), "paths": cfg.green_routes}));
     }
+    if let Some(book) = &dns {
+        log.event(
+            "dns_evidence",
+            json!({"live": book.live(), "servers": cfg.dns.settings.servers.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                   "zones": book.route53().zones.iter().map(|z| json!({"id": z.id, "name": z.name, "records": z.records.len()})).collect::<Vec<_>>(),
+                   "blue_targets": book.targets().blue.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                   "green_targets": book.targets().green.iter().map(|t| t.to_string()).collect::<Vec<_>>()}),
+        );
+    }
     let report_settings = ReportSettings { quiet_period: cfg.quiet_period };
     let reporter = ledger.clone().map(|ledger| Reporter {
         ledger,
+        dns: dns.clone(),
         started_at_ms,
         settings: report_settings,
         file: cfg.report_file.clone(),
@@ -157,6 +195,8 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
         ledger: ledger.clone(),
         started_at_ms,
         report: report_settings,
+        dns: dns.clone(),
+        export: cfg.dns.export,
     });
 
     let exit_log = log.clone();
@@ -171,6 +211,13 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
         }
         if upstreams.list.iter().any(|u| u.needs_resolving()) {
             tokio::spawn(upstreams.clone().keep_resolved(RESOLVE_EVERY));
+        }
+        if let (Some(book), Some(ledger)) = (dns.clone(), ledger.clone()) {
+            let (tx, rx) = tokio::sync::mpsc::channel(NEW_HOSTS_QUEUE);
+            ledger.announce_new_hosts(tx);
+            let names = ledger.clone();
+            let settings = cfg.dns.settings.clone();
+            tokio::spawn(crate::dns::task::run(book, resolver, settings, rx, move || names.host_names()));
         }
         if let Some(ready) = ready {
             let _ = ready.send((bound.clone(), admin_addr));

@@ -36,6 +36,7 @@ pub struct ConnState {
     last_io: AtomicU64,
     first_read: AtomicBool,
     is_h2: AtomicBool,
+    alarm: std::sync::OnceLock<Arc<Alarm>>,
 }
 
 impl ConnState {
@@ -57,6 +58,19 @@ impl ConnState {
             last_io: AtomicU64::new(now),
             first_read: AtomicBool::new(false),
             is_h2: AtomicBool::new(false),
+            alarm: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Hands the connection's alarm over, so a request can ask for the connection to close.
+    pub fn set_alarm(&self, alarm: Arc<Alarm>) {
+        let _ = self.alarm.set(alarm);
+    }
+
+    /// Closes the connection gracefully once what is in flight is answered (HTTP/2: GOAWAY).
+    pub fn close_after_response(&self) {
+        if let Some(alarm) = self.alarm.get() {
+            alarm.ring(Expiry::Drain);
         }
     }
 

@@ -202,6 +202,7 @@ async fn serve_conn(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr) {
     let trusted = ctx.proxy.settings().trusted.contains(peer.ip());
     let state = Arc::new(ConnState::new(peer, trusted));
     let (alarm, mut rang) = Alarm::new();
+    state.set_alarm(alarm.clone());
     let watchdog = tokio::spawn(conn::watch(state.clone(), alarm.clone(), ctx.timeouts.header, ctx.timeouts.idle));
     let id = ctx.registry.add(alarm);
     if let Some(h2) = detect_h2(&stream, &mut rang).await {

@@ -147,7 +147,7 @@ impl Finish {
                 },
                 |sighting| proxy.log().sighting(&sighting),
             ),
-            None => Recorded::Counted { routed: None },
+            None => Recorded::Counted { routed: None, stale_conn: false },
         };
         self.recorded = Some(recorded.clone());
         recorded
@@ -181,7 +181,7 @@ impl Drop for Finish {
         let wanted = match proxy.settings().log_requests {
             LogRequests::All => true,
             LogRequests::None => false,
-            LogRequests::Unrouted => matches!(recorded, Recorded::Counted { routed: Some(false) | None }),
+            LogRequests::Unrouted => matches!(recorded, Recorded::Counted { routed: Some(false) | None, .. }),
         };
         if !wanted {
             return;
@@ -204,6 +204,7 @@ impl Drop for Finish {
             duration: self.start.elapsed(),
             upstream: self.upstream,
             error,
+            stale_conn: matches!(recorded, Recorded::Counted { stale_conn: true, .. }),
         });
     }
 }

@@ -17,7 +17,8 @@ use hyper::body::Incoming;
 use crate::error::UpstreamError;
 use crate::listen::conn::ConnState;
 use crate::log::{AccessLog, Text};
-use crate::record::ledger::{Lane, Ledger};
+use crate::record::ledger::{Lane, Ledger, MovedHosts};
+use crate::record::normalize::normalize_host_into;
 use crate::shutdown::Tracker;
 use crate::upstream::pool::{Checkout, Pool, PoolSettings};
 use crate::upstream::Upstreams;
@@ -39,6 +40,8 @@ pub struct ProxySettings {
     pub log_query: bool,
     /// Which requests get an access line.
     pub log_requests: LogRequests,
+    /// `--close-stale-connections`.
+    pub close_stale_connections: bool,
 }
 
 /// `--log-requests`: which requests get an access line.
@@ -62,6 +65,8 @@ pub struct Proxy {
     ledger: Option<(Arc<Ledger>, Arc<Lane>)>,
     /// Live upgraded tunnels of this worker (waited for at shutdown).
     pub tunnels: Arc<Tracker>,
+    /// With `--close-stale-connections`: hosts whose DNS moved to green.
+    moves: Option<Arc<MovedHosts>>,
 }
 
 impl Proxy {
@@ -78,7 +83,24 @@ impl Proxy {
             let lane = l.lane();
             (l, lane)
         });
-        Self { settings, upstreams, pools, log, ledger, tunnels: Arc::new(Tracker::default()) }
+        let moves = if settings.close_stale_connections { ledger.as_ref().map(|(l, _)| l.moves()) } else { None };
+        Self { settings, upstreams, pools, log, ledger, tunnels: Arc::new(Tracker::default()), moves }
+    }
+
+    /// Whether this host's DNS moved to green (only asked with `--close-stale-connections`).
+    fn host_moved(&self, host: Option<&HeaderValue>) -> bool {
+        let Some(moves) = &self.moves else { return false };
+        if moves.is_empty() {
+            return false;
+        }
+        thread_local! {
+            static HOST: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        HOST.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            normalize_host_into(host.map(|h| h.as_bytes()), &mut buf);
+            moves.get(&buf).is_some()
+        })
     }
 
     /// The shared ledger and this worker's lane of it (`None` with `--no-record`).
@@ -109,6 +131,7 @@ impl Proxy {
             None => req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
         };
         let pool = &self.pools[self.upstreams.pick(host.as_ref().map(|h| h.as_bytes()))];
+        let client_version = req.version();
         let mut finish = Finish {
             proxy: self.clone(),
             conn: conn.clone(),
@@ -214,6 +237,15 @@ impl Proxy {
             let idle = self.settings.tunnel_idle_timeout;
             tokio::spawn(tunnel::run(client_upgrade, upstream_upgrade, finish, checkout.conn.clone(), idle, guard));
             return Ok(resp.map(|_| ProxyBody::empty()));
+        }
+        if self.host_moved(host.as_ref()) {
+            // DNS already sends this host to green: let the client reconnect (and re-resolve)
+            // after this response. The request itself is answered normally.
+            if client_version == Version::HTTP_2 {
+                conn.close_after_response();
+            } else {
+                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
         }
         if self.settings.upstream_h2 {
             let limit = self.settings.upstream_timeout;

@@ -26,6 +26,115 @@ pub const TOP_K: usize = 10;
 pub const MAX_AGENT_LEN: usize = 200;
 const SHARDS: usize = 64;
 
+/// Hosts whose DNS points only at green, with the first time that was seen (unix ms). Published by
+/// the DNS evidence whenever the set changes, read on every recorded request (one load and, when
+/// any host has moved, one hash lookup).
+#[derive(Default)]
+pub struct MovedHosts(ArcSwap<HashMap<String, u64, RandomState>>);
+
+impl MovedHosts {
+    /// Replaces the set.
+    pub fn publish(&self, moved: Vec<(String, u64)>) {
+        let mut map = HashMap::with_capacity_and_hasher(moved.len(), RandomState::new());
+        map.extend(moved);
+        self.0.store(Arc::new(map));
+    }
+
+    /// Whether no host has moved.
+    pub fn is_empty(&self) -> bool {
+        self.0.load().is_empty()
+    }
+
+    /// When `host` (normalized) moved to green, if it has.
+    pub fn get(&self, host: &str) -> Option<u64> {
+        let map = self.0.load();
+        if map.is_empty() {
+            return None;
+        }
+        map.get(host).copied()
+    }
+}
+
+/// Clients kept per host after its move (the most active).
+pub const LATE_CLIENTS: usize = 16;
+
+/// A client (IP and user agent) seen after its host's DNS moved to green.
+#[derive(Debug, Clone)]
+pub struct LateClient {
+    /// Client IP.
+    pub ip: IpAddr,
+    /// Its first user agent.
+    pub agent: Box<str>,
+    /// Requests after the move.
+    pub requests: u64,
+    /// Last request, unix ms.
+    pub last_seen_ms: u64,
+    /// Oldest connection age seen, ms.
+    pub conn_age_ms: u64,
+    /// Some request came on a connection opened before the move.
+    pub opened_before_move: bool,
+}
+
+/// Traffic of a host after its DNS moved: the evidence for `wait-ttl` vs `fix-clients`.
+#[derive(Debug, Clone, Default)]
+pub struct AfterMove {
+    /// Requests after the move.
+    pub requests: u64,
+    /// Of those, on connections opened before the move.
+    pub on_old_connections: u64,
+    /// The clients, at most [`LATE_CLIENTS`] (space-saving: a newcomer replaces the least active).
+    pub clients: Vec<LateClient>,
+}
+
+impl AfterMove {
+    fn add(&mut self, o: &Observation<'_>, old_conn: bool) {
+        self.requests += 1;
+        self.on_old_connections += old_conn as u64;
+        let ua = o.user_agent.map(|ua| &ua[..ua.len().min(MAX_AGENT_LEN)]).unwrap_or_default();
+        if let Some(c) = self.clients.iter_mut().find(|c| c.ip == o.client_ip && c.agent.as_bytes() == ua) {
+            c.requests += 1;
+            c.last_seen_ms = c.last_seen_ms.max(o.at_ms);
+            c.conn_age_ms = c.conn_age_ms.max(o.conn_age_ms);
+            c.opened_before_move |= old_conn;
+            return;
+        }
+        let agent: Box<str> = String::from_utf8_lossy(ua).into();
+        let fresh = LateClient {
+            ip: o.client_ip,
+            agent,
+            requests: 1,
+            last_seen_ms: o.at_ms,
+            conn_age_ms: o.conn_age_ms,
+            opened_before_move: old_conn,
+        };
+        if self.clients.len() < LATE_CLIENTS {
+            self.clients.push(fresh);
+        } else if let Some(least) = self.clients.iter_mut().min_by_key(|c| c.requests) {
+            let requests = least.requests + 1;
+            *least = LateClient { requests, ..fresh };
+        }
+    }
+
+    /// Adds another lane's.
+    pub fn merge(&mut self, o: &AfterMove) {
+        self.requests += o.requests;
+        self.on_old_connections += o.on_old_connections;
+        for c in &o.clients {
+            match self.clients.iter_mut().find(|m| m.ip == c.ip && m.agent == c.agent) {
+                Some(m) => {
+                    m.requests += c.requests;
+                    m.last_seen_ms = m.last_seen_ms.max(c.last_seen_ms);
+                    m.conn_age_ms = m.conn_age_ms.max(c.conn_age_ms);
+                    m.opened_before_move |= c.opened_before_move;
+                }
+                None => self.clients.push(c.clone()),
+            }
+        }
+        self.clients.sort_by_key(|c| std::cmp::Reverse(c.requests));
+        self.clients.truncate(LATE_CLIENTS);
+    }
+}
+
 /// Limits and filters of the ledger.
 #[derive(Debug, Clone)]
 pub struct LedgerSettings {
@@ -77,6 +186,9 @@ pub enum Recorded {
     Counted {
         /// Whether green routes this host/path.
         routed: Option<bool>,
+        /// The host's DNS had moved to green and this request came on a connection opened before
+        /// the move (keep-alive stickiness).
+        stale_conn: bool,
     },
 }
 
@@ -165,6 +277,8 @@ pub struct HostStats {
     pub minutes: Minutes,
     /// Path templates.
     pub paths: HashMap<String, PathStats, RandomState>,
+    /// Traffic after the host's DNS moved to green (`None` until then).
+    pub after_move: Option<Box<AfterMove>>,
 }
 
 impl HostStats {
@@ -177,6 +291,7 @@ impl HostStats {
             oldest_conn_age_ms: 0,
             minutes: Minutes::default(),
             paths: HashMap::with_hasher(RandomState::new()),
+            after_move: None,
         }
     }
 }
@@ -205,6 +320,9 @@ impl HostStats {
         self.agents.merge(&o.agents);
         self.oldest_conn_age_ms = self.oldest_conn_age_ms.max(o.oldest_conn_age_ms);
         self.minutes.merge(&o.minutes);
+        if let Some(theirs) = &o.after_move {
+            self.after_move.get_or_insert_with(Default::default).merge(theirs);
+        }
         for (template, p) in &o.paths {
             match self.paths.get_mut(template.as_str()) {
                 Some(mine) => mine.merge(p),
@@ -271,6 +389,8 @@ pub struct Ledger {
     lanes: Mutex<Vec<Arc<Lane>>>,
     routes: ArcSwap<RouteTable>,
     route_version: AtomicU64,
+    moves: Arc<MovedHosts>,
+    new_hosts: std::sync::OnceLock<tokio::sync::mpsc::Sender<String>>,
 }
 
 thread_local! {
@@ -293,7 +413,29 @@ impl Ledger {
             default_lane,
             routes: ArcSwap::new(routes),
             route_version: AtomicU64::new(1),
+            moves: Arc::new(MovedHosts::default()),
+            new_hosts: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The hosts that moved to green (shared with the DNS evidence, which publishes them).
+    pub fn moves(&self) -> Arc<MovedHosts> {
+        self.moves.clone()
+    }
+
+    /// Every host seen for the first time is sent here (dropped when the channel is full; the
+    /// receiver also reads [`Ledger::host_names`] now and then).
+    pub fn announce_new_hosts(&self, tx: tokio::sync::mpsc::Sender<String>) {
+        let _ = self.new_hosts.set(tx);
+    }
+
+    /// Every admitted host's name.
+    pub fn host_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for shard in self.seen_hosts.iter() {
+            out.extend(shard.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned());
+        }
+        out
     }
 
     /// The current route table.
@@ -365,11 +507,11 @@ impl Ledger {
             let (host_buf, path_buf) = &mut *scratch;
             let ip_literal = normalize_host_into(o.host, host_buf);
             self.settings.templater.template_into(o.path, path_buf);
-            let routed = self.record_normalized(lane, host_buf, ip_literal, path_buf, o, &mut sighted);
+            let (routed, stale_conn) = self.record_normalized(lane, host_buf, ip_literal, path_buf, o, &mut sighted);
             if routed == Some(false) {
                 totals.unrouted.fetch_add(1, Ordering::Relaxed);
             }
-            Recorded::Counted { routed }
+            Recorded::Counted { routed, stale_conn }
         })
     }
 
@@ -406,7 +548,7 @@ impl Ledger {
         template: &str,
         o: &Observation<'_>,
         sighted: &mut impl FnMut(Sighting),
-    ) -> Option<bool> {
+    ) -> (Option<bool>, bool) {
         let totals = &lane.totals;
         let mut new_host = false;
         let mut hosts = lane.hosts.lock().unwrap_or_else(|p| p.into_inner());
@@ -416,6 +558,11 @@ impl Ledger {
             EntryRef::Vacant(v) => match self.admit_host(host) {
                 Some(first) => {
                     new_host = first;
+                    if first {
+                        if let Some(tx) = self.new_hosts.get() {
+                            let _ = tx.try_send(host.to_owned());
+                        }
+                    }
                     Some(v.insert(HostStats::new(o.at_ms, ip_literal)))
                 }
                 None => {
@@ -448,7 +595,14 @@ impl Ledger {
         entry.oldest_conn_age_ms = entry.oldest_conn_age_ms.max(o.conn_age_ms);
         entry.minutes.add(o.at_ms / 60_000, 1);
         if overflow {
-            return None;
+            return (None, false);
+        }
+        let mut stale = false;
+        if let Some(moved_at) = self.moves.get(key) {
+            if o.at_ms >= moved_at {
+                stale = o.at_ms.saturating_sub(o.conn_age_ms) < moved_at;
+                entry.after_move.get_or_insert_with(Default::default).add(o, stale);
+            }
         }
 
         let version = self.route_version.load(Ordering::Acquire);
@@ -483,7 +637,7 @@ impl Ledger {
             if new_host {
                 sighted(Sighting::NewHost { host: key.to_owned(), routed: None });
             }
-            return None;
+            return (None, stale);
         }
         let routes = self.routes.load();
         let routed = if routes.is_empty() {
@@ -506,7 +660,7 @@ impl Ledger {
                 matched: path.green.clone(),
             });
         }
-        routed
+        (routed, stale)
     }
 
     /// Every host, the lanes merged (each locked briefly in turn), green verdicts brought up to

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::model::*;
 use crate::classify::{classify, Evidence};
+use crate::dns::book::DnsBook;
 use crate::log::rfc3339;
 use crate::record::ledger::{HostStats, Ledger, OTHER_HOST, OTHER_PATH};
 use crate::record::normalize::{is_load_balancer_name, INVALID_HOST, NO_HOST};
@@ -26,13 +27,18 @@ pub fn now_unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// Makes the report of everything recorded so far.
-pub fn build(ledger: &Ledger, started_at_ms: u64, settings: &ReportSettings) -> Report {
+/// Makes the report of everything recorded so far, with the DNS evidence when it is configured.
+pub fn build(ledger: &Ledger, started_at_ms: u64, settings: &ReportSettings, dns: Option<&DnsBook>) -> Report {
     let now = now_unix_ms();
     let routes = ledger.routes();
     let loaded = !routes.is_empty();
     let mut hosts: Vec<HostReport> =
         ledger.snapshot().into_iter().map(|(host, stats)| host_report(host, &stats, loaded)).collect();
+    if let Some(book) = dns {
+        for h in hosts.iter_mut().filter(|h| !h.hardcoded) {
+            h.dns = book.evidence(&h.host);
+        }
+    }
     let t = ledger.totals();
     let mut report = Report {
         schema: SCHEMA.into(),
@@ -48,14 +54,25 @@ pub fn build(ledger: &Ledger, started_at_ms: u64, settings: &ReportSettings) -> 
             paths_overflowed_requests: t.paths_overflowed,
         },
         green: GreenSummary { loaded, objects: routes.objects() as u64 },
+        dns: dns.map(summary).unwrap_or_default(),
         hosts: Vec::new(),
     };
     for h in hosts.iter_mut() {
-        judge(h, now, settings);
+        judge(h, now, settings, &report.dns.green_targets);
     }
     sort_hosts(&mut hosts);
     report.hosts = hosts;
     report
+}
+
+fn summary(book: &DnsBook) -> DnsSummary {
+    let list = |l: &[crate::dns::targets::Target]| l.iter().map(|t| t.to_string()).collect();
+    DnsSummary {
+        live: book.live(),
+        zones: book.route53().zones.iter().map(|z| ZoneSummary { id: z.id.clone(), name: z.name.clone() }).collect(),
+        blue_targets: list(&book.targets().blue),
+        green_targets: list(&book.targets().green),
+    }
 }
 
 fn host_report(host: String, s: &HostStats, loaded: bool) -> HostReport {
@@ -79,6 +96,20 @@ fn host_report(host: String, s: &HostStats, loaded: bool) -> HostReport {
         })
         .collect();
     paths.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.path.cmp(&b.path)));
+    let after = s.after_move.as_deref().cloned().unwrap_or_default();
+    let mut late_clients: Vec<LateClient> = after
+        .clients
+        .iter()
+        .map(|c| LateClient {
+            ip: c.ip.to_string(),
+            user_agent: c.agent.to_string(),
+            requests: c.requests,
+            last_seen: ts(c.last_seen_ms),
+            connection_age_s: c.conn_age_ms as f64 / 1000.0,
+            opened_before_move: c.opened_before_move,
+        })
+        .collect();
+    late_clients.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.ip.cmp(&b.ip)));
     let hardcoded = s.ip_literal || is_load_balancer_name(&host) || host == NO_HOST || host == INVALID_HOST;
     HostReport {
         requests: s.counts.requests,
@@ -90,6 +121,7 @@ fn host_report(host: String, s: &HostStats, loaded: bool) -> HostReport {
         action: Action::Unknown,
         urgent: false,
         reason: String::new(),
+        dns_change_blocked: None,
         methods: s.counts.methods.names(),
         status: s.counts.status,
         bytes_in: s.counts.bytes_in,
@@ -109,12 +141,15 @@ fn host_report(host: String, s: &HostStats, loaded: bool) -> HostReport {
             .into_iter()
             .map(|(ua, requests)| AgentCount { user_agent: ua.text.to_string(), requests })
             .collect(),
+        requests_after_move: after.requests,
+        opened_before_move_requests: after.on_old_connections,
+        late_clients,
         host,
     }
 }
 
 /// Derives `green` from the paths' verdicts and then the action (also used after a merge).
-pub fn judge(h: &mut HostReport, now_ms: u64, settings: &ReportSettings) {
+pub fn judge(h: &mut HostReport, now_ms: u64, settings: &ReportSettings, green_targets: &[String]) {
     let judged: Vec<&PathReport> = h.paths.iter().filter(|p| p.green_routed.is_some()).collect();
     let missing: Vec<String> =
         judged.iter().filter(|p| p.green_routed == Some(false)).map(|p| p.path.clone()).collect();
@@ -128,7 +163,8 @@ pub fn judge(h: &mut HostReport, now_ms: u64, settings: &ReportSettings) {
         Routed::Partial
     };
     h.green.missing_paths = missing;
-    let quiet_for_ms = now_ms.saturating_sub(parse_ts(&h.last_seen).unwrap_or(now_ms));
+    let last_seen_ms = parse_ts(&h.last_seen).unwrap_or(now_ms);
+    let quiet_for_ms = now_ms.saturating_sub(last_seen_ms);
     let (action, urgent, reason) = classify(&Evidence {
         host: &h.host,
         hardcoded: h.hardcoded,
@@ -138,10 +174,15 @@ pub fn judge(h: &mut HostReport, now_ms: u64, settings: &ReportSettings) {
         dns: &h.dns.verdict,
         quiet_for_ms,
         quiet_period_ms: settings.quiet_period.as_millis() as u64,
+        now_ms,
+        last_seen_ms,
+        window_end_ms: h.dns.window_ends_at.as_deref().and_then(parse_ts),
+        late_clients: &h.late_clients,
     });
     h.action = action;
     h.urgent = urgent;
     h.reason = reason;
+    h.dns_change_blocked = if action == Action::SwitchDns { super::route53::check(h, green_targets) } else { None };
 }
 
 /// Most requests first; ties by name so reports are stable.

@@ -57,3 +57,34 @@ pub fn read(path: &Path) -> Result<Report, ReportFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| ReportFileError::Io { path: path.to_owned(), source })?;
     serde_json::from_str(&text).map_err(|e| ReportFileError::Parse { path: path.to_owned(), why: e.to_string() })
 }
+
+/// Writes a Route53 export into `dir`: `<ZONEID>.json` per zone, `externaldns-patch.sh` when some
+/// records are owned by ExternalDNS, `skipped.json` listing hosts without a change. Returns the
+/// files written.
+pub fn write_export(dir: &Path, export: &super::route53::Export) -> Result<Vec<PathBuf>, ReportFileError> {
+    let io = |e: std::io::Error| ReportFileError::Io { path: dir.to_owned(), source: e };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut written = Vec::new();
+    for (zone, batch) in &export.batches {
+        let path = dir.join(format!("{zone}.json"));
+        let mut text = serde_json::to_string_pretty(batch).unwrap_or_default();
+        text.push('\n');
+        write_atomic(&path, text.as_bytes())?;
+        written.push(path);
+    }
+    if let Some(script) = &export.externaldns_script {
+        let path = dir.join("externaldns-patch.sh");
+        write_atomic(&path, script.as_bytes())?;
+        written.push(path);
+    }
+    let path = dir.join("skipped.json");
+    if export.skipped.is_empty() {
+        let _ = std::fs::remove_file(&path);
+    } else {
+        let mut text = serde_json::to_string_pretty(&export.skipped).unwrap_or_default();
+        text.push('\n');
+        write_atomic(&path, text.as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
+}

@@ -34,6 +34,7 @@ pub fn merge(reports: Vec<Report>, settings: &ReportSettings) -> Result<Report, 
     let started = reports.iter().filter_map(|r| parse_ts(&r.started_at)).min().unwrap_or(newest);
     let mut totals = Totals::default();
     let mut green = GreenSummary::default();
+    let mut dns = DnsSummary::default();
     let mut replicas = 0;
     let mut by_host: HashMap<String, HostReport> = HashMap::new();
     for r in reports {
@@ -45,6 +46,21 @@ pub fn merge(reports: Vec<Report>, settings: &ReportSettings) -> Result<Report, 
         totals.paths_overflowed_requests += r.totals.paths_overflowed_requests;
         green.loaded |= r.green.loaded;
         green.objects = green.objects.max(r.green.objects);
+        dns.live |= r.dns.live;
+        for z in r.dns.zones {
+            if !dns.zones.contains(&z) {
+                dns.zones.push(z);
+            }
+        }
+        for (mine, theirs) in
+            [(&mut dns.blue_targets, r.dns.blue_targets), (&mut dns.green_targets, r.dns.green_targets)]
+        {
+            for t in theirs {
+                if !mine.contains(&t) {
+                    mine.push(t);
+                }
+            }
+        }
         for h in r.hosts {
             match by_host.get_mut(&h.host) {
                 Some(acc) => merge_host(acc, h),
@@ -58,7 +74,7 @@ pub fn merge(reports: Vec<Report>, settings: &ReportSettings) -> Result<Report, 
     totals.hosts = hosts.iter().filter(|h| h.host != crate::record::ledger::OTHER_HOST).count() as u64;
     for h in hosts.iter_mut() {
         h.paths.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.path.cmp(&b.path)));
-        judge(h, newest, settings);
+        judge(h, newest, settings, &dns.green_targets);
     }
     sort_hosts(&mut hosts);
     Ok(Report {
@@ -68,6 +84,7 @@ pub fn merge(reports: Vec<Report>, settings: &ReportSettings) -> Result<Report, 
         replicas,
         totals,
         green,
+        dns,
         hosts,
     })
 }
@@ -100,7 +117,7 @@ fn add_status(a: &mut StatusClasses, b: &StatusClasses) {
     a.merge(b);
 }
 
-fn merge_host(acc: &mut HostReport, h: HostReport) {
+fn merge_host(acc: &mut HostReport, mut h: HostReport) {
     acc.requests += h.requests;
     acc.first_seen = min_ts(&acc.first_seen, &h.first_seen);
     acc.last_seen = max_ts(&acc.last_seen, &h.last_seen);
@@ -110,9 +127,27 @@ fn merge_host(acc: &mut HostReport, h: HostReport) {
     acc.bytes_in += h.bytes_in;
     acc.bytes_out += h.bytes_out;
     acc.oldest_connection_age_s = acc.oldest_connection_age_s.max(h.oldest_connection_age_s);
-    if acc.dns.verdict == "unknown" {
+    // Replicas resolve on their own: keep the newest resolution (a known verdict over `unknown`).
+    let newer =
+        parse_ts(h.dns.resolved_at.as_deref().unwrap_or("")) > parse_ts(acc.dns.resolved_at.as_deref().unwrap_or(""));
+    if acc.dns.verdict == "unknown" || (h.dns.verdict != "unknown" && newer) {
         acc.dns = h.dns.clone();
     }
+    acc.requests_after_move += h.requests_after_move;
+    acc.opened_before_move_requests += h.opened_before_move_requests;
+    for c in std::mem::take(&mut h.late_clients) {
+        match acc.late_clients.iter_mut().find(|x| x.ip == c.ip && x.user_agent == c.user_agent) {
+            Some(x) => {
+                x.requests += c.requests;
+                x.last_seen = max_ts(&x.last_seen, &c.last_seen);
+                x.connection_age_s = x.connection_age_s.max(c.connection_age_s);
+                x.opened_before_move |= c.opened_before_move;
+            }
+            None => acc.late_clients.push(c),
+        }
+    }
+    acc.late_clients.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.ip.cmp(&b.ip)));
+    acc.late_clients.truncate(crate::record::ledger::LATE_CLIENTS);
     let mut minutes = acc.minutes();
     minutes.merge(&h.minutes());
     acc.requests_per_minute = minutes.iter().map(|(minute, requests)| MinuteCount { minute, requests }).collect();

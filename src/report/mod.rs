@@ -6,4 +6,5 @@ pub mod file;
 pub mod merge;
 pub mod model;
 pub mod render;
+pub mod route53;
 pub mod writer;

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::dns::route53::{ExternalDnsOwner, RecordEvidence};
+use crate::dns::targets::Side;
 use crate::record::stats::{Minutes, StatusClasses, TopK};
 
 /// The schema tag every report carries.
@@ -25,6 +27,9 @@ pub struct Report {
     pub totals: Totals,
     /// What green's route table held.
     pub green: GreenSummary,
+    /// Which DNS evidence was configured.
+    #[serde(default)]
+    pub dns: DnsSummary,
     /// Every host still arriving, most requests first.
     pub hosts: Vec<HostReport>,
 }
@@ -59,6 +64,28 @@ pub struct GreenSummary {
     pub loaded: bool,
     /// Ingress/HTTPRoute/VirtualService objects in it.
     pub objects: u64,
+}
+
+/// Which DNS evidence the report had (and what the Route53 export needs to write changes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DnsSummary {
+    /// Hosts were resolved live.
+    pub live: bool,
+    /// Imported hosted zones.
+    pub zones: Vec<ZoneSummary>,
+    /// `--blue-target` values.
+    pub blue_targets: Vec<String>,
+    /// `--green-target` values.
+    pub green_targets: Vec<String>,
+}
+
+/// One imported hosted zone.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ZoneSummary {
+    /// Hosted zone id.
+    pub id: String,
+    /// Apex.
+    pub name: String,
 }
 
 /// Green's verdict for one host.
@@ -122,17 +149,98 @@ impl Action {
     }
 }
 
-/// DNS evidence of a host (filled by the DNS classifier; `unknown` until it is configured).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// DNS evidence of a host: live resolution and Route53 joined (`unknown` until configured).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DnsEvidence {
     /// `blue`, `split`, `green`, `unknown-target`, `unresolvable`, `external` or `unknown`.
     pub verdict: String,
+    /// Where the verdict comes from: `live` (what clients see) or `route53` (what the zone says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Addresses clients get (over every sample), each with its side.
+    #[serde(default)]
+    pub answers: Vec<DnsAnswer>,
+    /// CNAME chain from the host to the final name.
+    #[serde(default)]
+    pub chain: Vec<String>,
+    /// Lowest TTL met, seconds.
+    #[serde(default)]
+    pub ttl: Option<u64>,
+    /// Largest TTL met (chain, final records, Route53 records), seconds: the TTL window's length.
+    #[serde(default)]
+    pub max_ttl: Option<u64>,
+    /// Route53 records answering for the host.
+    #[serde(default)]
+    pub records: Vec<RecordEvidence>,
+    /// The imported hosted zone that holds the host.
+    #[serde(default)]
+    pub zone_id: Option<String>,
+    /// ExternalDNS owns the record (its TXT registry record): edit the Ingress annotations, not Route53.
+    #[serde(default)]
+    pub external_dns: Option<ExternalDnsOwner>,
+    /// When the verdict last changed (RFC 3339).
+    #[serde(default)]
+    pub changed_at: Option<String>,
+    /// First observation of DNS pointing only at green (RFC 3339).
+    #[serde(default)]
+    pub green_since: Option<String>,
+    /// `green_since` + largest TTL + `--ttl-grace`: traffic after this is stale clients.
+    #[serde(default)]
+    pub window_ends_at: Option<String>,
+    /// Last live resolution (RFC 3339).
+    #[serde(default)]
+    pub resolved_at: Option<String>,
+    /// Why the last live resolution found no address.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 impl Default for DnsEvidence {
     fn default() -> Self {
-        Self { verdict: "unknown".into() }
+        Self {
+            verdict: "unknown".into(),
+            source: None,
+            answers: Vec::new(),
+            chain: Vec::new(),
+            ttl: None,
+            max_ttl: None,
+            records: Vec::new(),
+            zone_id: None,
+            external_dns: None,
+            changed_at: None,
+            green_since: None,
+            window_ends_at: None,
+            resolved_at: None,
+            error: None,
+        }
     }
+}
+
+/// One address a host resolved to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DnsAnswer {
+    /// The address.
+    pub address: String,
+    /// Which cluster it belongs to.
+    pub side: Side,
+}
+
+/// A client still arriving after the host's DNS moved to green.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LateClient {
+    /// Client IP.
+    pub ip: String,
+    /// Its user agent (clients are told apart by IP and user agent).
+    pub user_agent: String,
+    /// Requests after the move.
+    pub requests: u64,
+    /// Its last request (RFC 3339).
+    pub last_seen: String,
+    /// Age of its oldest connection at its last request, seconds.
+    pub connection_age_s: f64,
+    /// It used a connection opened before DNS moved (keep-alive stickiness), rather than resolving
+    /// blue again (cached DNS).
+    pub opened_before_move: bool,
 }
 
 /// One host of the report.
@@ -159,6 +267,10 @@ pub struct HostReport {
     pub urgent: bool,
     /// Why this action, in a sentence.
     pub reason: String,
+    /// For `switch-dns`: why no Route53 change can be written for it (unknown zone, no green
+    /// target…); `null` when the export has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_change_blocked: Option<String>,
     /// Methods seen.
     pub methods: Vec<String>,
     /// Responses by status class.
@@ -177,6 +289,15 @@ pub struct HostReport {
     pub top_clients: Vec<ClientCount>,
     /// Top user agents.
     pub top_user_agents: Vec<AgentCount>,
+    /// Requests after the host's DNS moved to green.
+    #[serde(default)]
+    pub requests_after_move: u64,
+    /// Of those, requests on connections opened before the move.
+    #[serde(default)]
+    pub opened_before_move_requests: u64,
+    /// Clients still arriving after the move (bounded), most requests first.
+    #[serde(default)]
+    pub late_clients: Vec<LateClient>,
 }
 
 /// One path template of a host.

@@ -11,6 +11,7 @@ use serde_json::json;
 use super::build::{build, ReportSettings};
 use super::file::write_atomic;
 use super::render::json;
+use crate::dns::book::DnsBook;
 use crate::log::AccessLog;
 use crate::record::ledger::Ledger;
 
@@ -19,6 +20,8 @@ use crate::record::ledger::Ledger;
 pub struct Reporter {
     /// The ledger.
     pub ledger: Arc<Ledger>,
+    /// DNS evidence, when configured.
+    pub dns: Option<Arc<DnsBook>>,
     /// When recording started, unix ms.
     pub started_at_ms: u64,
     /// How hosts are judged.
@@ -51,7 +54,7 @@ impl Reporter {
 
     fn write_blocking(&self) {
         let _one_at_a_time = self.writing.lock().unwrap_or_else(|p| p.into_inner());
-        let report = build(&self.ledger, self.started_at_ms, &self.settings);
+        let report = build(&self.ledger, self.started_at_ms, &self.settings, self.dns.as_deref());
         let mut actions: BTreeMap<&str, u64> = BTreeMap::new();
         for h in &report.hosts {
             *actions.entry(h.action.as_str()).or_default() += 1;

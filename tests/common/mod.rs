@@ -490,6 +490,11 @@ impl H2Client {
             tokio::time::timeout(WAIT, self.tx.send_request(req)).await.expect("response in time").expect("response");
         collect_response(resp).await
     }
+
+    /// Whether the server ended the connection (GOAWAY and close).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
 }
 
 /// Sends raw bytes on a fresh connection and reads until the peer closes (or `wait` passes).

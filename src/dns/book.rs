@@ -1,0 +1,333 @@
+//! The DNS evidence of every host: the last live resolution and what Route53 says, joined into one
+//! verdict with the times that make the TTL window (`changed_at`, `green_since`). Written by the
+//! resolver task, read by reports; the hosts whose DNS points only at green are published to the
+//! ledger and the request path as [`MovedHosts`].
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::route53::{Route53, Route53Answer};
+use super::targets::{Side, TargetAddrs, Targets};
+use crate::record::ledger::MovedHosts;
+use crate::report::build::ts;
+use crate::report::model::{DnsAnswer, DnsEvidence};
+
+/// Largest number of distinct answers kept per host (weighted sets rarely have more).
+const MAX_ANSWERS: usize = 16;
+
+/// One live resolution (A and AAAA together).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveAnswer {
+    /// CNAME targets, in order (normalized names).
+    pub chain: Vec<String>,
+    /// Final addresses.
+    pub addrs: Vec<IpAddr>,
+    /// Lowest TTL met (chain and final records).
+    pub min_ttl: u32,
+    /// Largest TTL met.
+    pub max_ttl: u32,
+}
+
+/// Why a live resolution gave no address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupFailure {
+    /// NXDOMAIN.
+    NxDomain,
+    /// The name exists but has no A/AAAA (NODATA).
+    NoAnswer,
+    /// No server answered in time.
+    Timeout,
+    /// SERVFAIL, refused, network errors.
+    Failed(String),
+}
+
+impl LookupFailure {
+    /// Short text for the report and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            LookupFailure::NxDomain => "NXDOMAIN".into(),
+            LookupFailure::NoAnswer => "no A/AAAA answer".into(),
+            LookupFailure::Timeout => "no DNS server answered in time".into(),
+            LookupFailure::Failed(why) => why.clone(),
+        }
+    }
+
+    /// A definite answer from DNS (as opposed to a server that failed to answer).
+    pub fn is_definite(&self) -> bool {
+        matches!(self, LookupFailure::NxDomain | LookupFailure::NoAnswer)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct HostDns {
+    /// Samples of the last successful live resolution.
+    live: Vec<LiveAnswer>,
+    live_error: Option<LookupFailure>,
+    r53: Option<Route53Answer>,
+    verdict: &'static str,
+    source: &'static str,
+    answers: Vec<DnsAnswer>,
+    resolved_at_ms: u64,
+    changed_at_ms: u64,
+    green_since_ms: Option<u64>,
+}
+
+/// Every host's DNS evidence.
+pub struct DnsBook {
+    targets: Targets,
+    route53: Route53,
+    live: bool,
+    ttl_grace_ms: u64,
+    addrs: Mutex<TargetAddrs>,
+    hosts: Mutex<HashMap<String, HostDns>>,
+    moves: Arc<MovedHosts>,
+    /// Live lookups made (hosts and targets).
+    pub lookups: AtomicU64,
+    /// Live lookups that found no address.
+    pub lookup_errors: AtomicU64,
+}
+
+impl DnsBook {
+    /// A book for these targets and zones; `live` when hosts are resolved (not only Route53).
+    pub fn new(targets: Targets, route53: Route53, live: bool, ttl_grace_ms: u64, moves: Arc<MovedHosts>) -> Self {
+        Self {
+            targets,
+            route53,
+            live,
+            ttl_grace_ms,
+            addrs: Mutex::default(),
+            hosts: Mutex::default(),
+            moves,
+            lookups: AtomicU64::new(0),
+            lookup_errors: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether any DNS evidence is configured.
+    pub fn configured(&self) -> bool {
+        self.live || !self.route53.is_empty()
+    }
+
+    /// Whether hosts are resolved live.
+    pub fn live(&self) -> bool {
+        self.live
+    }
+
+    /// The targets.
+    pub fn targets(&self) -> &Targets {
+        &self.targets
+    }
+
+    /// The imported zones.
+    pub fn route53(&self) -> &Route53 {
+        &self.route53
+    }
+
+    /// One side's names resolved to these addresses; every verdict is re-judged.
+    pub fn set_target_addrs(&self, side: Side, addrs: &[IpAddr], now_ms: u64) {
+        let changed = {
+            let mut a = self.addrs.lock().unwrap_or_else(|p| p.into_inner());
+            let before = a.addrs.len();
+            let new = addrs.iter().any(|ip| a.addrs.get(ip).map(|(s, _)| *s) != Some(side));
+            a.update(side, addrs, now_ms);
+            new || a.addrs.len() != before
+        };
+        if changed {
+            let hosts: Vec<String> = self.hosts.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+            for h in hosts {
+                self.judge(&h, None, now_ms);
+            }
+        }
+    }
+
+    /// Records a live resolution of `host` (`None`: no live resolution, Route53 only) and re-judges it.
+    pub fn observe(&self, host: &str, live: Option<Result<Vec<LiveAnswer>, LookupFailure>>, now_ms: u64) {
+        self.judge(host, Some(live), now_ms);
+    }
+
+    fn judge(&self, host: &str, live: Option<Option<Result<Vec<LiveAnswer>, LookupFailure>>>, now_ms: u64) {
+        let addrs = self.addrs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let r53 = (!self.route53.is_empty()).then(|| self.route53.answer(host, &self.targets, &addrs));
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let first = !hosts.contains_key(host);
+        let h = hosts.entry(host.to_owned()).or_default();
+        match live {
+            Some(Some(Ok(samples))) => {
+                h.live = samples;
+                h.live_error = None;
+                h.resolved_at_ms = now_ms;
+            }
+            // A server that did not answer keeps the last answer it gave (a flaky resolver must
+            // not reset the TTL window); a definite NXDOMAIN/NODATA replaces it.
+            Some(Some(Err(e))) => {
+                if e.is_definite() || h.live.is_empty() {
+                    h.live.clear();
+                }
+                h.live_error = Some(e);
+                h.resolved_at_ms = now_ms;
+            }
+            Some(None) | None => {}
+        }
+        h.r53 = r53;
+        let (live_verdict, answers) = self.live_verdict(&h.live, &addrs);
+        h.answers = answers;
+        // Live DNS is what clients see; Route53 is what the zone says, used when live has no answer.
+        let (verdict, source) = match (live_verdict, &h.r53) {
+            (Some(v), _) => (v, "live"),
+            (None, Some(r)) => (r.verdict, "route53"),
+            (None, None) if h.live_error.is_some() => ("unresolvable", "live"),
+            (None, None) => ("unknown", ""),
+        };
+        if first || verdict != h.verdict {
+            h.changed_at_ms = now_ms;
+        }
+        let was_green = h.green_since_ms.is_some();
+        if verdict == "green" {
+            h.green_since_ms.get_or_insert(now_ms);
+        } else {
+            h.green_since_ms = None;
+        }
+        h.verdict = verdict;
+        h.source = source;
+        if was_green != h.green_since_ms.is_some() {
+            let moved: Vec<(String, u64)> =
+                hosts.iter().filter_map(|(k, v)| v.green_since_ms.map(|at| (k.clone(), at))).collect();
+            self.moves.publish(moved);
+        }
+    }
+
+    fn live_verdict(&self, samples: &[LiveAnswer], addrs: &TargetAddrs) -> (Option<&'static str>, Vec<DnsAnswer>) {
+        if samples.is_empty() {
+            return (None, Vec::new());
+        }
+        let mut answers: Vec<DnsAnswer> = Vec::new();
+        let (mut blue, mut green) = (false, false);
+        for s in samples {
+            let by_chain = s.chain.iter().find_map(|n| self.targets.side_of_name(n));
+            for ip in &s.addrs {
+                let side = by_chain.unwrap_or_else(|| self.targets.side_of_ip(*ip, addrs));
+                blue |= side == Side::Blue;
+                green |= side == Side::Green;
+                let address = ip.to_string();
+                if answers.len() < MAX_ANSWERS && !answers.iter().any(|a| a.address == address) {
+                    answers.push(DnsAnswer { address, side });
+                }
+            }
+        }
+        let verdict = match (blue, green) {
+            (true, true) => "split",
+            (true, false) => "blue",
+            (false, true) => "green",
+            (false, false) => "unknown-target",
+        };
+        (Some(verdict), answers)
+    }
+
+    /// Hosts known to the book.
+    pub fn len(&self) -> usize {
+        self.hosts.lock().map(|h| h.len()).unwrap_or(0)
+    }
+
+    /// Whether no host is known yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The evidence of one host for a report (`unknown` when nothing is known).
+    pub fn evidence(&self, host: &str) -> DnsEvidence {
+        let hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(h) = hosts.get(host) else {
+            return DnsEvidence::default();
+        };
+        let mut chain: Vec<String> = Vec::new();
+        for s in &h.live {
+            for n in &s.chain {
+                if !chain.contains(n) {
+                    chain.push(n.clone());
+                }
+            }
+        }
+        let live_min = h.live.iter().map(|s| s.min_ttl as u64).min();
+        let live_max = h.live.iter().map(|s| s.max_ttl as u64).max();
+        let r53_ttl = h.r53.as_ref().and_then(|r| r.max_ttl);
+        let max_ttl = live_max.max(r53_ttl);
+        let ttl = live_min.or(r53_ttl);
+        let window_end = h.green_since_ms.map(|at| at + max_ttl.unwrap_or(60) * 1000 + self.ttl_grace_ms);
+        DnsEvidence {
+            verdict: h.verdict.to_owned(),
+            source: (!h.source.is_empty()).then(|| h.source.to_owned()),
+            answers: h.answers.clone(),
+            chain,
+            ttl,
+            max_ttl,
+            records: h.r53.as_ref().map(|r| r.records.clone()).unwrap_or_default(),
+            zone_id: h.r53.as_ref().and_then(|r| r.zone_id.clone()),
+            external_dns: h.r53.as_ref().and_then(|r| r.owner.clone()),
+            changed_at: Some(ts(h.changed_at_ms)),
+            green_since: h.green_since_ms.map(ts),
+            window_ends_at: window_end.map(ts),
+            resolved_at: (h.resolved_at_ms > 0).then(|| ts(h.resolved_at_ms)),
+            error: h.live_error.as_ref().map(LookupFailure::describe),
+        }
+    }
+
+    /// Counts one lookup and whether it failed.
+    pub fn count_lookup(&self, failed: bool) {
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.lookup_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book(live: bool) -> DnsBook {
+        let targets = Targets {
+            blue: vec!["blue-lb.elb.test".parse().unwrap(), "10.1.0.0/16".parse().unwrap()],
+            green: vec!["green-lb.elb.test".parse().unwrap(), "10.2.0.0/16".parse().unwrap()],
+        };
+        DnsBook::new(targets, Route53::default(), live, 30_000, Arc::new(MovedHosts::default()))
+    }
+
+    fn answer(chain: &[&str], ip: &str, ttl: u32) -> LiveAnswer {
+        LiveAnswer {
+            chain: chain.iter().map(|s| s.to_string()).collect(),
+            addrs: vec![ip.parse().unwrap()],
+            min_ttl: ttl,
+            max_ttl: ttl,
+        }
+    }
+
+    #[test]
+    fn verdicts_and_the_window() {
+        let b = book(true);
+        b.observe("api.example.com", Some(Ok(vec![answer(&["blue-lb.elb.test"], "192.0.2.1", 60)])), 1_000);
+        assert_eq!(b.evidence("api.example.com").verdict, "blue");
+        b.observe(
+            "api.example.com",
+            Some(Ok(vec![answer(&["blue-lb.elb.test"], "192.0.2.1", 60), answer(&[], "10.2.3.4", 30)])),
+            2_000,
+        );
+        assert_eq!(b.evidence("api.example.com").verdict, "split");
+        b.observe("api.example.com", Some(Ok(vec![answer(&[], "10.2.3.4", 30)])), 3_000);
+        let e = b.evidence("api.example.com");
+        assert_eq!((e.verdict.as_str(), e.green_since.clone()), ("green", Some(ts(3_000))));
+        assert_eq!(e.window_ends_at, Some(ts(3_000 + 30_000 + 30_000)));
+        assert_eq!(b.moves.get("api.example.com"), Some(3_000));
+        // A dead server keeps the last answer; NXDOMAIN replaces it.
+        b.observe("api.example.com", Some(Err(LookupFailure::Timeout)), 4_000);
+        assert_eq!(b.evidence("api.example.com").verdict, "green");
+        b.observe("api.example.com", Some(Err(LookupFailure::NxDomain)), 5_000);
+        let e = b.evidence("api.example.com");
+        assert_eq!((e.verdict.as_str(), e.error.as_deref()), ("unresolvable", Some("NXDOMAIN")));
+        assert_eq!(b.moves.get("api.example.com"), None);
+        b.observe("odd.example.com", Some(Ok(vec![answer(&[], "203.0.113.5", 60)])), 5_000);
+        assert_eq!(b.evidence("odd.example.com").verdict, "unknown-target");
+        assert_eq!(b.evidence("never.example.com").verdict, "unknown");
+    }
+}
