@@ -217,7 +217,11 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
             ledger.announce_new_hosts(tx);
             let names = ledger.clone();
             let settings = cfg.dns.settings.clone();
-            tokio::spawn(crate::dns::task::run(book, resolver, settings, rx, move || names.host_names()));
+            let events = log.clone();
+            let on_change: crate::dns::task::OnChange = Box::new(move |host, from, to| {
+                events.event("dns_verdict", json!({"host": host, "from": from, "to": to}));
+            });
+            tokio::spawn(crate::dns::task::run(book, resolver, settings, rx, move || names.host_names(), on_change));
         }
         if let Some(ready) = ready {
             let _ = ready.send((bound.clone(), admin_addr));

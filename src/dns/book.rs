@@ -137,17 +137,28 @@ impl DnsBook {
         if changed {
             let hosts: Vec<String> = self.hosts.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
             for h in hosts {
-                self.judge(&h, None, now_ms);
+                let _ = self.judge(&h, None, now_ms);
             }
         }
     }
 
-    /// Records a live resolution of `host` (`None`: no live resolution, Route53 only) and re-judges it.
-    pub fn observe(&self, host: &str, live: Option<Result<Vec<LiveAnswer>, LookupFailure>>, now_ms: u64) {
-        self.judge(host, Some(live), now_ms);
+    /// Records a live resolution of `host` (`None`: no live resolution, Route53 only) and re-judges
+    /// it; returns `(from, to)` when its verdict changed.
+    pub fn observe(
+        &self,
+        host: &str,
+        live: Option<Result<Vec<LiveAnswer>, LookupFailure>>,
+        now_ms: u64,
+    ) -> Option<(&'static str, &'static str)> {
+        self.judge(host, Some(live), now_ms)
     }
 
-    fn judge(&self, host: &str, live: Option<Option<Result<Vec<LiveAnswer>, LookupFailure>>>, now_ms: u64) {
+    fn judge(
+        &self,
+        host: &str,
+        live: Option<Option<Result<Vec<LiveAnswer>, LookupFailure>>>,
+        now_ms: u64,
+    ) -> Option<(&'static str, &'static str)> {
         let addrs = self.addrs.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let r53 = (!self.route53.is_empty()).then(|| self.route53.answer(host, &self.targets, &addrs));
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
@@ -180,7 +191,9 @@ impl DnsBook {
             (None, None) if h.live_error.is_some() => ("unresolvable", "live"),
             (None, None) => ("unknown", ""),
         };
-        if first || verdict != h.verdict {
+        let from = if first { "unknown" } else { h.verdict };
+        let changed = (first || verdict != h.verdict).then_some((from, verdict));
+        if changed.is_some() {
             h.changed_at_ms = now_ms;
         }
         let was_green = h.green_since_ms.is_some();
@@ -196,6 +209,7 @@ impl DnsBook {
                 hosts.iter().filter_map(|(k, v)| v.green_since_ms.map(|at| (k.clone(), at))).collect();
             self.moves.publish(moved);
         }
+        changed
     }
 
     fn live_verdict(&self, samples: &[LiveAnswer], addrs: &TargetAddrs) -> (Option<&'static str>, Vec<DnsAnswer>) {

@@ -86,6 +86,9 @@ pub fn resolvable(host: &str) -> bool {
         || !host.contains('.'))
 }
 
+/// Called with (host, from, to) when a host's verdict changes.
+pub type OnChange = Box<dyn Fn(&str, &'static str, &'static str) + Send + Sync>;
+
 /// Runs until `new_hosts` closes. `known_hosts` lists the ledger's hosts (hosts whose
 /// announcement was dropped because the channel was full are found there every minute).
 pub async fn run(
@@ -94,6 +97,7 @@ pub async fn run(
     settings: DnsSettings,
     mut new_hosts: mpsc::Receiver<String>,
     known_hosts: impl Fn() -> Vec<String>,
+    on_change: OnChange,
 ) {
     let resolver = resolver.map(Arc::new);
     let mut queue: BinaryHeap<Reverse<(u64, String)>> = BinaryHeap::new();
@@ -113,13 +117,13 @@ pub async fn run(
         };
         tokio::select! {
             host = new_hosts.recv() => match host {
-                Some(host) => admit(&book, &mut known, &mut queue, host, resolver.is_some()),
+                Some(host) => admit(&book, &mut known, &mut queue, host, resolver.is_some(), &on_change),
                 None => break,
             },
             _ = sweep.tick() => {
                 for host in known_hosts() {
                     if !known.contains(&host) {
-                        admit(&book, &mut known, &mut queue, host, resolver.is_some());
+                        admit(&book, &mut known, &mut queue, host, resolver.is_some(), &on_change);
                     }
                 }
             }
@@ -141,7 +145,9 @@ pub async fn run(
                     if let Err(e) = &result {
                         tracing::debug!(host = %host, error = %e.describe(), "DNS lookup found no address");
                     }
-                    book.observe(&host, Some(result), now);
+                    if let Some((from, to)) = book.observe(&host, Some(result), now) {
+                        on_change(&host, from, to);
+                    }
                     queue.push(Reverse((now + next.as_millis() as u64, host)));
                 }
             }
@@ -173,12 +179,17 @@ fn admit(
     queue: &mut BinaryHeap<Reverse<(u64, String)>>,
     host: String,
     live: bool,
+    on_change: &OnChange,
 ) {
     if !resolvable(&host) || !known.insert(host.clone()) {
         return;
     }
     let now = now_unix_ms();
-    book.observe(&host, None, now);
+    if let Some((from, to)) = book.observe(&host, None, now) {
+        if to != "unknown" {
+            on_change(&host, from, to);
+        }
+    }
     if live {
         queue.push(Reverse((now, host)));
     }

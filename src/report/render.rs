@@ -160,20 +160,32 @@ pub fn markdown(report: &Report) -> String {
         let requests: u64 = hosts.iter().map(|h| h.requests).sum();
         let _ = writeln!(out, "\n## {} — {} host(s), {} requests\n", action.as_str(), hosts.len(), requests);
         let _ = writeln!(out, "{}\n", action_advice(action));
-        let _ = writeln!(out, "| host | requests | last seen | green | why | top clients |");
-        let _ = writeln!(out, "|---|---:|---|---|---|---|");
+        let _ = writeln!(out, "| host | requests | last seen | green | dns | why | top clients |");
+        let _ = writeln!(out, "|---|---:|---|---|---|---|---|");
         for h in hosts {
             let clients: Vec<String> =
                 h.top_clients.iter().take(3).map(|c| format!("{} ({})", c.ip, c.requests)).collect();
+            let dns = match h.dns.ttl {
+                Some(ttl) => format!("{} (TTL {ttl} s)", h.dns.verdict),
+                None => h.dns.verdict.clone(),
+            };
+            let mut why = h.reason.clone();
+            if let Some(blocked) = &h.dns_change_blocked {
+                why.push_str(&format!(" — no Route53 change written: {blocked}"));
+            }
+            if h.dns.external_dns.is_some() && h.action == Action::SwitchDns {
+                why.push_str(" — owned by ExternalDNS: apply externaldns-patch.sh too");
+            }
             let _ = writeln!(
                 out,
-                "| {}{} | {} | {} | {} | {} | {} |",
+                "| {}{} | {} | {} | {} | {} | {} | {} |",
                 md(&h.host),
                 if h.urgent { " **URGENT**" } else { "" },
                 h.requests,
                 h.last_seen,
                 routed_name(h),
-                md(&h.reason),
+                md(&dns),
+                md(&why),
                 md(&clients.join(", "))
             );
         }
@@ -186,9 +198,9 @@ pub fn action_advice(action: Action) -> &'static str {
     match action {
         Action::FixHardcoded => "Find these clients (top clients listed): they use an IP or a load balancer name, so DNS changes will never move them.",
         Action::AddGreenRoute => "Add the missing Ingress/HTTPRoute rules on green (via GitOps) before touching DNS. URGENT: DNS already sends clients to green.",
-        Action::SwitchDns => "Apply the exported Route53 change (or the ExternalDNS annotation patch).",
-        Action::WaitTtl => "Wait: the decay should reach zero within the TTL.",
-        Action::FixClients => "These clients cache DNS or keep old connections: restart or reconfigure them (JVM networkaddress.cache.ttl).",
+        Action::SwitchDns => "Apply the exported Route53 change (`cutover-proxy report route53`, or GET /report/route53), or the ExternalDNS annotation patch.",
+        Action::WaitTtl => "Wait: DNS already points at green and the decay should reach zero within the TTL window.",
+        Action::FixClients => "Past the TTL window these clients cache DNS or keep old connections: restart or reconfigure them (JVM networkaddress.cache.ttl), or use --close-stale-connections.",
         Action::InvestigateDns => "The host is not where expected: look at its zone.",
         Action::Unknown => "Not enough evidence yet: configure DNS evidence (blue/green targets) to choose between switch-dns, wait-ttl and fix-clients.",
         Action::None => "Stopped arriving: nothing to do, kept as history.",
