@@ -9,10 +9,12 @@
 pub mod admin;
 pub mod classify;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod io;
 pub mod listen;
 pub mod log;
+pub mod metrics;
 pub mod proxy;
 pub mod record;
 pub mod reload;

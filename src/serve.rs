@@ -13,6 +13,7 @@ use crate::config::ServeConfig;
 use crate::error::ConfigError;
 use crate::listen::{bind_reuseport, ClientTimeouts, Worker};
 use crate::log::LogWriter;
+use crate::metrics::{DnsCounters, MetricsSources, ReportWrites};
 use crate::proxy::{Proxy, ProxySettings};
 use crate::record::ledger::Ledger;
 use crate::report::build::{now_unix_ms, ReportSettings};
@@ -109,6 +110,8 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
         h2: cfg.upstream_h2,
     });
     let shutdown = Arc::new(Shutdown::default());
+    // Incremented by the DNS evidence resolver; read by /metrics.
+    let dns_counters = Arc::new(DnsCounters::default());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut sigterm = rt.block_on(async { signal(SignalKind::terminate()) })?;
     let mut sigint = rt.block_on(async { signal(SignalKind::interrupt()) })?;
@@ -118,9 +121,12 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
 
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(cfg.workers);
     let mut threads = Vec::new();
+    let mut views = Vec::new();
     for (i, socks) in listeners.into_iter().enumerate() {
+        let proxy = Arc::new(Proxy::new(settings.clone(), upstreams.clone(), pool.clone(), log.lane(), ledger.clone()));
+        views.push(proxy.view());
         let worker = Worker {
-            proxy: Arc::new(Proxy::new(settings.clone(), upstreams.clone(), pool.clone(), log.lane(), ledger.clone())),
+            proxy,
             listeners: socks,
             timeouts: ClientTimeouts { header: cfg.header_timeout, idle: cfg.idle_timeout },
             shutdown: shutdown.clone(),
@@ -144,6 +150,7 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
         log.event("routes_loaded", json!({"objects": routes.objects(), "paths": cfg.green_routes}));
     }
     let report_settings = ReportSettings { quiet_period: cfg.quiet_period };
+    let report_writes = Arc::new(ReportWrites::default());
     let reporter = ledger.clone().map(|ledger| Reporter {
         ledger,
         started_at_ms,
@@ -151,12 +158,21 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
         file: cfg.report_file.clone(),
         log: log.clone(),
         writing: Default::default(),
+        writes: report_writes.clone(),
     });
     let admin_state = Arc::new(AdminState {
         shutdown: shutdown.clone(),
         ledger: ledger.clone(),
         started_at_ms,
         report: report_settings,
+        metrics: MetricsSources {
+            workers: views,
+            log: log.clone(),
+            dns: dns_counters.clone(),
+            report_writes,
+            bounds: (cfg.ledger.max_hosts, cfg.ledger.max_paths),
+        },
+        cache: Default::default(),
     });
 
     let exit_log = log.clone();

@@ -17,6 +17,7 @@ use hyper::body::Incoming;
 use crate::error::UpstreamError;
 use crate::listen::conn::ConnState;
 use crate::log::{AccessLog, Text};
+use crate::metrics::{WorkerStats, WorkerView};
 use crate::record::ledger::{Lane, Ledger};
 use crate::shutdown::Tracker;
 use crate::upstream::pool::{Checkout, Pool, PoolSettings};
@@ -62,6 +63,10 @@ pub struct Proxy {
     ledger: Option<(Arc<Ledger>, Arc<Lane>)>,
     /// Live upgraded tunnels of this worker (waited for at shutdown).
     pub tunnels: Arc<Tracker>,
+    /// Live client connections of this worker (waited for at shutdown).
+    pub conns: Arc<Tracker>,
+    /// This worker's own request counters, read by `/metrics`.
+    pub stats: Arc<WorkerStats>,
 }
 
 impl Proxy {
@@ -78,7 +83,21 @@ impl Proxy {
             let lane = l.lane();
             (l, lane)
         });
-        Self { settings, upstreams, pools, log, ledger, tunnels: Arc::new(Tracker::default()) }
+        Self {
+            settings,
+            upstreams,
+            pools,
+            log,
+            ledger,
+            tunnels: Arc::default(),
+            conns: Arc::default(),
+            stats: Arc::default(),
+        }
+    }
+
+    /// What `/metrics` reads of this worker.
+    pub fn view(&self) -> WorkerView {
+        WorkerView { stats: self.stats.clone(), conns: self.conns.clone(), tunnels: self.tunnels.clone() }
     }
 
     /// The shared ledger and this worker's lane of it (`None` with `--no-record`).
@@ -109,6 +128,7 @@ impl Proxy {
             None => req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
         };
         let pool = &self.pools[self.upstreams.pick(host.as_ref().map(|h| h.as_bytes()))];
+        self.stats.request_started();
         let mut finish = Finish {
             proxy: self.clone(),
             conn: conn.clone(),
