@@ -235,7 +235,7 @@ fn sparkline(h: &HostReport, now_ms: u64) -> String {
         "<svg class=\"spark\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" role=\"img\" \
          aria-label=\"{total} requests in the last hour, peak {peak}/min, {last} in the current minute\">\
          <title>{total} requests in the last hour · peak {peak}/min · now {last}/min</title>\
-         <polygon points=\"0,{H} {p}{W},{H}\" fill=\"var(--c)\" fill-opacity=\"0.15\"/>\
+         <polygon points=\"0,{H} {p} {W},{H}\" fill=\"var(--c)\" fill-opacity=\"0.15\"/>\
          <polyline points=\"{p}\" fill=\"none\" stroke=\"var(--c)\" stroke-width=\"1.5\"/></svg>\
          <span class=\"rate\">{last}/min</span>",
         p = points.trim_end(),
@@ -298,17 +298,19 @@ border-radius:6px;padding:4px 10px;background:#fff;color:var(--fg);text-decorati
 margin:0 0 16px;padding:10px 14px}\
 .group h2{font-size:16px;margin:2px 0}.tag{color:#fff;background:var(--c);border-radius:4px;padding:1px 8px}\
 #urgent{background:#fff5f5}.advice{color:var(--mut);margin:4px 0 8px}\
-table{width:100%;border-collapse:collapse}th{text-align:left;color:var(--mut);font-weight:600;font-size:12px;\
+table{width:100%;border-collapse:collapse;table-layout:fixed}\
+th:nth-child(1){width:21%}th:nth-child(2){width:7%}th:nth-child(3){width:250px}th:nth-child(4){width:7%}\
+th:nth-child(5){width:8%}th:nth-child(6){width:6%}th{text-align:left;color:var(--mut);font-weight:600;font-size:12px;\
 border-bottom:1px solid var(--line);padding:4px 6px}td{border-bottom:1px solid #eaeef2;padding:4px 6px;\
 vertical-align:middle}.num{text-align:right;font-variant-numeric:tabular-nums}\
-.host{font-family:ui-monospace,'DejaVu Sans Mono',monospace;word-break:break-all;max-width:300px}\
-.why{color:var(--mut);max-width:420px}.spark{vertical-align:middle}.rate{color:var(--mut);font-size:12px;\
+.host{font-family:ui-monospace,'DejaVu Sans Mono',monospace;word-break:break-all}\
+.why{color:var(--mut)}.spark{vertical-align:middle}.rate{color:var(--mut);font-size:12px;\
 margin-left:6px;font-variant-numeric:tabular-nums}\
 .dns{border:1px solid var(--line);border-radius:10px;padding:0 7px;font-size:12px}\
 .urgent{background:#cf222e;color:#fff;border-radius:4px;padding:0 5px;font-size:11px;font-family:system-ui}\
 .warn{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:6px 10px}\
 .more,.none{color:var(--mut)}footer{color:var(--mut);margin:12px 0}\
-@media (max-width:900px){.totals{grid-template-columns:repeat(2,1fr)}.why{max-width:none}}";
+@media (max-width:900px){.totals{grid-template-columns:repeat(2,1fr)}table{table-layout:auto}}";
 
 #[cfg(test)]
 mod tests {
