@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod analyze;
 pub mod classify;
 pub mod config;
 pub mod dashboard;
