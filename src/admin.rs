@@ -1,9 +1,12 @@
 //! The admin listener: `/healthz` (the process is up), `/readyz` (it takes traffic; 503 once a
-//! shutdown has begun, so Kubernetes takes the pod out of its endpoints), and the report as
-//! `/report` (JSON), `/report.csv` and `/report.md`.
+//! shutdown has begun, so Kubernetes takes the pod out of its endpoints), the report as
+//! `/report` (JSON), `/report.csv` and `/report.md`, the dashboard at `/` and Prometheus metrics at
+//! `/metrics` (both from a report at most [`CACHE_FOR`] old, so frequent scrapes and page reloads
+//! do not rebuild it each time).
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -14,8 +17,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::dns::book::DnsBook;
+use crate::metrics::MetricsSources;
 use crate::record::ledger::Ledger;
 use crate::report::build::{build, ReportSettings};
+use crate::report::model::Report;
 use crate::report::render::{render, Format};
 use crate::report::route53::{export, ExportSettings};
 use crate::shutdown::Shutdown;
@@ -34,6 +39,35 @@ pub struct AdminState {
     pub dns: Option<Arc<DnsBook>>,
     /// How `/report/route53` writes changes.
     pub export: ExportSettings,
+    /// What `/metrics` reads besides the report.
+    pub metrics: MetricsSources,
+    /// The last report made for `/` and `/metrics`.
+    pub cache: ReportCache,
+}
+
+/// How long the dashboard and `/metrics` reuse a report.
+pub const CACHE_FOR: Duration = Duration::from_secs(2);
+
+/// The last report built for the dashboard and `/metrics`, with when it was built.
+#[derive(Default)]
+pub struct ReportCache(Mutex<Option<(Instant, Arc<Report>)>>);
+
+impl AdminState {
+    /// A report at most [`CACHE_FOR`] old (built off the admin runtime's thread when needed).
+    async fn cached_report(&self, ledger: Arc<Ledger>) -> Option<Arc<Report>> {
+        if let Some((at, report)) = self.cache.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if at.elapsed() < CACHE_FOR {
+                return Some(report.clone());
+            }
+        }
+        let (started, settings) = (self.started_at_ms, self.report);
+        let dns = self.dns.clone();
+        let report = Arc::new(
+            tokio::task::spawn_blocking(move || build(&ledger, started, &settings, dns.as_deref())).await.ok()?,
+        );
+        *self.cache.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), report.clone()));
+        Some(report)
+    }
 }
 
 /// Serves the admin endpoints until the process exits.
@@ -66,21 +100,22 @@ async fn route(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Full
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
-    let format = match req.uri().path() {
-        "/healthz" => return text(StatusCode::OK, "ok\n"),
-        "/readyz" if state.shutdown.is_ready() => return text(StatusCode::OK, "ready\n"),
-        "/readyz" => return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
-        "/report" | "/report.json" => Format::Json,
-        "/report.csv" => Format::Csv,
-        "/report.md" => Format::Markdown,
-        "/report/route53" => return route53(req, state).await,
-        _ => {
-            return text(
+    let format =
+        match req.uri().path() {
+            "/" => return dashboard(&state).await,
+            "/metrics" => return metrics(&state).await,
+            "/healthz" => return text(StatusCode::OK, "ok\n"),
+            "/readyz" if state.shutdown.is_ready() => return text(StatusCode::OK, "ready\n"),
+            "/readyz" => return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+            "/report" | "/report.json" => Format::Json,
+            "/report.csv" => Format::Csv,
+            "/report.md" => Format::Markdown,
+            "/report/route53" => return route53(req, state).await,
+            _ => return text(
                 StatusCode::NOT_FOUND,
-                "not found; try /healthz, /readyz, /report, /report.csv, /report.md, /report/route53\n",
-            )
-        }
-    };
+                "not found; try /, /metrics, /healthz, /readyz, /report, /report.csv, /report.md, /report/route53\n",
+            ),
+        };
     let Some(ledger) = state.ledger.clone() else {
         return text(StatusCode::NOT_FOUND, "recording is off (--no-record)\n");
     };
@@ -119,7 +154,34 @@ async fn route53(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Fu
         None => serde_json::to_value(&out).unwrap_or_default(),
     };
     let mut resp = Response::new(Full::new(Bytes::from(serde_json::to_vec_pretty(&body).unwrap_or_default())));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn dashboard(state: &AdminState) -> Response<Full<Bytes>> {
+    let Some(ledger) = state.ledger.clone() else {
+        return text(StatusCode::NOT_FOUND, "recording is off (--no-record): no dashboard\n");
+    };
+    let Some(report) = state.cached_report(ledger).await else {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "report failed\n");
+    };
+    let page = crate::dashboard::render(&report, state.report.quiet_period);
+    with_type(page, "text/html; charset=utf-8")
+}
+
+async fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
+    let report = match state.ledger.clone() {
+        Some(ledger) => state.cached_report(ledger).await,
+        None => None,
+    };
+    let body =
+        crate::metrics::render(&state.metrics, state.ledger.as_deref(), report.as_deref(), state.shutdown.is_ready());
+    with_type(body, crate::metrics::CONTENT_TYPE)
+}
+
+fn with_type(body: String, content_type: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }

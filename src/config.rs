@@ -43,6 +43,8 @@ pub enum Command {
     /// Work with report files offline (render, merge replicas' reports).
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Read blue's access logs from before the proxy (ALB or nginx JSON, gzip too) into the same report.
+    Analyze(Box<crate::analyze::AnalyzeArgs>),
     /// Try it in one minute: embedded blue, sample green routes, replayed traffic, the report.
     Demo {
         /// Print the report and exit instead of serving it until Ctrl-C.

@@ -70,6 +70,18 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// Every cause, in the order metrics list them.
+    pub const ALL: [UpstreamError; 8] = [
+        Self::ConnectRefused,
+        Self::ConnectTimeout,
+        Self::ConnectFailed,
+        Self::Unresolved,
+        Self::Reset,
+        Self::Timeout,
+        Self::Protocol,
+        Self::ClientAborted,
+    ];
+
     /// The status the client gets.
     pub fn status(self) -> u16 {
         match self {

@@ -7,13 +7,16 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod analyze;
 pub mod classify;
 pub mod config;
+pub mod dashboard;
 pub mod dns;
 pub mod error;
 pub mod io;
 pub mod listen;
 pub mod log;
+pub mod metrics;
 pub mod proxy;
 pub mod record;
 pub mod reload;

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Analyze(args) => analyze_command(&args),
         Command::Report(cmd) => match report_command(cmd) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -103,6 +104,44 @@ fn report_command(cmd: ReportCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `analyze`: the report on stdout or in `--out`, a summary and the first malformed lines on
+/// stderr. Exit 0 even with malformed lines; 2 when a file cannot be read or the routes are broken.
+fn analyze_command(args: &cutover_proxy::analyze::AnalyzeArgs) -> ExitCode {
+    use cutover_proxy::report::{file, render};
+    let analysis = match cutover_proxy::analyze::run(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for m in &analysis.listed {
+        eprintln!("malformed: {m}");
+    }
+    if analysis.malformed > analysis.listed.len() as u64 {
+        eprintln!("malformed: … and {} more", analysis.malformed - analysis.listed.len() as u64);
+    }
+    eprintln!(
+        "analyzed {} file(s): {} lines, {} requests, {} malformed; {} hosts",
+        args.files.len(),
+        analysis.lines,
+        analysis.requests,
+        analysis.malformed,
+        analysis.report.totals.hosts
+    );
+    let body = render::render(&analysis.report, args.report_format);
+    match &args.out {
+        Some(out) => {
+            if let Err(e) = file::write_atomic(out, body.as_bytes()) {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        None => print!("{body}"),
+    }
+    ExitCode::SUCCESS
 }
 
 /// Help and version go to stdout with exit 0; a usage error is one line on stderr with exit 2.

@@ -15,6 +15,7 @@ use crate::dns::route53::Route53;
 use crate::error::ConfigError;
 use crate::listen::{bind_reuseport, ClientTimeouts, Worker};
 use crate::log::LogWriter;
+use crate::metrics::{DnsCounters, MetricsSources, ReportWrites};
 use crate::proxy::{Proxy, ProxySettings};
 use crate::record::ledger::Ledger;
 use crate::report::build::{now_unix_ms, ReportSettings};
@@ -36,7 +37,7 @@ const LOG_QUEUE: usize = 2048;
 const NEW_HOSTS_QUEUE: usize = 65_536;
 
 /// The DNS evidence, when targets, DNS servers or Route53 exports are configured.
-fn dns_book(cfg: &DnsConfig, ledger: &Ledger) -> Result<Option<Arc<DnsBook>>, ConfigError> {
+fn dns_book(cfg: &DnsConfig, ledger: &Ledger, counters: Arc<DnsCounters>) -> Result<Option<Arc<DnsBook>>, ConfigError> {
     if !cfg.live && cfg.route53.is_empty() && cfg.targets.is_empty() {
         return Ok(None);
     }
@@ -45,7 +46,7 @@ fn dns_book(cfg: &DnsConfig, ledger: &Ledger) -> Result<Option<Arc<DnsBook>>, Co
         zones.zones.push(crate::dns::route53::load(zone, file)?);
     }
     let grace = cfg.ttl_grace.as_millis() as u64;
-    Ok(Some(Arc::new(DnsBook::new(cfg.targets.clone(), zones, cfg.live, grace, ledger.moves()))))
+    Ok(Some(Arc::new(DnsBook::new(cfg.targets.clone(), zones, cfg.live, grace, ledger.moves(), counters))))
 }
 
 /// Why `serve` stopped with an error.
@@ -96,8 +97,9 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
         Arc::new(if cfg.green_routes.is_empty() { RouteTable::empty() } else { RouteTable::load(&cfg.green_routes)? });
     let ledger = (!cfg.no_record).then(|| Arc::new(Ledger::new(cfg.ledger.clone(), routes.clone())));
     // Route53 exports are read before any socket is bound: a broken one refuses to start.
+    let dns_counters = Arc::new(DnsCounters::default());
     let dns = match &ledger {
-        Some(ledger) => dns_book(&cfg.dns, ledger)?,
+        Some(ledger) => dns_book(&cfg.dns, ledger, dns_counters.clone())?,
         None => None,
     };
     let resolver = match &dns {
@@ -137,6 +139,7 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
         h2: cfg.upstream_h2,
     });
     let shutdown = Arc::new(Shutdown::default());
+    // Incremented by the DNS evidence resolver; read by /metrics.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut sigterm = rt.block_on(async { signal(SignalKind::terminate()) })?;
     let mut sigint = rt.block_on(async { signal(SignalKind::interrupt()) })?;
@@ -146,9 +149,12 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
 
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(cfg.workers);
     let mut threads = Vec::new();
+    let mut views = Vec::new();
     for (i, socks) in listeners.into_iter().enumerate() {
+        let proxy = Arc::new(Proxy::new(settings.clone(), upstreams.clone(), pool.clone(), log.lane(), ledger.clone()));
+        views.push(proxy.view());
         let worker = Worker {
-            proxy: Arc::new(Proxy::new(settings.clone(), upstreams.clone(), pool.clone(), log.lane(), ledger.clone())),
+            proxy,
             listeners: socks,
             timeouts: ClientTimeouts { header: cfg.header_timeout, idle: cfg.idle_timeout },
             shutdown: shutdown.clone(),
@@ -181,6 +187,7 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
         );
     }
     let report_settings = ReportSettings { quiet_period: cfg.quiet_period };
+    let report_writes = Arc::new(ReportWrites::default());
     let reporter = ledger.clone().map(|ledger| Reporter {
         ledger,
         dns: dns.clone(),
@@ -189,6 +196,7 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
         file: cfg.report_file.clone(),
         log: log.clone(),
         writing: Default::default(),
+        writes: report_writes.clone(),
     });
     let admin_state = Arc::new(AdminState {
         shutdown: shutdown.clone(),
@@ -197,6 +205,14 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
         report: report_settings,
         dns: dns.clone(),
         export: cfg.dns.export,
+        metrics: MetricsSources {
+            workers: views,
+            log: log.clone(),
+            dns: dns_counters.clone(),
+            report_writes,
+            bounds: (cfg.ledger.max_hosts, cfg.ledger.max_paths),
+        },
+        cache: Default::default(),
     });
 
     let exit_log = log.clone();

@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::route53::{Route53, Route53Answer};
 use super::targets::{Side, TargetAddrs, Targets};
+use crate::metrics::DnsCounters;
 use crate::record::ledger::MovedHosts;
 use crate::report::build::ts;
 use crate::report::model::{DnsAnswer, DnsEvidence};
@@ -83,26 +83,20 @@ pub struct DnsBook {
     addrs: Mutex<TargetAddrs>,
     hosts: Mutex<HashMap<String, HostDns>>,
     moves: Arc<MovedHosts>,
-    /// Live lookups made (hosts and targets).
-    pub lookups: AtomicU64,
-    /// Live lookups that found no address.
-    pub lookup_errors: AtomicU64,
+    counters: Arc<DnsCounters>,
 }
 
 impl DnsBook {
     /// A book for these targets and zones; `live` when hosts are resolved (not only Route53).
-    pub fn new(targets: Targets, route53: Route53, live: bool, ttl_grace_ms: u64, moves: Arc<MovedHosts>) -> Self {
-        Self {
-            targets,
-            route53,
-            live,
-            ttl_grace_ms,
-            addrs: Mutex::default(),
-            hosts: Mutex::default(),
-            moves,
-            lookups: AtomicU64::new(0),
-            lookup_errors: AtomicU64::new(0),
-        }
+    pub fn new(
+        targets: Targets,
+        route53: Route53,
+        live: bool,
+        ttl_grace_ms: u64,
+        moves: Arc<MovedHosts>,
+        counters: Arc<DnsCounters>,
+    ) -> Self {
+        Self { targets, route53, live, ttl_grace_ms, addrs: Mutex::default(), hosts: Mutex::default(), moves, counters }
     }
 
     /// Whether any DNS evidence is configured.
@@ -287,11 +281,16 @@ impl DnsBook {
         }
     }
 
-    /// Counts one lookup and whether it failed.
-    pub fn count_lookup(&self, failed: bool) {
-        self.lookups.fetch_add(1, Ordering::Relaxed);
-        if failed {
-            self.lookup_errors.fetch_add(1, Ordering::Relaxed);
+    /// Counts one lookup (for `/metrics`) and, when it found no address, why.
+    pub fn count_lookup(&self, failure: Option<&LookupFailure>) {
+        self.counters.lookup();
+        if let Some(f) = failure {
+            self.counters.error(match f {
+                LookupFailure::NxDomain => "nxdomain",
+                LookupFailure::NoAnswer => "no_records",
+                LookupFailure::Timeout => "timeout",
+                LookupFailure::Failed(_) => "other",
+            });
         }
     }
 }
@@ -305,7 +304,7 @@ mod tests {
             blue: vec!["blue-lb.elb.test".parse().unwrap(), "10.1.0.0/16".parse().unwrap()],
             green: vec!["green-lb.elb.test".parse().unwrap(), "10.2.0.0/16".parse().unwrap()],
         };
-        DnsBook::new(targets, Route53::default(), live, 30_000, Arc::new(MovedHosts::default()))
+        DnsBook::new(targets, Route53::default(), live, 30_000, Arc::default(), Arc::default())
     }
 
     fn answer(chain: &[&str], ip: &str, ttl: u32) -> LiveAnswer {

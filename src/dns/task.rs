@@ -164,7 +164,7 @@ pub async fn run(
                     let (book, samples) = (book.clone(), settings.samples);
                     inflight.spawn(async move {
                         let result = sample(&r, &host, samples).await;
-                        book.count_lookup(result.is_err());
+                        book.count_lookup(result.as_ref().err());
                         (host, result)
                     });
                 }
@@ -202,6 +202,10 @@ async fn refresh_targets(book: Arc<DnsBook>, resolver: Arc<TokioResolver>, setti
         let mut addrs = Vec::new();
         for name in names {
             let result = tokio::time::timeout(settings.timeout * 3, resolve(&resolver, &name)).await;
+            book.count_lookup(match &result {
+                Ok(r) => r.as_ref().err(),
+                Err(_) => Some(&LookupFailure::Timeout),
+            });
             match result {
                 Ok(Ok(a)) => addrs.extend(a.addrs),
                 Ok(Err(e)) => {

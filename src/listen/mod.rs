@@ -84,7 +84,7 @@ impl Worker {
         let mut h2 = http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(60)));
         let (h1, h2) = (Arc::new(h1), Arc::new(h2));
-        let conns = Arc::new(Tracker::default());
+        let conns = self.proxy.conns.clone();
         let registry = Arc::new(Registry::default());
         let mut accepts = Vec::new();
         for std_listener in self.listeners {

@@ -79,7 +79,7 @@ impl Body for RequestBody {
 pub struct Finish {
     /// The worker's proxy (its log handle; per worker, so this clone stays on one core).
     pub proxy: Arc<Proxy>,
-    /// The client connection (its in-flight count drops with this record).
+    /// The client connection (its in-flight count, and the worker's, drop with this record).
     pub conn: Arc<ConnState>,
     /// When the request arrived.
     pub start: Instant,
@@ -176,6 +176,7 @@ impl Drop for Finish {
             (None, false) => Some("client_closed"),
             (None, true) => None,
         };
+        self.proxy.stats.request_done(error);
         let recorded = self.record();
         let proxy = &self.proxy;
         let wanted = match proxy.settings().log_requests {

@@ -17,6 +17,7 @@ use hyper::body::Incoming;
 use crate::error::UpstreamError;
 use crate::listen::conn::ConnState;
 use crate::log::{AccessLog, Text};
+use crate::metrics::{WorkerStats, WorkerView};
 use crate::record::ledger::{Lane, Ledger, MovedHosts};
 use crate::record::normalize::normalize_host_into;
 use crate::shutdown::Tracker;
@@ -67,6 +68,10 @@ pub struct Proxy {
     pub tunnels: Arc<Tracker>,
     /// With `--close-stale-connections`: hosts whose DNS moved to green.
     moves: Option<Arc<MovedHosts>>,
+    /// Live client connections of this worker (waited for at shutdown).
+    pub conns: Arc<Tracker>,
+    /// This worker's own request counters, read by `/metrics`.
+    pub stats: Arc<WorkerStats>,
 }
 
 impl Proxy {
@@ -84,7 +89,22 @@ impl Proxy {
             (l, lane)
         });
         let moves = if settings.close_stale_connections { ledger.as_ref().map(|(l, _)| l.moves()) } else { None };
-        Self { settings, upstreams, pools, log, ledger, tunnels: Arc::new(Tracker::default()), moves }
+        Self {
+            settings,
+            upstreams,
+            pools,
+            log,
+            ledger,
+            tunnels: Arc::default(),
+            conns: Arc::default(),
+            stats: Arc::default(),
+            moves,
+        }
+    }
+
+    /// What `/metrics` reads of this worker.
+    pub fn view(&self) -> WorkerView {
+        WorkerView { stats: self.stats.clone(), conns: self.conns.clone(), tunnels: self.tunnels.clone() }
     }
 
     /// Whether this host's DNS moved to green (only asked with `--close-stale-connections`).
@@ -132,6 +152,7 @@ impl Proxy {
         };
         let pool = &self.pools[self.upstreams.pick(host.as_ref().map(|h| h.as_bytes()))];
         let client_version = req.version();
+        self.stats.request_started();
         let mut finish = Finish {
             proxy: self.clone(),
             conn: conn.clone(),

@@ -726,4 +726,9 @@ impl Ledger {
     pub fn host_count(&self) -> usize {
         self.hosts.load(Ordering::Relaxed)
     }
+
+    /// Distinct path templates recorded over all hosts (without `{other}`).
+    pub fn path_count(&self) -> usize {
+        self.paths.load(Ordering::Relaxed)
+    }
 }

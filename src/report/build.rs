@@ -29,7 +29,17 @@ pub fn now_unix_ms() -> u64 {
 
 /// Makes the report of everything recorded so far, with the DNS evidence when it is configured.
 pub fn build(ledger: &Ledger, started_at_ms: u64, settings: &ReportSettings, dns: Option<&DnsBook>) -> Report {
-    let now = now_unix_ms();
+    build_at(ledger, started_at_ms, settings, dns, now_unix_ms())
+}
+
+/// [`build`] judged as of `now` (unix ms): `analyze` judges old logs as of their last line.
+pub fn build_at(
+    ledger: &Ledger,
+    started_at_ms: u64,
+    settings: &ReportSettings,
+    dns: Option<&DnsBook>,
+    now: u64,
+) -> Report {
     let routes = ledger.routes();
     let loaded = !routes.is_empty();
     let mut hosts: Vec<HostReport> =
@@ -216,7 +226,8 @@ pub fn parse_ts(s: &str) -> Option<u64> {
     u64::try_from(total).ok()
 }
 
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);

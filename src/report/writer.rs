@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use super::file::write_atomic;
 use super::render::json;
 use crate::dns::book::DnsBook;
 use crate::log::AccessLog;
+use crate::metrics::ReportWrites;
 use crate::record::ledger::Ledger;
 
 /// Writes the report file and the summary event.
@@ -32,6 +34,8 @@ pub struct Reporter {
     pub log: AccessLog,
     /// One write at a time: the periodic one and the final one at shutdown must not interleave.
     pub writing: Arc<std::sync::Mutex<()>>,
+    /// Writes done and failed, for `/metrics`.
+    pub writes: Arc<ReportWrites>,
 }
 
 impl Reporter {
@@ -79,8 +83,11 @@ impl Reporter {
         );
         if let Some(path) = &self.file {
             match write_atomic(path, json(&report).as_bytes()) {
-                Ok(()) => {}
+                Ok(()) => {
+                    self.writes.ok.fetch_add(1, Ordering::Relaxed);
+                }
                 Err(e) => {
+                    self.writes.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, "cannot write the report file");
                     self.log.event("report_write_failed", json!({"error": e.to_string()}));
                 }

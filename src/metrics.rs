@@ -1,0 +1,286 @@
+//! `GET /metrics`: the Prometheus (OpenMetrics text) exposition, rendered at scrape time with the
+//! `prometheus-client` crate from counters that already exist or that each worker keeps for itself.
+//!
+//! The request path adds nothing shared between cores: each worker owns a [`WorkerStats`] (in-flight
+//! requests, upstream errors by cause) on a cache line of its own, and its connection and tunnel
+//! [`Tracker`]s; a scrape sums them. Per-action series come from a report built from the ledger
+//! (cached briefly by the admin server). Host names appear only in a bounded top-N family.
+//!
+//! DNS counters live in [`DnsCounters`]: `serve` creates one and hands an `Arc` of it to whatever
+//! resolves hosts (the DNS evidence task), which calls [`DnsCounters::lookup`] and
+//! [`DnsCounters::error`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::error::UpstreamError;
+use crate::log::AccessLog;
+use crate::record::ledger::Ledger;
+use crate::report::model::Report;
+use crate::report::render::ACTION_ORDER;
+use crate::shutdown::Tracker;
+
+/// Hosts shown with their own `host` label (the busiest ones); the rest are not labelled.
+pub const TOP_HOSTS: usize = 20;
+
+/// The content type of the exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Counters one worker keeps for itself (no other core writes them). Aligned to its own cache lines:
+/// every worker's stats are allocated one after the other at start-up.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct WorkerStats {
+    in_flight: AtomicU64,
+    upstream_errors: [AtomicU64; UpstreamError::ALL.len()],
+}
+
+impl WorkerStats {
+    /// A request arrived (its record exists).
+    #[inline]
+    pub fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request's record ended; `error` is its log `error` value, counted when it is an upstream cause.
+    #[inline]
+    pub fn request_done(&self, error: Option<&str>) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(cause) = error {
+            if let Some(i) = UpstreamError::ALL.iter().position(|e| e.cause() == cause) {
+                self.upstream_errors[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Requests in flight on this worker.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Upstream errors of one cause so far.
+    pub fn upstream_errors(&self, e: UpstreamError) -> u64 {
+        UpstreamError::ALL.iter().position(|x| *x == e).map_or(0, |i| self.upstream_errors[i].load(Ordering::Relaxed))
+    }
+}
+
+/// What a scrape reads of one worker.
+#[derive(Debug, Clone)]
+pub struct WorkerView {
+    /// Requests and errors.
+    pub stats: Arc<WorkerStats>,
+    /// Open client connections.
+    pub conns: Arc<Tracker>,
+    /// Open upgraded tunnels.
+    pub tunnels: Arc<Tracker>,
+}
+
+/// DNS lookups made for DNS evidence, and their failures by kind. The resolver increments them;
+/// a scrape reads them.
+#[derive(Debug, Default)]
+pub struct DnsCounters {
+    lookups: AtomicU64,
+    errors: [AtomicU64; DNS_ERROR_KINDS.len()],
+}
+
+/// The `kind` label values of `cutover_dns_errors_total`.
+pub const DNS_ERROR_KINDS: [&str; 4] = ["nxdomain", "no_records", "timeout", "other"];
+
+impl DnsCounters {
+    /// One lookup was sent.
+    pub fn lookup(&self) {
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One lookup failed; `kind` is one of [`DNS_ERROR_KINDS`] (anything else counts as `other`).
+    pub fn error(&self, kind: &str) {
+        let i = DNS_ERROR_KINDS.iter().position(|k| *k == kind).unwrap_or(DNS_ERROR_KINDS.len() - 1);
+        self.errors[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Lookups so far.
+    pub fn lookups(&self) -> u64 {
+        self.lookups.load(Ordering::Relaxed)
+    }
+
+    /// Errors of one kind so far.
+    pub fn errors(&self, kind: &str) -> u64 {
+        DNS_ERROR_KINDS.iter().position(|k| *k == kind).map_or(0, |i| self.errors[i].load(Ordering::Relaxed))
+    }
+}
+
+/// Report files written, and writes that failed.
+#[derive(Debug, Default)]
+pub struct ReportWrites {
+    /// Successful writes.
+    pub ok: AtomicU64,
+    /// Failed writes (disk full, read-only file system...).
+    pub failed: AtomicU64,
+}
+
+/// Everything a scrape reads.
+#[derive(Clone)]
+pub struct MetricsSources {
+    /// Each worker's counters and trackers.
+    pub workers: Vec<WorkerView>,
+    /// The log (dropped lines).
+    pub log: AccessLog,
+    /// DNS lookups and errors.
+    pub dns: Arc<DnsCounters>,
+    /// Report file writes.
+    pub report_writes: Arc<ReportWrites>,
+    /// Host and path bounds of the ledger: (`--max-hosts`, `--max-paths`).
+    pub bounds: (usize, usize),
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let c = Counter::<u64>::default();
+    c.inc_by(value);
+    registry.register(name, help, c);
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
+    let g = Gauge::<i64>::default();
+    g.set(value);
+    registry.register(name, help, g);
+}
+
+fn as_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Renders the exposition. `report` is a recent report of the ledger (`None` with `--no-record`).
+pub fn render(src: &MetricsSources, ledger: Option<&Ledger>, report: Option<&Report>, ready: bool) -> String {
+    let mut r = Registry::default();
+    gauge(&mut r, "cutover_ready", "1 while /readyz answers 200, 0 once draining", i64::from(ready));
+
+    let (mut in_flight, mut conns, mut tunnels) = (0u64, 0usize, 0usize);
+    let errors = Family::<Labels, Counter<u64>>::default();
+    for w in &src.workers {
+        in_flight += w.stats.in_flight();
+        conns += w.conns.live();
+        tunnels += w.tunnels.live();
+    }
+    for e in UpstreamError::ALL {
+        let n: u64 = src.workers.iter().map(|w| w.stats.upstream_errors(e)).sum();
+        errors.get_or_create(&vec![("cause", e.cause().to_owned())]).inc_by(n);
+    }
+    gauge(&mut r, "cutover_in_flight_requests", "Requests being forwarded now", as_i64(in_flight));
+    gauge(&mut r, "cutover_in_flight_tunnels", "Upgraded (WebSocket) tunnels open now", conns_i64(tunnels));
+    gauge(
+        &mut r,
+        "cutover_open_connections",
+        "Client HTTP connections open now (upgraded ones count as tunnels)",
+        conns_i64(conns),
+    );
+    r.register(
+        "cutover_upstream_errors",
+        "Requests that failed toward blue (or because the client left), by the log's error cause",
+        errors,
+    );
+
+    let dns = Family::<Labels, Counter<u64>>::default();
+    for kind in DNS_ERROR_KINDS {
+        dns.get_or_create(&vec![("kind", kind.to_owned())]).inc_by(src.dns.errors(kind));
+    }
+    counter(&mut r, "cutover_dns_lookups", "DNS lookups made for DNS evidence", src.dns.lookups());
+    r.register("cutover_dns_errors", "DNS lookups that failed, by kind", dns);
+
+    counter(&mut r, "cutover_log_lines_dropped", "Log lines dropped because the writer was behind", src.log.dropped());
+    let writes = Family::<Labels, Counter<u64>>::default();
+    writes.get_or_create(&vec![("result", "ok".to_owned())]).inc_by(src.report_writes.ok.load(Ordering::Relaxed));
+    writes
+        .get_or_create(&vec![("result", "error".to_owned())])
+        .inc_by(src.report_writes.failed.load(Ordering::Relaxed));
+    r.register("cutover_report_writes", "Report file writes (--report-file), by result", writes);
+
+    if let Some(ledger) = ledger {
+        ledger_families(&mut r, src, ledger);
+    }
+    if let Some(report) = report {
+        report_families(&mut r, report);
+    }
+    let mut out = String::with_capacity(8 * 1024);
+    if encode(&mut out, &r).is_err() {
+        out = "# EOF\n".to_owned();
+    }
+    out
+}
+
+fn conns_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn ledger_families(r: &mut Registry, src: &MetricsSources, ledger: &Ledger) {
+    let t = ledger.totals();
+    let requests = t.requests;
+    counter(r, "cutover_ledger_requests", "Requests recorded in the ledger (health checks excluded)", requests);
+    counter(r, "cutover_ledger_ignored_requests", "Requests matching --ignore-path/--ignore-user-agent", t.ignored);
+    counter(r, "cutover_ledger_unrouted_requests", "Requests whose host/path green does not route", t.unrouted);
+    gauge(r, "cutover_ledger_hosts", "Distinct hosts in the ledger", conns_i64(ledger.host_count()));
+    gauge(r, "cutover_ledger_paths", "Distinct path templates in the ledger", conns_i64(ledger.path_count()));
+    gauge(r, "cutover_ledger_max_hosts", "--max-hosts", conns_i64(src.bounds.0));
+    gauge(r, "cutover_ledger_max_paths", "--max-paths", conns_i64(src.bounds.1));
+    let overflow = Family::<Labels, Counter<u64>>::default();
+    overflow.get_or_create(&vec![("bucket", "hosts".to_owned())]).inc_by(t.hosts_overflowed);
+    overflow.get_or_create(&vec![("bucket", "paths".to_owned())]).inc_by(t.paths_overflowed);
+    r.register(
+        "cutover_ledger_overflow_requests",
+        "Requests counted under (other) hosts or {other} paths because a bound was reached",
+        overflow,
+    );
+}
+
+fn report_families(r: &mut Registry, report: &Report) {
+    let by_status = Family::<Labels, Counter<u64>>::default();
+    let by_action = Family::<Labels, Gauge<i64>>::default();
+    let hosts = Family::<Labels, Gauge<i64>>::default();
+    let mut total = [0u64; 5];
+    for action in ACTION_ORDER {
+        hosts.get_or_create(&vec![("action", action.as_str().to_owned())]).set(0);
+    }
+    for h in &report.hosts {
+        let s = &h.status;
+        let classes = [s.c1, s.c2, s.c3, s.c4, s.c5];
+        for (i, n) in classes.iter().enumerate() {
+            total[i] += n;
+            let labels = vec![("action", h.action.as_str().to_owned()), ("status_class", CLASSES[i].to_owned())];
+            by_action.get_or_create(&labels).inc_by(as_i64(*n));
+        }
+        hosts.get_or_create(&vec![("action", h.action.as_str().to_owned())]).inc();
+    }
+    for (i, n) in total.iter().enumerate() {
+        by_status.get_or_create(&vec![("status_class", CLASSES[i].to_owned())]).inc_by(*n);
+    }
+    r.register("cutover_requests", "Requests recorded, by the status class sent to the client", by_status);
+    r.register(
+        "cutover_requests_by_action",
+        "Requests recorded, by their host's current action and status class (a gauge: hosts change action)",
+        by_action,
+    );
+    r.register("cutover_hosts", "Hosts still in the report, by action", hosts);
+    let urgent = report.hosts.iter().filter(|h| h.urgent).count();
+    gauge(r, "cutover_hosts_urgent", "add-green-route hosts that DNS already sends to green", conns_i64(urgent));
+    let top = Family::<Labels, Gauge<i64>>::default();
+    let mut busiest: Vec<_> = report.hosts.iter().collect();
+    busiest.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.host.cmp(&b.host)));
+    for h in busiest.into_iter().take(TOP_HOSTS) {
+        let labels = vec![("host", h.host.clone()), ("action", h.action.as_str().to_owned())];
+        top.get_or_create(&labels).set(as_i64(h.requests));
+    }
+    r.register(
+        "cutover_top_host_requests",
+        "Requests of the busiest hosts (at most 20 series; the rest have no host label)",
+        top,
+    );
+}
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
