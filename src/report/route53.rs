@@ -120,8 +120,12 @@ fn host_changes(h: &HostReport, green: Option<&str>, s: &ExportSettings) -> Resu
         return Err("none of its records points at a blue target".into());
     }
     let mut changes = Vec::new();
-    let mut types: Vec<&str> = records.iter().map(|r| r.rtype.as_str()).collect();
-    types.dedup();
+    let mut types: Vec<&str> = Vec::new();
+    for r in &records {
+        if !types.contains(&r.rtype.as_str()) {
+            types.push(r.rtype.as_str());
+        }
+    }
     for rtype in types {
         let group: Vec<&RecordEvidence> = records.iter().copied().filter(|r| r.rtype == rtype).collect();
         let wildcard = group.iter().any(|r| r.name != h.host);
@@ -248,25 +252,45 @@ fn elb_kind_region(name: &str) -> Option<(bool, &str)> {
     before.ends_with(".elb").then_some((true, region))
 }
 
-/// Canonical hosted zone ids of Elastic Load Balancing, per region: (ALB/CLB, NLB).
+/// Canonical hosted zone ids of Elastic Load Balancing, per region: (ALB/CLB, NLB), as the AWS
+/// General Reference lists them ("Elastic Load Balancing endpoints and quotas").
 const ELB_ZONES: &[(&str, &str, &str)] = &[
-    ("us-east-1", "Z35SXDOTRQ7X7K", "Z26RNL4JYFTOTI"),
-    ("us-east-2", "Z3AADJGX6KTTL2", "ZLMOA37VPKANP"),
-    ("us-west-1", "Z368ELLRRE2KJ0", "Z24FKFUX50B4VW"),
-    ("us-west-2", "Z1H1FL5HABSF5", "Z18D5FSROUN65G"),
-    ("ca-central-1", "ZQSVJUPU6J1EY", "Z2EPGBW3API2WT"),
-    ("eu-central-1", "Z215JYRZR1TBD5", "Z3F0SRJ5LGBH90"),
-    ("eu-west-1", "Z32O12XQLNTSW2", "Z2IFOLAFXWLO4F"),
-    ("eu-west-2", "ZHURV8PSTC4K8", "ZD4D7Y8KGAS4G"),
-    ("eu-west-3", "Z3Q77PNBQS71R4", "Z1CMS0P5QUZ6D5"),
-    ("eu-north-1", "Z23TAZ7KEM8YX", "Z1UDT6IFJ4EJM"),
+    ("af-south-1", "Z268VQBMOI5EKX", "Z203XCE67M25HM"),
+    ("ap-east-1", "Z3DQVH9N71FHZ0", "Z12Y7K3UBGUAD1"),
+    ("ap-east-2", "Z02789141MW7T1WBU19PO", "Z09176273OC2HWIAUNYW"),
     ("ap-northeast-1", "Z14GRHDCWA56QT", "Z31USIVHYNEOWT"),
     ("ap-northeast-2", "ZWKZPGTI48KDX", "ZIBE1TIR4HY56"),
     ("ap-northeast-3", "Z5LXEXXYW11ES", "Z1GWIQ4HH19I5X"),
+    ("ap-south-1", "ZP97RAFLXTNZK", "ZVDDRBQ08TROA"),
+    ("ap-south-2", "Z0173938T07WNTVAEPZN", "Z0711778386UTO08407HT"),
     ("ap-southeast-1", "Z1LMS91P8CMLE5", "ZKVM4W9LS7TM"),
     ("ap-southeast-2", "Z1GM3OXH4ZPM65", "ZCT6FZBF4DROD"),
-    ("ap-south-1", "ZP97RAFLXTNZK", "ZVDDRBQ08TROA"),
+    ("ap-southeast-3", "Z08888821HLRG5A9ZRTER", "Z01971771FYVNCOVWJU1G"),
+    ("ap-southeast-4", "Z09517862IB2WZLPXG76F", "Z01156963G8MIIL7X90IV"),
+    ("ap-southeast-5", "Z06010284QMVVW7WO5J", "Z026317210H9ACVTRO6FB"),
+    ("ap-southeast-6", "Z023301818UFJ50CIO0MV", "Z01392953RKV2Q3RBP0KU"),
+    ("ap-southeast-7", "Z0390008CMBRTHFGWBCB", "Z054363131YWATEMWRG5L"),
+    ("ca-central-1", "ZQSVJUPU6J1EY", "Z2EPGBW3API2WT"),
+    ("ca-west-1", "Z06473681N0SF6OS049SD", "Z02754302KBB00W2LKWZ9"),
+    ("eu-central-1", "Z215JYRZR1TBD5", "Z3F0SRJ5LGBH90"),
+    ("eu-central-2", "Z06391101F2ZOEP8P5EB3", "Z02239872DOALSIDCX66S"),
+    ("eu-north-1", "Z23TAZ6LKFMNIO", "Z1UDT6IFJ4EJM"),
+    ("eu-south-1", "Z3ULH7SSC9OV64", "Z23146JA1KNAFP"),
+    ("eu-south-2", "Z0956581394HF5D5LXGAP", "Z1011216NVTVYADP1SSV"),
+    ("eu-west-1", "Z32O12XQLNTSW2", "Z2IFOLAFXWLO4F"),
+    ("eu-west-2", "ZHURV8PSTC4K8", "ZD4D7Y8KGAS4G"),
+    ("eu-west-3", "Z3Q77PNBQS71R4", "Z1CMS0P5QUZ6D5"),
+    ("il-central-1", "Z09170902867EHPV2DABU", "Z0313266YDI6ZRHTGQY4"),
+    ("me-central-1", "Z08230872XQRWHG2XF6I", "Z00282643NTTLPANJJG2P"),
+    ("me-south-1", "ZS929ML54UICD", "Z3QSRYVP46NYYV"),
+    ("mx-central-1", "Z023552324OKD1BB28BH5", "Z02031231H3ID6HYJ9A7U"),
     ("sa-east-1", "Z2P70J7HTTTPLU", "ZTK26PT1VY4CU"),
+    ("us-east-1", "Z35SXDOTRQ7X7K", "Z26RNL4JYFTOTI"),
+    ("us-east-2", "Z3AADJGX6KTTL2", "ZLMOA37VPKANP"),
+    ("us-gov-east-1", "Z166TLBEWOO7G0", "Z1ZSMQQ6Q24QQ8"),
+    ("us-gov-west-1", "Z33AYJ8TM3BH4J", "ZMG1MZ2THAWF1"),
+    ("us-west-1", "Z368ELLRRE2KJ0", "Z24FKFUX50B4VW"),
+    ("us-west-2", "Z1H1FL5HABSF5", "Z18D5FSROUN65G"),
 ];
 
 /// The canonical hosted zone id an alias to this load balancer needs.
@@ -316,6 +340,81 @@ fn shell_word(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::stats::StatusClasses;
+
+    fn host(name: &str, zone: Option<&str>, records: Value) -> HostReport {
+        serde_json::from_value(json!({
+            "host": name, "requests": 1, "first_seen": "2026-11-25T22:00:00Z", "last_seen": "2026-11-25T22:00:00Z",
+            "hardcoded": false, "green": {"routed": "all", "missing_paths": []},
+            "dns": {"verdict": "blue", "zone_id": zone, "records": records},
+            "action": "switch-dns", "urgent": false, "reason": "", "methods": [], "status": StatusClasses::default(),
+            "bytes_in": 0, "bytes_out": 0, "oldest_connection_age_s": 0.0, "requests_per_minute": [], "paths": [],
+            "top_clients": [], "top_user_agents": []
+        }))
+        .unwrap()
+    }
+
+    fn rec(name: &str, rtype: &str, side: &str, set: Value) -> Value {
+        json!({"zone_id": "Z1", "name": name, "type": rtype, "set_identifier": set.get("SetIdentifier"),
+               "weight": set.get("Weight"), "target": "", "ttl": set.get("TTL"), "side": side, "record_set": set})
+    }
+
+    const GREEN: &str = "k8s-green-1.eu-west-1.elb.amazonaws.com";
+
+    #[test]
+    fn each_record_type_is_changed_once_and_blocked_hosts_say_why() {
+        let alias = |t: &str, id: &str, lb: &str| {
+            json!({"Name": "a.example.com.", "Type": t, "SetIdentifier": id, "Weight": 10,
+                   "AliasTarget": {"HostedZoneId": "Z32O12XQLNTSW2", "DNSName": format!("dualstack.{lb}."), "EvaluateTargetHealth": false}})
+        };
+        let blue = "k8s-blue-1.eu-west-1.elb.amazonaws.com";
+        let h = host(
+            "a.example.com",
+            Some("Z1"),
+            json!([
+                rec("a.example.com", "A", "blue", alias("A", "blue-a", blue)),
+                rec("a.example.com", "AAAA", "blue", alias("AAAA", "blue-a", blue)),
+                rec("a.example.com", "A", "green", alias("A", "green-a", GREEN)),
+            ]),
+        );
+        let (zone, changes) = host_changes(&h, Some(GREEN), &ExportSettings::default()).unwrap();
+        assert_eq!(zone, "Z1");
+        let summary: Vec<(String, String, String, u64)> = changes
+            .iter()
+            .map(|c| {
+                let s = &c["ResourceRecordSet"];
+                (
+                    c["Action"].as_str().unwrap().into(),
+                    s["Type"].as_str().unwrap().into(),
+                    s["SetIdentifier"].as_str().unwrap().into(),
+                    s["Weight"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let want = [
+            ("UPSERT", "A", "blue-a", 0),
+            ("UPSERT", "A", "green-a", 100),
+            ("UPSERT", "AAAA", "blue-a", 0),
+            ("CREATE", "AAAA", "green-a", 100),
+        ];
+        assert_eq!(summary, want.map(|(a, t, i, w)| (a.to_string(), t.to_string(), i.to_string(), w)));
+        let created = &changes[3]["ResourceRecordSet"]["AliasTarget"];
+        assert_eq!(created["DNSName"], format!("dualstack.{GREEN}."));
+        assert_eq!(created["HostedZoneId"], "Z32O12XQLNTSW2", "eu-west-1 ALB zone");
+
+        assert!(host_changes(&host("b.example.com", None, json!([])), Some(GREEN), &ExportSettings::default())
+            .unwrap_err()
+            .contains("no imported Route53 zone"));
+        let cname =
+            json!({"Name": "c.example.com.", "Type": "CNAME", "TTL": 300, "ResourceRecords": [{"Value": blue}]});
+        let c = host("c.example.com", Some("Z1"), json!([rec("c.example.com", "CNAME", "blue", cname)]));
+        assert!(check(&c, &[]).unwrap().contains("green load balancer"));
+        assert!(
+            check(&c, &[GREEN.into(), "k8s-green-2.eu-west-1.elb.amazonaws.com".into()]).is_some(),
+            "ambiguous green"
+        );
+        assert_eq!(check(&c, &[GREEN.into(), "10.2.0.0/16".into()]), None, "CIDRs do not count as names");
+    }
 
     #[test]
     fn elb_zones_by_kind_and_region() {
