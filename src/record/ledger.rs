@@ -30,28 +30,33 @@ const SHARDS: usize = 64;
 /// the DNS evidence whenever the set changes, read on every recorded request (one load and, when
 /// any host has moved, one hash lookup).
 #[derive(Default)]
-pub struct MovedHosts(ArcSwap<HashMap<String, u64, RandomState>>);
+pub struct MovedHosts {
+    map: ArcSwap<HashMap<String, u64, RandomState>>,
+    /// Whether the map has any host: one relaxed load on the common path, before the map's.
+    any: std::sync::atomic::AtomicBool,
+}
 
 impl MovedHosts {
     /// Replaces the set.
     pub fn publish(&self, moved: Vec<(String, u64)>) {
         let mut map = HashMap::with_capacity_and_hasher(moved.len(), RandomState::new());
         map.extend(moved);
-        self.0.store(Arc::new(map));
+        let any = !map.is_empty();
+        self.map.store(Arc::new(map));
+        self.any.store(any, Ordering::Release);
     }
 
     /// Whether no host has moved.
     pub fn is_empty(&self) -> bool {
-        self.0.load().is_empty()
+        !self.any.load(Ordering::Acquire)
     }
 
     /// When `host` (normalized) moved to green, if it has.
     pub fn get(&self, host: &str) -> Option<u64> {
-        let map = self.0.load();
-        if map.is_empty() {
+        if self.is_empty() {
             return None;
         }
-        map.get(host).copied()
+        self.map.load().get(host).copied()
     }
 }
 
