@@ -162,8 +162,12 @@ pub async fn run(
                     let Some(r) = resolver.clone() else { break };
                     pace.tick().await;
                     let (book, samples) = (book.clone(), settings.samples);
+                    // hickory times each query out; this bounds the whole lookup all the same.
+                    let limit = settings.timeout * (2 * samples + 2);
                     inflight.spawn(async move {
-                        let result = sample(&r, &host, samples).await;
+                        let result = tokio::time::timeout(limit, sample(&r, &host, samples))
+                            .await
+                            .unwrap_or(Err(LookupFailure::Timeout));
                         book.count_lookup(result.as_ref().err());
                         (host, result)
                     });
