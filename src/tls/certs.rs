@@ -222,13 +222,11 @@ fn find_pairs(dir: &Path) -> Result<Vec<(String, PathBuf, PathBuf)>, CertError> 
                 }
                 pairs.push((stem.to_owned(), path.clone(), key));
             }
-            "key" => {
-                if !dir.join(format!("{stem}.crt")).is_file() && !dir.join(format!("{stem}.pem")).is_file() {
-                    return Err(CertError::new(
-                        path,
-                        format!("private key without a certificate: expected {stem}.crt or {stem}.pem beside it"),
-                    ));
-                }
+            "key" if !dir.join(format!("{stem}.crt")).is_file() && !dir.join(format!("{stem}.pem")).is_file() => {
+                return Err(CertError::new(
+                    path,
+                    format!("private key without a certificate: expected {stem}.crt or {stem}.pem beside it"),
+                ));
             }
             _ => {}
         }
@@ -302,7 +300,7 @@ fn tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), ()> {
 }
 
 /// The dNSName entries of an X.509 certificate's subjectAltName extension, lowercased.
-pub fn san_dns_names(cert: &[u8]) -> Result<Vec<String>, ()> {
+fn san_dns_names(cert: &[u8]) -> Result<Vec<String>, ()> {
     const SEQUENCE: u8 = 0x30;
     const EXTENSIONS: u8 = 0xa3; // [3] EXPLICIT
     const SAN_OID: &[u8] = &[0x55, 0x1d, 0x11]; // 2.5.29.17
