@@ -113,6 +113,15 @@ async fn alpn_h2_end_to_end_and_plain_listener_beside_it() {
     assert!(h2_lines.iter().all(|l| l["http_version"] == "2" && l["sni"] == "api.test"), "{h2_lines:?}");
     let l = lines.iter().find(|l| l["path"] == "/plain").unwrap();
     assert!(l.get("sni").is_none(), "{l}");
+
+    // TLS 1.2 clients are served too; TLS 1.3 is what a default client gets.
+    let ca = dir.join("ca/ca.crt");
+    let tls12 =
+        connect(proxy.listener("tls"), "api.test", client_config_versions(&ca, &[], &[&rustls::version::TLS12])).await;
+    assert_eq!(tls12.get_ref().1.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
+    assert_eq!(h1_over(tls12).await.get("api.test", "/tls12").await.status, 200);
+    let tls13 = connect(proxy.listener("tls"), "api.test", client_config(&ca, &[])).await;
+    assert_eq!(tls13.get_ref().1.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -140,6 +149,29 @@ async fn host_other_than_sni_is_flagged_in_log_and_report() {
     assert_eq!(host(&r, "www.shop.test")["sni_mismatch_requests"], 0);
     let (_, md) = admin_get(proxy.admin, "/report.md").await;
     assert!(md.contains("1 with a Host other than the TLS SNI"), "{md}");
+
+    // Two replicas' reports merge with the TLS counters summed.
+    let file = dir.join("replica.json");
+    std::fs::write(&file, r.to_string()).unwrap();
+    let f = file.to_str().unwrap();
+    let (code, out, err) = run_binary(&["report", "merge", f, f], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let merged: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((&merged["totals"]["sni_mismatch_requests"], &merged["totals"]["tls_requests"]), (&2.into(), &4.into()));
+    assert_eq!(host(&merged, "admin.shop.test")["sni_mismatch_requests"], 2);
+    // A report written before TLS existed (no TLS fields) still reads.
+    let mut old = r.clone();
+    for key in ["tls_requests", "sni_mismatch_requests", "default_cert_requests", "passthrough_connections"] {
+        old["totals"].as_object_mut().unwrap().remove(key);
+    }
+    for h in old["hosts"].as_array_mut().unwrap() {
+        for key in ["tls_requests", "sni_mismatch_requests", "default_cert_requests", "passthrough"] {
+            h.as_object_mut().unwrap().remove(key);
+        }
+    }
+    std::fs::write(&file, old.to_string()).unwrap();
+    let (code, _, err) = run_binary(&["report", "render", "--format", "markdown", f], &[]);
+    assert_eq!(code, Some(0), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -287,6 +319,18 @@ async fn passthrough_records_the_sni_and_bytes_pass_unchanged_both_ways() {
     assert_eq!(h["requests"], 0);
     assert!(h["reason"].as_str().unwrap().contains("paths not visible"), "{h}");
     assert_eq!(r["totals"]["passthrough_connections"], 1);
+    let file = dir.join("replica.json");
+    std::fs::write(&file, r.to_string()).unwrap();
+    let f = file.to_str().unwrap();
+    let (code, out, err) = run_binary(&["report", "merge", f, f], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let merged: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(merged["totals"]["passthrough_connections"], 2);
+    let p = &host(&merged, "secure.test")["passthrough"];
+    assert_eq!(
+        (p["connections"].as_u64(), p["bytes_in"].as_u64()),
+        (Some(2), Some(2 * ev["bytes_in"].as_u64().unwrap()))
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -266,13 +266,15 @@ impl ResolvesServerCert for Fixed {
     }
 }
 
-/// TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`, sessions and tickets shared by every certificate.
+/// TLS 1.2 and 1.3, ALPN `h2`, `http/1.1` (and `http/1.0`, which a few old clients offer alone:
+/// without it they would be refused with `no_application_protocol`), sessions and tickets shared
+/// by every certificate.
 fn server_config(key: Arc<CertifiedKey>, resumption: &Resumption) -> Result<ServerConfig, rustls::Error> {
     let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(Fixed(key)));
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), b"http/1.0".to_vec()];
     config.session_storage = resumption.sessions.clone();
     if let Some(t) = &resumption.tickets {
         config.ticketer = t.clone();

@@ -47,12 +47,21 @@ pub fn leaf_of(cert_file: &Path) -> Vec<u8> {
 
 /// A client configuration trusting `ca` (the generated CA), with `alpn`.
 pub fn client_config(ca: &Path, alpn: &[&[u8]]) -> ClientConfig {
+    client_config_versions(ca, alpn, rustls::DEFAULT_VERSIONS)
+}
+
+/// The same, limited to some TLS versions.
+pub fn client_config_versions(
+    ca: &Path,
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> ClientConfig {
     let mut roots = RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
     let mut config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
