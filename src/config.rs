@@ -744,6 +744,21 @@ mod tests {
     }
 
     #[test]
+    fn tls_keys_in_the_file() {
+        let text = "upstream = \"https://blue:443\"\ntls_listen = [\"127.0.0.1:8443\"]\ncert-dir = \"/etc/certs\"\n\
+                    default_cert = \"shop\"\ntls-handshake-timeout = \"3s\"\npassthrough_listen = [\"127.0.0.1:9443\"]\n\
+                    passthrough-upstream = \"blue-nlb:443\"\nupstream_ca = \"/etc/ca.pem\"\nupstream-sni = \"blue.internal\"\n";
+        let f = parse_file(Path::new("t.toml"), text).unwrap();
+        assert_eq!(f.tls_listen, Some(vec!["127.0.0.1:8443".parse().unwrap()]));
+        assert_eq!(f.cert_dir.as_deref(), Some(Path::new("/etc/certs")));
+        assert_eq!(f.tls_handshake_timeout, Some(Dur(Duration::from_secs(3))));
+        assert_eq!(f.passthrough_upstream.map(|h| h.0.port), Some(443));
+        assert_eq!(f.upstream_sni.as_deref(), Some("blue.internal"));
+        let err = parse_file(Path::new("t.toml"), "passthrough_upstream = \"blue\"\n").unwrap_err();
+        assert!(err.to_string().contains("line 1") && err.to_string().contains("HOST:PORT"), "{err}");
+    }
+
+    #[test]
     fn host_port() {
         let hp: HostPort = "blue-nlb.internal:443".parse().unwrap();
         assert_eq!((hp.0.host.as_str(), hp.0.port), ("blue-nlb.internal", 443));

@@ -196,7 +196,10 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
         let certificates: Vec<serde_json::Value> = set
             .certs()
             .iter()
-            .map(|c| json!({"name": c.name, "file": c.cert_file.display().to_string(), "dns_names": c.dns_names}))
+            .map(|c| {
+                json!({"name": c.name, "file": c.cert_file.display().to_string(), "dns_names": c.dns_names,
+                    "not_after": c.not_after_ms.map(crate::report::build::ts)})
+            })
             .collect();
         log.event("certs_loaded", json!({"dir": store.dir().display().to_string(), "certificates": certificates, "default": set.default_name()}));
     }

@@ -45,6 +45,11 @@ async fn each_name_gets_its_certificate_and_no_sni_gets_the_default() {
     let proxy = start_tls(&up.url(), &dir, &["--default-cert", "b.test"]);
     let tls_addr = proxy.listener("tls");
     let ca = dir.join("ca/ca.crt");
+    let loaded = proxy.wait_line(|v| v["event"] == "certs_loaded");
+    assert_eq!(loaded["default"], "b.test");
+    let wild = loaded["certificates"].as_array().unwrap().iter().find(|c| c["name"] == "_wildcard.wild.test").unwrap();
+    assert_eq!(wild["dns_names"], serde_json::json!(["*.wild.test"]));
+    assert!(wild["not_after"].as_str().unwrap().ends_with('Z'), "{wild}");
 
     // A real, verifying client per name: each is served its own certificate.
     for (name, file) in [("a.test", "a.test.crt"), ("b.test", "b.test.crt"), ("x.wild.test", "_wildcard.wild.test.crt")]

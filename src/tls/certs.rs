@@ -20,7 +20,7 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::provider;
+use super::{der, provider};
 
 /// A certificate folder or file that cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -55,6 +55,8 @@ pub struct Loaded {
     pub cert_file: PathBuf,
     /// DNS names of the leaf's subjectAltName (`*.example.com` for wildcards), lowercased.
     pub dns_names: Vec<String>,
+    /// The leaf's notAfter, unix milliseconds.
+    pub not_after_ms: Option<u64>,
     config: Arc<ServerConfig>,
 }
 
@@ -242,8 +244,12 @@ fn load_pair(name: String, cert_file: &Path, key_file: &Path, resumption: &Resum
     let Some(leaf) = chain.first() else {
         return Err(CertError::new(cert_file, "no PEM CERTIFICATE block in the file"));
     };
-    let dns_names = san_dns_names(leaf.as_ref())
-        .map_err(|()| CertError::new(cert_file, "the first certificate is not valid DER (X.509)"))?;
+    let leaf_info = der::leaf_info(leaf.as_ref())
+        .map_err(|e| CertError::new(cert_file, format!("the first certificate is not valid X.509: {e}")))?;
+    let dns_names = leaf_info.dns_names;
+    if leaf_info.not_after_ms.is_some_and(|t| t < crate::report::build::now_unix_ms()) {
+        tracing::warn!(file = %cert_file.display(), "certificate has expired: clients will refuse it");
+    }
     let key = PrivateKeyDer::from_pem_file(key_file)
         .map_err(|e| CertError::new(key_file, format!("not a PEM private key: {e}")))?;
     let certified = CertifiedKey::from_der(chain, key, &provider())
@@ -253,7 +259,13 @@ fn load_pair(name: String, cert_file: &Path, key_file: &Path, resumption: &Resum
     }
     let config = server_config(Arc::new(certified), resumption)
         .map_err(|e| CertError::new(cert_file, format!("cannot build a TLS configuration: {e}")))?;
-    Ok(Loaded { name, cert_file: cert_file.to_owned(), dns_names, config: Arc::new(config) })
+    Ok(Loaded {
+        name,
+        cert_file: cert_file.to_owned(),
+        dns_names,
+        not_after_ms: leaf_info.not_after_ms,
+        config: Arc::new(config),
+    })
 }
 
 /// Always the one certificate: each pair gets its own configuration, chosen before the handshake.
@@ -282,76 +294,6 @@ fn server_config(key: Arc<CertifiedKey>, resumption: &Resumption) -> Result<Serv
     Ok(config)
 }
 
-/// One DER TLV: (tag, contents, what follows). Single-byte tags, definite lengths up to 4 bytes.
-fn tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), ()> {
-    let (&tag, rest) = input.split_first().ok_or(())?;
-    let (&first, rest) = rest.split_first().ok_or(())?;
-    let (len, rest) = if first < 0x80 {
-        (first as usize, rest)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 4 || rest.len() < n {
-            return Err(());
-        }
-        (rest[..n].iter().fold(0usize, |acc, &b| acc << 8 | b as usize), &rest[n..])
-    };
-    if rest.len() < len {
-        return Err(());
-    }
-    Ok((tag, &rest[..len], &rest[len..]))
-}
-
-/// The dNSName entries of an X.509 certificate's subjectAltName extension, lowercased.
-fn san_dns_names(cert: &[u8]) -> Result<Vec<String>, ()> {
-    const SEQUENCE: u8 = 0x30;
-    const EXTENSIONS: u8 = 0xa3; // [3] EXPLICIT
-    const SAN_OID: &[u8] = &[0x55, 0x1d, 0x11]; // 2.5.29.17
-    let (tag, cert, _) = tlv(cert)?;
-    if tag != SEQUENCE {
-        return Err(());
-    }
-    let (tag, mut tbs, _) = tlv(cert)?;
-    if tag != SEQUENCE {
-        return Err(());
-    }
-    let mut names = Vec::new();
-    while !tbs.is_empty() {
-        let (tag, body, rest) = tlv(tbs)?;
-        tbs = rest;
-        if tag != EXTENSIONS {
-            continue;
-        }
-        let (_, mut exts, _) = tlv(body)?;
-        while !exts.is_empty() {
-            let (_, ext, rest) = tlv(exts)?;
-            exts = rest;
-            let (_, oid, mut ext) = tlv(ext)?;
-            if oid != SAN_OID {
-                continue;
-            }
-            let (mut tag, mut value, after) = tlv(ext)?;
-            if tag == 0x01 {
-                ext = after; // `critical` BOOLEAN
-                (tag, value, _) = tlv(ext)?;
-            }
-            if tag != 0x04 {
-                return Err(());
-            }
-            let (_, mut general_names, _) = tlv(value)?;
-            while !general_names.is_empty() {
-                let (tag, name, rest) = tlv(general_names)?;
-                general_names = rest;
-                if tag == 0x82 {
-                    if let Ok(s) = std::str::from_utf8(name) {
-                        names.push(s.trim_end_matches('.').to_ascii_lowercase());
-                    }
-                }
-            }
-        }
-    }
-    Ok(names)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,21 +311,6 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
-    }
-
-    #[test]
-    fn sans_are_read_from_der() {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let params =
-            rcgen::CertificateParams::new(vec!["A.example.com".into(), "*.b.example.com".into(), "10.0.0.1".into()])
-                .unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        assert_eq!(san_dns_names(cert.der()).unwrap(), ["a.example.com", "*.b.example.com"]);
-        assert!(san_dns_names(b"\x30\x03\x02\x01").is_err());
-        // Truncations of a real certificate never panic.
-        for cut in 0..cert.der().len() {
-            let _ = san_dns_names(&cert.der()[..cut]);
-        }
     }
 
     #[test]

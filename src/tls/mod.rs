@@ -6,6 +6,7 @@
 
 pub mod certs;
 pub mod clienthello;
+pub mod der;
 pub mod generate;
 pub mod passthrough;
 
