@@ -264,6 +264,11 @@ async fn bad_certificates_at_start_up_name_the_file_and_exit_2() {
     assert!(code == Some(2) && err.contains("--passthrough-upstream"), "{err}");
     let (code, _, err) = run(&["--upstream-insecure"]);
     assert!(code == Some(2) && err.contains("https"), "{err}");
+    let (code, _, err) = run_binary(&["certs", "generate", "--out", d, "bad name"], &[]);
+    assert!(code == Some(2) && err.contains("bad name"), "{err}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.join("a.test.key")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "generated private keys are readable by the owner only");
     // The same settings from the environment.
     let (code, _, err) =
         run_binary(&base, &[("CUTOVER_TLS_LISTEN", "127.0.0.1:0"), ("CUTOVER_CERT_DIR", "/nonexistent/certs")]);

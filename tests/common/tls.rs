@@ -1,6 +1,7 @@
 //! TLS fixtures: certificates made at run time by `cutover-proxy certs generate` (no key is ever
 //! committed), real rustls clients and servers, and byte-counting streams.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -323,5 +324,3 @@ impl AsyncWrite for OneByteWrites {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
-
-use std::future::Future;
