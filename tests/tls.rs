@@ -187,10 +187,15 @@ async fn garbage_and_silence_on_the_tls_port_close_and_the_listener_goes_on() {
     let up = Upstream::start().await;
     let proxy = start_tls(&up.url(), &dir, &["--tls-handshake-timeout", "300ms"]);
     let tls_addr = proxy.listener("tls");
+    // A TCP health check (connect, close) is no failed handshake worth an event.
+    drop(TcpStream::connect(tls_addr).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let (_, closed) = raw_exchange(tls_addr, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n", Duration::from_secs(5)).await;
     assert!(closed, "plain HTTP on the TLS port is closed");
     let failed = proxy.wait_line(|v| v["event"] == "tls_handshake_failed");
     assert_eq!((&failed["client_ip"], &failed["error"]), (&"127.0.0.1".into(), &"tls_handshake_failed".into()));
+    let events = proxy.json_lines().into_iter().filter(|v| v["event"] == "tls_handshake_failed").count();
+    assert_eq!(events, 1, "only the garbage was reported");
     // A client that says nothing is cut at the handshake timeout.
     let (_, closed) = raw_exchange(tls_addr, b"", Duration::from_secs(5)).await;
     assert!(closed, "a silent client is closed after --tls-handshake-timeout");

@@ -255,7 +255,8 @@ async fn serve_conn(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr) {
 
 /// An HTTPS connection: the handshake (certificate by SNI, within the handshake timeout), then
 /// HTTP/2 or HTTP/1.1 as ALPN chose. A failed handshake is logged as a `tls_handshake_failed`
-/// event and closes the connection; the listener goes on.
+/// event (not for a client that closes before its ClientHello: a TCP health check) and closes the
+/// connection; the listener goes on.
 async fn serve_tls(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr) {
     let ListenKind::Tls { certs, handshake_timeout } = &ctx.kind else { return };
     let _guard = ctx.conns.enter();
@@ -263,6 +264,9 @@ async fn serve_tls(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr) {
         Ok(done) => done,
         Err((e, sni)) => {
             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+            if e.is_close_before_hello(sni.as_deref()) {
+                return;
+            }
             ctx.proxy.log().event(
                 "tls_handshake_failed",
                 serde_json::json!({"client_ip": peer.ip().to_string(), "sni": sni.as_deref(), "error": e.cause(), "detail": e.to_string()}),

@@ -51,6 +51,12 @@ pub enum HandshakeError {
 }
 
 impl HandshakeError {
+    /// The client closed before sending anything usable, e.g. a load balancer's TCP health check:
+    /// not worth an event.
+    pub fn is_close_before_hello(&self, sni: Option<&str>) -> bool {
+        matches!(self, HandshakeError::Failed(e) if e.kind() == std::io::ErrorKind::UnexpectedEof) && sni.is_none()
+    }
+
     /// A short cause for the log.
     pub fn cause(&self) -> &'static str {
         match self {
