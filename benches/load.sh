@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
 # Load benchmark: wrk through (a) nothing (direct to the upstream), (b) nginx as a reverse proxy
-# with a JSON access_log, (c) cutover-proxy with its JSON log (stdout) redirected to a file.
+# with a JSON access_log, (c) cutover-proxy with its JSON log (stdout) redirected to a file; and
+# HTTPS (TLS 1.3, keep-alive): nginx terminating TLS vs cutover-proxy --tls-listen, both with the
+# same certificate (made by `cutover-proxy certs generate`) in front of the same plain upstream.
 # Everything runs on 127.0.0.1 on this machine, so load generator, proxy and upstream share the
 # CPUs: read the numbers as a comparison between proxies, not as absolute capacity.
 #
 # Usage: benches/load.sh [--markdown]
-# Env:   CONNECTIONS (64), THREADS (2), DURATION seconds (8), ROUNDS (3),
-#        CUTOVER_BIN=path (skips `cargo build --release`).
+# Env:   CONNECTIONS (64), THREADS (2), DURATION seconds (8), ROUNDS (3), TLS (1; 0 skips the
+#        HTTPS rows), CUTOVER_BIN=path (skips `cargo build --release`).
 set -euo pipefail
 
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 DURATION=${DURATION:-8}
 ROUNDS=${ROUNDS:-3}
+TLS=${TLS:-1}
 WARMUP=2
 MARKDOWN=0
 # cutover-off: the same build with recording and access logging off (--no-record --log-requests none),
 # to show what the ledger and the log cost.
 TARGETS=(direct nginx cutover-proxy cutover-off)
+[[ ${TLS:-1} == 0 ]] || TARGETS+=(nginx-tls cutover-tls)
 
 die() { echo "load.sh: error: $*" >&2; exit 1; }
 log() { echo "# $*" >&2; }
@@ -25,7 +29,7 @@ log() { echo "# $*" >&2; }
 for arg in "$@"; do
   case $arg in
     --markdown) MARKDOWN=1 ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $arg (try --help)" ;;
   esac
 done
@@ -106,7 +110,7 @@ start_nginx() {  # start_nginx DIR
 wait_ready() {
   local i
   for ((i = 0; i < 100; i++)); do
-    curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0
+    curl -kfsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0
     kill -0 "$3" 2>/dev/null || break
     sleep 0.1
   done
@@ -116,7 +120,10 @@ wait_ready() {
 
 start_all() {
   read -r UP_PORT NGINX_PORT PROXY_PORT ADMIN_PORT < <(free_ports)
-  read -r OFF_PORT OFF_ADMIN_PORT _ _ < <(free_ports)
+  read -r OFF_PORT OFF_ADMIN_PORT NGINX_TLS_PORT PROXY_TLS_PORT < <(free_ports)
+  # One certificate for both TLS terminators.
+  "$BIN" certs generate --out "$WORK/certs" bench.test >/dev/null
+  local crt=$WORK/certs/bench.test.crt key=$WORK/certs/bench.test.key
 
   # Upstream: one nginx worker answering a fixed 16-byte body.
   nginx_conf "$WORK/upstream" 1 "  access_log off;
@@ -133,12 +140,17 @@ start_all() {
   upstream blue { server 127.0.0.1:$UP_PORT; keepalive 128; }
   server {
     listen 127.0.0.1:$NGINX_PORT;
+    listen 127.0.0.1:$NGINX_TLS_PORT ssl;
+    ssl_certificate $crt;
+    ssl_certificate_key $key;
+    ssl_protocols TLSv1.3;
     location / {
       proxy_pass http://blue;
       proxy_http_version 1.1;
       proxy_set_header Connection \"\";
       proxy_set_header Host \$host;
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
     }
   }"
   start_nginx "$WORK/nginx"
@@ -146,6 +158,7 @@ start_all() {
 
   # cutover-proxy: JSON access log on stdout into a file, diagnostics on stderr.
   "$BIN" serve --listen "127.0.0.1:$PROXY_PORT" --upstream "http://127.0.0.1:$UP_PORT" \
+    --tls-listen "127.0.0.1:$PROXY_TLS_PORT" --cert-dir "$WORK/certs" \
     --admin-listen "127.0.0.1:$ADMIN_PORT" --drain-delay 0s >"$WORK/proxy.log" 2>"$WORK/proxy.err" &
   PROXY_PID=$!
   PIDS+=("$PROXY_PID")
@@ -160,9 +173,11 @@ start_all() {
   URL_cutover_off="http://127.0.0.1:$OFF_PORT/"
   URL_nginx="http://127.0.0.1:$NGINX_PORT/"
   URL_cutover_proxy="http://127.0.0.1:$PROXY_PORT/"
+  URL_nginx_tls="https://127.0.0.1:$NGINX_TLS_PORT/"
+  URL_cutover_tls="https://127.0.0.1:$PROXY_TLS_PORT/"
   local t body
   for t in "${TARGETS[@]}"; do   # same body through every path, or the comparison is meaningless
-    body=$(curl -fsS --max-time 2 "$(url_of "$t")") || die "$t does not answer"
+    body=$(curl -kfsS --max-time 2 "$(url_of "$t")") || die "$t does not answer"
     [[ $body == "hello, cutover!" ]] || die "$t answered an unexpected body: $body"
   done
 }
@@ -190,7 +205,7 @@ run_wrk() {
     if [[ $target == direct ]]; then log "warning: wrk errors direct to the upstream:"; grep -E 'Non-2xx|Socket errors' "$out" >&2
     else cat "$out" >&2; die "wrk reported errors through $target"; fi
   fi
-  [[ $target == cutover-proxy ]] && CUTOVER_REQUESTS=$((CUTOVER_REQUESTS + n))
+  [[ $target == cutover-proxy || $target == cutover-tls ]] && CUTOVER_REQUESTS=$((CUTOVER_REQUESTS + n))
   return 0
 }
 
@@ -231,6 +246,11 @@ summary() {
   RATIO_REC=$(paired_ratio cutover-proxy cutover-off 3)
   echo "cutover-proxy / nginx (median of per-round ratios): req/s x$RATIO_RPS, p99 x$RATIO_P99"
   echo "recording on / off: req/s x$RATIO_REC (ledger + access log cost)"
+  if [[ $TLS != 0 ]]; then
+    RATIO_TLS_RPS=$(paired_ratio cutover-tls nginx-tls 3)
+    RATIO_TLS_P99=$(paired_ratio cutover-tls nginx-tls 5)
+    echo "HTTPS (TLS 1.3, keep-alive) cutover-proxy / nginx: req/s x$RATIO_TLS_RPS, p99 x$RATIO_TLS_P99"
+  fi
   if [[ $MARKDOWN -eq 1 ]]; then
     echo
     echo "| target | req/s | p50 ms | p99 ms |"
@@ -239,6 +259,7 @@ summary() {
     echo
     echo "cutover-proxy ÷ nginx: req/s **×$RATIO_RPS**, p99 **×$RATIO_P99**; recording on ÷ off: **×$RATIO_REC**" \
       "(median of $ROUNDS rounds, \`wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s\`, $(nproc) cores, loopback)."
+    [[ $TLS == 0 ]] || echo "HTTPS (TLS 1.3): cutover-proxy ÷ nginx req/s **×$RATIO_TLS_RPS**, p99 **×$RATIO_TLS_P99**."
   fi
 }
 
@@ -249,7 +270,9 @@ check_log_lines() {
   local lines dropped
   lines=$(grep -c '"status":' "$WORK/proxy.log" || true)
   dropped=$(grep -o '"log_lines_dropped":[0-9]*' "$WORK/proxy.log" | tail -n1 | cut -d: -f2)
-  local sent=$((CUTOVER_REQUESTS + 1)) runs=$((ROUNDS + 1))   # +1: the body check in start_all
+  local checks=1 runs=$((ROUNDS + 1))   # +1: the body check in start_all (per listener)
+  [[ $TLS == 0 ]] || { checks=2; runs=$((2 * (ROUNDS + 1))); }
+  local sent=$((CUTOVER_REQUESTS + checks))
   echo
   echo "cutover-proxy log: $lines access lines, wrk counted $sent requests (diff $((lines - sent))), dropped ${dropped:-?}"
   # wrk does not count requests still in flight when it stops: up to CONNECTIONS more lines per run.

@@ -64,6 +64,7 @@ fn log_line(c: &mut Criterion) {
         bytes_out: 1834,
         duration: Duration::from_micros(1_734),
         upstream: "http://10.0.0.1:80",
+        tls: None,
         error: None,
     };
     let mut buf = Vec::with_capacity(64 * 1024);
@@ -112,6 +113,7 @@ fn record_one_request(c: &mut Criterion) {
                 client_ip: std::net::IpAddr::from([203, 0, 113, (i % 7) as u8]),
                 user_agent: Some(ua),
                 conn_age_ms: 1200,
+                tls: None,
                 at_ms: 1_764_000_000_000 + i as u64,
             };
             black_box(ledger.record(&obs, |_| {}))

@@ -45,6 +45,9 @@ pub enum Command {
     Report(ReportCommand),
     /// Read blue's access logs from before the proxy (ALB or nginx JSON, gzip too) into the same report.
     Analyze(Box<crate::analyze::AnalyzeArgs>),
+    /// Certificates for --cert-dir.
+    #[command(subcommand)]
+    Certs(CertsCommand),
     /// Try it in one minute: embedded blue, sample green routes, replayed traffic, the report.
     Demo {
         /// Print the report and exit instead of serving it until Ctrl-C.
@@ -53,6 +56,21 @@ pub enum Command {
         /// Where report.json, report.md, report.csv and access.log are written.
         #[arg(long, value_name = "DIR", default_value = "cutover-demo")]
         out: PathBuf,
+    },
+}
+
+/// `cutover-proxy certs …`.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Make a development CA (DIR/ca/ca.crt, ca.key) and a leaf certificate per name signed by it
+    /// (DIR/NAME.crt, DIR/NAME.key), ready for --cert-dir DIR. For demos and tests, not production.
+    Generate {
+        /// Folder to write to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Host names (`*.example.com` for a wildcard); one certificate each.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
     },
 }
 
@@ -228,6 +246,46 @@ pub struct ServeArgs {
     #[arg(long, env = "CUTOVER_NO_RECORD")]
     pub no_record: bool,
 
+    /// Address to accept HTTPS on (TLS terminated with the certificates of --cert-dir); repeatable.
+    #[arg(long, env = "CUTOVER_TLS_LISTEN", value_name = "ADDR", value_delimiter = ',')]
+    pub tls_listen: Vec<SocketAddr>,
+
+    /// Folder of certificates for --tls-listen: NAME.crt (or NAME.pem) + NAME.key, or NAME/tls.crt + NAME/tls.key.
+    #[arg(long, env = "CUTOVER_CERT_DIR", value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+
+    /// Certificate (file NAME) served without SNI or for an unknown name [default: the first by name].
+    #[arg(long, env = "CUTOVER_DEFAULT_CERT", value_name = "NAME")]
+    pub default_cert: Option<String>,
+
+    /// Time a client has to complete the TLS handshake (passthrough: to send its ClientHello).
+    #[arg(long, env = "CUTOVER_TLS_HANDSHAKE_TIMEOUT", value_name = "DURATION", default_value = "10s")]
+    pub tls_handshake_timeout: Dur,
+
+    /// Address to accept TLS on without terminating it (SNI read, bytes spliced); repeatable.
+    #[arg(long, env = "CUTOVER_PASSTHROUGH_LISTEN", value_name = "ADDR", value_delimiter = ',')]
+    pub passthrough_listen: Vec<SocketAddr>,
+
+    /// Where passthrough connections go: blue's TLS endpoint, HOST:PORT.
+    #[arg(long, env = "CUTOVER_PASSTHROUGH_UPSTREAM", value_name = "HOST:PORT")]
+    pub passthrough_upstream: Option<HostPort>,
+
+    /// A passthrough connection silent both ways this long is closed.
+    #[arg(long, env = "CUTOVER_PASSTHROUGH_IDLE_TIMEOUT", value_name = "DURATION", default_value = "1h")]
+    pub passthrough_idle_timeout: Dur,
+
+    /// Verify https:// upstreams against the CA certificates in this PEM file instead of the system's.
+    #[arg(long, env = "CUTOVER_UPSTREAM_CA", value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
+
+    /// Name sent as SNI to (and verified in the certificate of) an https:// --upstream [default: its host].
+    #[arg(long, env = "CUTOVER_UPSTREAM_SNI", value_name = "NAME")]
+    pub upstream_sni: Option<String>,
+
+    /// Do not verify https:// upstreams' certificates (logged loudly at start-up).
+    #[arg(long, env = "CUTOVER_UPSTREAM_INSECURE")]
+    pub upstream_insecure: bool,
+
     /// Blue's load balancer hostname (re-resolved every --target-refresh) or a CIDR; repeatable.
     #[arg(
         long,
@@ -368,6 +426,31 @@ pub struct DnsConfig {
     pub ttl_grace: Duration,
     /// How exported changes are written.
     pub export: ExportSettings,
+}
+
+/// A `HOST:PORT` (the port is required), e.g. `--passthrough-upstream blue-nlb.internal:443`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort(pub UpstreamUrl);
+
+impl FromStr for HostPort {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.contains("://") {
+            return Err(format!("`{s}`: give HOST:PORT, without a scheme"));
+        }
+        let has_port = s.rsplit_once(':').is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !has_port || s.ends_with(']') {
+            return Err(format!("`{s}` is not HOST:PORT (the port is required)"));
+        }
+        format!("http://{s}").parse::<UpstreamUrl>().map(HostPort).map_err(|_| format!("`{s}` is not HOST:PORT"))
+    }
+}
+
+impl<'de> Deserialize<'de> for HostPort {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// An `--id-pattern` regex, checked at start-up.
@@ -526,6 +609,16 @@ struct FileConfig {
     close_stale_connections: Option<bool>,
     green_weight: Option<u8>,
     dns_ttl: Option<u32>,
+    tls_listen: Option<Vec<SocketAddr>>,
+    cert_dir: Option<PathBuf>,
+    default_cert: Option<String>,
+    tls_handshake_timeout: Option<Dur>,
+    passthrough_listen: Option<Vec<SocketAddr>>,
+    passthrough_upstream: Option<HostPort>,
+    passthrough_idle_timeout: Option<Dur>,
+    upstream_ca: Option<PathBuf>,
+    upstream_sni: Option<String>,
+    upstream_insecure: Option<bool>,
 }
 
 /// Everything `serve` needs, after merging flags, environment and file.
@@ -583,6 +676,26 @@ pub struct ServeConfig {
     pub dns: DnsConfig,
     /// Close connections of hosts whose DNS moved to green after each response.
     pub close_stale_connections: bool,
+    /// HTTPS listeners.
+    pub tls_listen: Vec<SocketAddr>,
+    /// Certificates for the HTTPS listeners.
+    pub cert_dir: Option<PathBuf>,
+    /// The certificate served without a matching SNI.
+    pub default_cert: Option<String>,
+    /// TLS handshake (and passthrough ClientHello) timeout.
+    pub tls_handshake_timeout: Duration,
+    /// Passthrough listeners.
+    pub passthrough_listen: Vec<SocketAddr>,
+    /// Where passthrough connections go.
+    pub passthrough_upstream: Option<UpstreamUrl>,
+    /// Idle timeout of passthrough connections.
+    pub passthrough_idle_timeout: Duration,
+    /// CA file for https:// upstreams.
+    pub upstream_ca: Option<PathBuf>,
+    /// SNI toward an https:// --upstream.
+    pub upstream_sni: Option<String>,
+    /// Skip verifying https:// upstreams.
+    pub upstream_insecure: bool,
 }
 
 impl ServeConfig {
@@ -630,6 +743,8 @@ impl ServeConfig {
             ("--upstream-idle-timeout", pick!(upstream_idle_timeout)),
             ("--tunnel-idle-timeout", pick!(tunnel_idle_timeout)),
             ("--shutdown-timeout", pick!(shutdown_timeout)),
+            ("--tls-handshake-timeout", pick!(tls_handshake_timeout)),
+            ("--passthrough-idle-timeout", pick!(passthrough_idle_timeout)),
         ] {
             if d.0 < Duration::from_millis(10) {
                 return Err(ConfigError::Invalid { what, why: format!("{:?} is too short (at least 10ms)", d.0) });
@@ -672,9 +787,58 @@ impl ServeConfig {
             pick!(ttl_grace).0,
             ExportSettings { green_weight: pick!(green_weight), dns_ttl: pick!(dns_ttl) },
         )?;
+        let tls_listen = pick!(tls_listen);
+        let cert_dir = pick_opt!(cert_dir);
+        let default_cert = pick_opt!(default_cert);
+        let invalid = |what: &'static str, why: &str| Err(ConfigError::Invalid { what, why: why.into() });
+        match (tls_listen.is_empty(), &cert_dir) {
+            (false, None) => return invalid("--tls-listen", "needs --cert-dir (the certificates to serve)"),
+            (true, Some(_)) => return invalid("--cert-dir", "is only used with --tls-listen"),
+            _ => {}
+        }
+        if default_cert.is_some() && cert_dir.is_none() {
+            return invalid("--default-cert", "is only used with --tls-listen and --cert-dir");
+        }
+        let passthrough_listen = pick!(passthrough_listen);
+        let passthrough_upstream = pick_opt!(passthrough_upstream).map(|h| h.0);
+        match (passthrough_listen.is_empty(), &passthrough_upstream) {
+            (false, None) => return invalid("--passthrough-listen", "needs --passthrough-upstream HOST:PORT"),
+            (true, Some(_)) => return invalid("--passthrough-upstream", "is only used with --passthrough-listen"),
+            _ => {}
+        }
+        let (upstream_ca, upstream_sni, upstream_insecure) =
+            (pick_opt!(upstream_ca), pick_opt!(upstream_sni), pick!(upstream_insecure));
+        let any_https = upstream.tls || upstream_for.iter().any(|o| o.url.tls);
+        if !any_https {
+            for (set, what) in [
+                (upstream_ca.is_some(), "--upstream-ca"),
+                (upstream_sni.is_some(), "--upstream-sni"),
+                (upstream_insecure, "--upstream-insecure"),
+            ] {
+                if set {
+                    return invalid(what, "is only used with an https:// upstream");
+                }
+            }
+        }
+        if upstream_sni.is_some() && !upstream.tls {
+            return invalid("--upstream-sni", "is only used with an https:// --upstream");
+        }
+        if upstream_insecure && upstream_ca.is_some() {
+            return invalid("--upstream-insecure", "contradicts --upstream-ca (verify, or do not)");
+        }
         Ok(Self {
             dns,
             close_stale_connections: pick!(close_stale_connections),
+            tls_listen,
+            cert_dir,
+            default_cert,
+            tls_handshake_timeout: pick!(tls_handshake_timeout).0,
+            passthrough_listen,
+            passthrough_upstream,
+            passthrough_idle_timeout: pick!(passthrough_idle_timeout).0,
+            upstream_ca,
+            upstream_sni,
+            upstream_insecure,
             listen,
             upstream,
             upstream_for,
@@ -824,6 +988,31 @@ mod tests {
         assert_eq!(hu.host, "*.example.com");
         assert!("nohost".parse::<HostUpstream>().is_err());
         assert!("a*b.com=http://x:1".parse::<HostUpstream>().is_err());
+    }
+
+    #[test]
+    fn tls_keys_in_the_file() {
+        let text = "upstream = \"https://blue:443\"\ntls_listen = [\"127.0.0.1:8443\"]\ncert-dir = \"/etc/certs\"\n\
+                    default_cert = \"shop\"\ntls-handshake-timeout = \"3s\"\npassthrough_listen = [\"127.0.0.1:9443\"]\n\
+                    passthrough-upstream = \"blue-nlb:443\"\nupstream_ca = \"/etc/ca.pem\"\nupstream-sni = \"blue.internal\"\n";
+        let f = parse_file(Path::new("t.toml"), text).unwrap();
+        assert_eq!(f.tls_listen, Some(vec!["127.0.0.1:8443".parse().unwrap()]));
+        assert_eq!(f.cert_dir.as_deref(), Some(Path::new("/etc/certs")));
+        assert_eq!(f.tls_handshake_timeout, Some(Dur(Duration::from_secs(3))));
+        assert_eq!(f.passthrough_upstream.map(|h| h.0.port), Some(443));
+        assert_eq!(f.upstream_sni.as_deref(), Some("blue.internal"));
+        let err = parse_file(Path::new("t.toml"), "passthrough_upstream = \"blue\"\n").unwrap_err();
+        assert!(err.to_string().contains("line 1") && err.to_string().contains("HOST:PORT"), "{err}");
+    }
+
+    #[test]
+    fn host_port() {
+        let hp: HostPort = "blue-nlb.internal:443".parse().unwrap();
+        assert_eq!((hp.0.host.as_str(), hp.0.port), ("blue-nlb.internal", 443));
+        assert_eq!("[::1]:8443".parse::<HostPort>().unwrap().0.port, 8443);
+        for bad in ["blue", "blue:", "https://blue:443", "[::1]", "blue:x"] {
+            assert!(bad.parse::<HostPort>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -343,6 +343,10 @@ mod tests {
             requests_after_move: 0,
             opened_before_move_requests: 0,
             late_clients: Vec::new(),
+            tls_requests: 0,
+            sni_mismatch_requests: 0,
+            default_cert_requests: 0,
+            passthrough: None,
         }
     }
 

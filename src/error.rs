@@ -67,6 +67,9 @@ pub enum UpstreamError {
     Protocol,
     /// The client's request body failed (client went away mid-upload).
     ClientAborted,
+    /// The TLS handshake with an `https://` upstream failed (certificate not trusted, wrong name,
+    /// no common protocol).
+    Tls,
 }
 
 impl UpstreamError {
@@ -102,6 +105,7 @@ impl UpstreamError {
             Self::Timeout => "upstream_timeout",
             Self::Protocol => "upstream_protocol_error",
             Self::ClientAborted => "client_aborted",
+            Self::Tls => "upstream_tls_failed",
         }
     }
 
@@ -116,6 +120,7 @@ impl UpstreamError {
             Self::Timeout => "504 Gateway Timeout: the upstream did not answer in time\n",
             Self::Protocol => "502 Bad Gateway: the upstream sent an invalid response\n",
             Self::ClientAborted => "",
+            Self::Tls => "502 Bad Gateway: the TLS handshake with the upstream failed\n",
         }
     }
 }

@@ -24,4 +24,5 @@ pub mod report;
 pub mod routes;
 pub mod serve;
 pub mod shutdown;
+pub mod tls;
 pub mod upstream;

@@ -46,6 +46,19 @@ pub struct AccessRecord {
     pub error: Option<&'static str>,
     /// The host's DNS had moved to green and the request came on a connection opened before.
     pub stale_conn: bool,
+    /// On a TLS listener: what the handshake said.
+    pub tls: Option<TlsLog>,
+}
+
+/// The TLS part of an access line.
+#[derive(Debug)]
+pub struct TlsLog {
+    /// The SNI (`null` in the line when the client sent none).
+    pub sni: Option<Text>,
+    /// No certificate named the SNI: the default was served.
+    pub default_cert: bool,
+    /// The Host differs from the SNI.
+    pub sni_mismatch: bool,
 }
 
 // Records travel by value through a pre-allocated queue: boxing them would allocate per request.
@@ -279,6 +292,19 @@ pub fn format_access(rec: &AccessRecord, buf: &mut Vec<u8>) {
     buf.extend_from_slice(&[b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8]);
     buf.extend_from_slice(b",\"upstream\":");
     push_json_str(buf, rec.upstream.as_bytes());
+    if let Some(tls) = &rec.tls {
+        buf.extend_from_slice(b",\"sni\":");
+        match &tls.sni {
+            Some(sni) => push_json_str(buf, sni.as_bytes()),
+            None => buf.extend_from_slice(b"null"),
+        }
+        if tls.default_cert {
+            buf.extend_from_slice(b",\"tls_cert\":\"default\"");
+        }
+        if tls.sni_mismatch {
+            buf.extend_from_slice(b",\"sni_mismatch\":true");
+        }
+    }
     if let Some(err) = rec.error {
         buf.extend_from_slice(b",\"error\":");
         push_json_str(buf, err.as_bytes());
@@ -411,6 +437,7 @@ mod tests {
             duration: Duration::from_micros(1_234),
             upstream: "http://10.0.0.1:80",
             error: None,
+            tls: None,
         }
     }
 
@@ -436,5 +463,20 @@ mod tests {
         assert_eq!(v["path"], long.as_str());
         assert_eq!(v["error"], "upstream_reset");
         assert_eq!(v["host"], "we\"ird\u{fffd}");
+        assert!(v.get("sni").is_none(), "plain listeners carry no TLS fields");
+        let mut rec = record();
+        rec.tls = Some(TlsLog { sni: Some(Text::new(b"a.example.com")), default_cert: false, sni_mismatch: true });
+        let mut buf = Vec::new();
+        format_access(&rec, &mut buf);
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(
+            (v["sni"].as_str(), v["sni_mismatch"].as_bool(), v.get("tls_cert")),
+            (Some("a.example.com"), Some(true), None)
+        );
+        rec.tls = Some(TlsLog { sni: None, default_cert: true, sni_mismatch: false });
+        let mut buf = Vec::new();
+        format_access(&rec, &mut buf);
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert!(v["sni"].is_null() && v["tls_cert"] == "default" && v.get("sni_mismatch").is_none(), "{v}");
     }
 }

@@ -7,7 +7,7 @@ mod demo;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use cutover_proxy::config::{Cli, Command, ReportCommand, ServeConfig};
+use cutover_proxy::config::{CertsCommand, Cli, Command, ReportCommand, ServeConfig};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -43,6 +43,20 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::from(e.exit_code())
+                }
+            }
+        }
+        Command::Certs(CertsCommand::Generate { out, names }) => {
+            match cutover_proxy::tls::generate::generate(&out, &names) {
+                Ok(files) => {
+                    for f in files {
+                        println!("{}", f.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
                 }
             }
         }

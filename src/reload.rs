@@ -1,5 +1,6 @@
-//! Reloading green's route table on SIGHUP and when a route file changes (polled every
-//! [`POLL`]); a broken table is refused and the last good one kept, with the reason logged.
+//! Reloading green's route table and the TLS certificates on SIGHUP and when a file changes
+//! (polled every [`POLL`]); a broken table or certificate is refused and the last good set kept,
+//! with the file and the reason logged.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::log::AccessLog;
 use crate::record::ledger::Ledger;
 use crate::routes::RouteTable;
+use crate::tls::certs::CertStore;
 
 /// How often route files are checked for changes.
 pub const POLL: Duration = Duration::from_secs(2);
@@ -49,6 +51,49 @@ pub async fn watch_routes(paths: Vec<PathBuf>, ledger: Arc<Ledger>, log: AccessL
                 log.event(
                     "routes_reload_failed",
                     json!({"trigger": trigger, "error": e.to_string(), "kept": "last good table"}),
+                );
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Watches `--cert-dir` forever: on SIGHUP or a change, loads it again; new handshakes get the new
+/// set, open connections keep theirs. A bad file keeps the last good set and is named in the log.
+pub async fn watch_certs(store: Arc<CertStore>, log: AccessLog) {
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; the certificate folder is still polled");
+            None
+        }
+    };
+    let dirs = vec![store.dir().to_owned()];
+    let mut last = fingerprint_async(&dirs).await;
+    loop {
+        let trigger = tokio::select! {
+            _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => "SIGHUP",
+            _ = tokio::time::sleep(POLL) => {
+                let now = fingerprint_async(&dirs).await;
+                if now == last { continue; }
+                last = now;
+                "file changed"
+            }
+        };
+        let loading = store.clone();
+        match tokio::task::spawn_blocking(move || loading.reload()).await {
+            Ok(Ok(set)) => {
+                let names: Vec<&str> = set.certs().iter().map(|c| c.name.as_str()).collect();
+                log.event(
+                    "certs_reloaded",
+                    json!({"trigger": trigger, "certificates": names, "default": set.default_name()}),
+                );
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(file = %e.path.display(), error = %e.why, "certificate reload refused; keeping the last good set");
+                log.event(
+                    "certs_reload_failed",
+                    json!({"trigger": trigger, "file": e.path.display().to_string(), "error": e.why, "kept": "last good set"}),
                 );
             }
             Err(_) => {}

@@ -13,7 +13,7 @@ use crate::config::{DnsConfig, ServeConfig};
 use crate::dns::book::DnsBook;
 use crate::dns::route53::Route53;
 use crate::error::ConfigError;
-use crate::listen::{bind_reuseport, ClientTimeouts, Worker};
+use crate::listen::{bind_reuseport, ClientTimeouts, ListenKind, Worker};
 use crate::log::LogWriter;
 use crate::metrics::{DnsCounters, MetricsSources, ReportWrites};
 use crate::proxy::{Proxy, ProxySettings};
@@ -22,7 +22,10 @@ use crate::report::build::{now_unix_ms, ReportSettings};
 use crate::report::writer::Reporter;
 use crate::routes::{RouteError, RouteTable};
 use crate::shutdown::Shutdown;
+use crate::tls::certs::{CertError, CertStore};
+use crate::tls::passthrough::PassthroughSettings;
 use crate::upstream::pool::PoolSettings;
+use crate::upstream::tls::{client_config, UpstreamTlsSettings};
 use crate::upstream::Upstreams;
 
 /// How often upstream host names are resolved again (load balancer addresses change).
@@ -58,6 +61,9 @@ pub enum ServeError {
     /// Green's route table is broken.
     #[error("green routes: {0}")]
     Routes(#[from] RouteError),
+    /// A certificate file of `--cert-dir` is unusable.
+    #[error("certificate {0}")]
+    Certs(#[from] CertError),
     /// The runtime or a thread could not start.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -68,7 +74,7 @@ impl ServeError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ServeError::Config(ConfigError::Bind { .. }) | ServeError::Io(_) => 1,
-            ServeError::Config(_) | ServeError::Routes(_) => 2,
+            ServeError::Config(_) | ServeError::Routes(_) | ServeError::Certs(_) => 2,
         }
     }
 }
@@ -95,6 +101,28 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
     // A broken route table refuses to start, before any socket is bound.
     let routes =
         Arc::new(if cfg.green_routes.is_empty() { RouteTable::empty() } else { RouteTable::load(&cfg.green_routes)? });
+    // So are unusable certificates and CA files: one line naming the file, exit code 2.
+    crate::tls::install_provider();
+    let certs = match &cfg.cert_dir {
+        Some(dir) => Some(CertStore::load(dir, cfg.default_cert.clone())?),
+        None => None,
+    };
+    let upstream_tls = if std::iter::once(&cfg.upstream).chain(cfg.upstream_for.iter().map(|o| &o.url)).any(|u| u.tls) {
+        let settings = UpstreamTlsSettings {
+            ca_file: cfg.upstream_ca.clone(),
+            insecure: cfg.upstream_insecure,
+            h2: cfg.upstream_h2,
+        };
+        Some(client_config(&settings)?)
+    } else {
+        None
+    };
+    let upstreams = Arc::new(
+        Upstreams::new(cfg.upstream.clone(), &cfg.upstream_for)
+            .with_sni(cfg.upstream_sni.as_deref())
+            .map_err(|why| ConfigError::Invalid { what: "--upstream-sni", why })?,
+    );
+    let passthrough_up = cfg.passthrough_upstream.clone().map(|u| Arc::new(Upstreams::new(u, &[])));
     let ledger = (!cfg.no_record).then(|| Arc::new(Ledger::new(cfg.ledger.clone(), routes.clone())));
     // Route53 exports are read before any socket is bound: a broken one refuses to start.
     let dns_counters = Arc::new(DnsCounters::default());
@@ -107,21 +135,34 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
         _ => None,
     };
     let (log, writer) = LogWriter::start(out, LOG_QUEUE)?;
-    let mut listeners: Vec<Vec<std::net::TcpListener>> = (0..cfg.workers).map(|_| Vec::new()).collect();
+    let mut listeners: Vec<Vec<(std::net::TcpListener, ListenKind)>> = (0..cfg.workers).map(|_| Vec::new()).collect();
+    let mut kinds: Vec<(SocketAddr, ListenKind)> = cfg.listen.iter().map(|a| (*a, ListenKind::Plain)).collect();
+    if let Some(store) = &certs {
+        let kind = ListenKind::Tls { certs: store.clone(), handshake_timeout: cfg.tls_handshake_timeout };
+        kinds.extend(cfg.tls_listen.iter().map(|a| (*a, kind.clone())));
+    }
+    if let Some(up) = &passthrough_up {
+        let kind = ListenKind::Passthrough(Arc::new(PassthroughSettings {
+            upstream: up.list[0].clone(),
+            connect_timeout: cfg.connect_timeout,
+            hello_timeout: cfg.tls_handshake_timeout,
+            idle_timeout: cfg.passthrough_idle_timeout,
+        }));
+        kinds.extend(cfg.passthrough_listen.iter().map(|a| (*a, kind.clone())));
+    }
     let mut bound = Vec::new();
-    for addr in &cfg.listen {
+    for (addr, kind) in &kinds {
         let (sockets, local) = bind_reuseport(*addr, cfg.workers)?;
         for (i, s) in sockets.into_iter().enumerate() {
-            listeners[i].push(s);
+            listeners[i].push((s, kind.clone()));
         }
-        bound.push(local);
+        bound.push((local, kind.name()));
     }
     let admin = std::net::TcpListener::bind(cfg.admin_listen)
         .map_err(|source| ConfigError::Bind { addr: cfg.admin_listen, source })?;
     admin.set_nonblocking(true)?;
     let admin_addr = admin.local_addr()?;
 
-    let upstreams = Arc::new(Upstreams::new(cfg.upstream.clone(), &cfg.upstream_for));
     let settings = Arc::new(ProxySettings {
         trusted: cfg.trusted_proxies.clone(),
         upstream_h2: cfg.upstream_h2,
@@ -137,6 +178,7 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
         upstream_timeout: cfg.upstream_timeout,
         max_idle: cfg.upstream_max_idle,
         h2: cfg.upstream_h2,
+        tls: upstream_tls.as_ref().map(|(config, _)| config.clone()),
     });
     let shutdown = Arc::new(Shutdown::default());
     // Incremented by the DNS evidence resolver; read by /metrics.
@@ -146,6 +188,9 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
 
     // Resolve named upstreams once before taking traffic.
     rt.block_on(upstreams.resolve_all(Duration::from_secs(5)));
+    if let Some(up) = &passthrough_up {
+        rt.block_on(up.resolve_all(Duration::from_secs(5)));
+    }
 
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(cfg.workers);
     let mut threads = Vec::new();
@@ -170,8 +215,42 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
     }
     drop(done_tx);
 
-    for addr in &bound {
-        log.event("listening", json!({"listener": "proxy", "addr": addr.to_string(), "upstream": cfg.upstream.to_string(), "workers": cfg.workers}));
+    for (addr, kind) in &bound {
+        let upstream = match (*kind, &cfg.passthrough_upstream) {
+            ("passthrough", Some(up)) => up.authority(),
+            _ => cfg.upstream.to_string(),
+        };
+        log.event(
+            "listening",
+            json!({"listener": kind, "addr": addr.to_string(), "upstream": upstream, "workers": cfg.workers}),
+        );
+    }
+    if let Some(store) = &certs {
+        let set = store.current();
+        let certificates: Vec<serde_json::Value> = set
+            .certs()
+            .iter()
+            .map(|c| {
+                json!({"name": c.name, "file": c.cert_file.display().to_string(), "dns_names": c.dns_names,
+                    "not_after": c.not_after_ms.map(crate::report::build::ts)})
+            })
+            .collect();
+        log.event("certs_loaded", json!({"dir": store.dir().display().to_string(), "certificates": certificates, "default": set.default_name()}));
+    }
+    if let Some((_, roots)) = &upstream_tls {
+        if cfg.upstream_insecure {
+            tracing::warn!(
+                "--upstream-insecure: blue's TLS certificate is NOT verified; anyone on the path can impersonate blue"
+            );
+            log.event(
+                "upstream_tls_insecure",
+                json!({"warning": "--upstream-insecure: blue's TLS certificate is NOT verified"}),
+            );
+        }
+        log.event(
+            "upstream_tls",
+            json!({"roots": roots, "sni": upstreams.list[0].server_name.as_ref().map(|n| n.to_str().into_owned())}),
+        );
     }
     log.event("listening", json!({"listener": "admin", "addr": admin_addr.to_string()}));
     if !cfg.green_routes.is_empty() {
@@ -239,8 +318,14 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
             });
             tokio::spawn(crate::dns::task::run(book, resolver, settings, rx, move || names.host_names(), on_change));
         }
+        if let Some(up) = passthrough_up.filter(|u| u.list[0].needs_resolving()) {
+            tokio::spawn(up.keep_resolved(RESOLVE_EVERY));
+        }
+        if let Some(store) = certs {
+            tokio::spawn(crate::reload::watch_certs(store, log.clone()));
+        }
         if let Some(ready) = ready {
-            let _ = ready.send((bound.clone(), admin_addr));
+            let _ = ready.send((bound.iter().map(|(a, _)| *a).collect(), admin_addr));
         }
         let stop = async {
             match stop {

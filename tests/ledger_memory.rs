@@ -59,6 +59,7 @@ fn a_million_random_paths_stay_bounded_and_exact() {
                 client_ip: std::net::IpAddr::from([10, 0, (r >> 8) as u8, r as u8]),
                 user_agent: Some(ua.as_bytes()),
                 conn_age_ms: 5,
+                tls: None,
                 at_ms: 1_764_000_000_000 + i,
             },
             |_| {},
@@ -109,6 +110,7 @@ fn lanes_merge_exactly_and_keep_the_path_bound() {
                 client_ip: std::net::IpAddr::from([10, 0, 0, (i % 3) as u8]),
                 user_agent: None,
                 conn_age_ms: i,
+                tls: None,
                 at_ms: 1_764_000_000_000 + i,
             },
             |s| match s {

@@ -225,6 +225,7 @@ fn record(ledger: &Ledger, rec: &LogRecord) {
             client_ip: rec.client_ip,
             user_agent: rec.user_agent.as_deref().map(str::as_bytes),
             conn_age_ms: 0,
+            tls: None,
             at_ms: rec.at_ms,
         },
         |_| {},

@@ -29,6 +29,8 @@ pub struct ConnState {
     pub peer_trusted: bool,
     /// When the connection was accepted (process clock, ms).
     pub accepted_ms: u64,
+    /// What the TLS handshake told (`None` on plain listeners).
+    pub tls: Option<crate::tls::TlsInfo>,
     in_flight: AtomicU32,
     /// 1 + the time the pending request's header started; 0 when no header is pending.
     header_started: AtomicU64,
@@ -52,6 +54,7 @@ impl ConnState {
             peer_ip: HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("unknown")),
             peer_trusted,
             accepted_ms: now,
+            tls: None,
             in_flight: AtomicU32::new(0),
             header_started: AtomicU64::new(now + 1),
             idle_since: AtomicU64::new(now),
@@ -72,6 +75,12 @@ impl ConnState {
         if let Some(alarm) = self.alarm.get() {
             alarm.ring(Expiry::Drain);
         }
+    }
+
+    /// The same, for a connection that completed a TLS handshake.
+    pub fn with_tls(mut self, tls: crate::tls::TlsInfo) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// A request's header is complete and the request is being handled.

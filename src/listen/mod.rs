@@ -19,7 +19,10 @@ use crate::error::ConfigError;
 use crate::io::ObservedIo;
 use crate::proxy::Proxy;
 use crate::shutdown::{Shutdown, Tracker};
+use crate::tls::certs::CertStore;
+use crate::tls::passthrough::{self, PassthroughSettings};
 use conn::{Alarm, ConnState, Expiry, Registry};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Client-side timeouts.
 #[derive(Debug, Clone, Copy)]
@@ -56,12 +59,39 @@ pub fn bind_reuseport(
     Ok((sockets, bound))
 }
 
+/// What a listener does with its connections.
+#[derive(Clone)]
+pub enum ListenKind {
+    /// HTTP/1.1 and h2c (`--listen`).
+    Plain,
+    /// HTTPS: TLS terminated with these certificates (`--tls-listen`).
+    Tls {
+        /// The certificates, reloaded in place.
+        certs: Arc<CertStore>,
+        /// `--tls-handshake-timeout`.
+        handshake_timeout: Duration,
+    },
+    /// TLS spliced to blue unopened (`--passthrough-listen`).
+    Passthrough(Arc<PassthroughSettings>),
+}
+
+impl ListenKind {
+    /// The name in the `listening` event.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ListenKind::Plain => "proxy",
+            ListenKind::Tls { .. } => "tls",
+            ListenKind::Passthrough(_) => "passthrough",
+        }
+    }
+}
+
 /// What one worker thread runs.
 pub struct Worker {
     /// The worker's proxy.
     pub proxy: Arc<Proxy>,
     /// Its listener sockets.
-    pub listeners: Vec<std::net::TcpListener>,
+    pub listeners: Vec<(std::net::TcpListener, ListenKind)>,
     /// Client timeouts.
     pub timeouts: ClientTimeouts,
     /// Shared shutdown state.
@@ -87,9 +117,10 @@ impl Worker {
         let conns = self.proxy.conns.clone();
         let registry = Arc::new(Registry::default());
         let mut accepts = Vec::new();
-        for std_listener in self.listeners {
+        for (std_listener, kind) in self.listeners {
             let listener = TcpListener::from_std(std_listener)?;
             let ctx = ConnCtx {
+                kind,
                 proxy: self.proxy.clone(),
                 h1: h1.clone(),
                 h2: h2.clone(),
@@ -116,6 +147,7 @@ impl Worker {
 
 #[derive(Clone)]
 struct ConnCtx {
+    kind: ListenKind,
     proxy: Arc<Proxy>,
     h1: Arc<http1::Builder>,
     h2: Arc<http2::Builder<TokioExecutor>>,
@@ -139,7 +171,17 @@ async fn accept_loop(listener: TcpListener, ctx: ConnCtx, mut stop: watch::Recei
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_conn(ctx.clone(), stream, peer));
+                    match &ctx.kind {
+                        ListenKind::Plain => tokio::spawn(serve_conn(ctx.clone(), stream, peer)),
+                        ListenKind::Tls { .. } => tokio::spawn(serve_tls(ctx.clone(), stream, peer)),
+                        ListenKind::Passthrough(settings) => {
+                            let (proxy, settings, guard) = (ctx.proxy.clone(), settings.clone(), ctx.conns.enter());
+                            tokio::spawn(async move {
+                                let _guard = guard;
+                                passthrough::serve(proxy, settings, stream, peer).await
+                            })
+                        }
+                    };
                 }
                 Err(e) => {
                     // EMFILE/ENFILE/ENOBUFS and friends: log, back off a little, keep accepting.
@@ -206,19 +248,65 @@ async fn serve_conn(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr) {
     let watchdog = tokio::spawn(conn::watch(state.clone(), alarm.clone(), ctx.timeouts.header, ctx.timeouts.idle));
     let id = ctx.registry.add(alarm);
     if let Some(h2) = detect_h2(&stream, &mut rang).await {
-        let io = TokioIo::new(ObservedIo::new(stream, state.clone()));
-        let (proxy, svc_state) = (ctx.proxy.clone(), state.clone());
-        let svc = service_fn(move |req| proxy.clone().handle(svc_state.clone(), req));
-        // One protocol per connection, chosen by the preface: the plain builders are measurably
-        // cheaper per request than the auto builder's rewinding reader.
-        if h2 {
-            drive!(ctx.h2.serve_connection(io, svc), rang, peer, ctx.timeouts.header);
-        } else {
-            drive!(ctx.h1.serve_connection(io, svc).with_upgrades(), rang, peer, ctx.timeouts.header);
-        }
+        serve_http(&ctx, stream, state, h2, rang, peer).await;
     }
     watchdog.abort();
     ctx.registry.remove(id);
+}
+
+/// An HTTPS connection: the handshake (certificate by SNI, within the handshake timeout), then
+/// HTTP/2 or HTTP/1.1 as ALPN chose. A failed handshake is logged as a `tls_handshake_failed`
+/// event (not for a client that closes before its ClientHello: a TCP health check) and closes the
+/// connection; the listener goes on.
+async fn serve_tls(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr) {
+    let ListenKind::Tls { certs, handshake_timeout } = &ctx.kind else { return };
+    let _guard = ctx.conns.enter();
+    let (tls, info) = match crate::tls::accept(stream, certs, *handshake_timeout).await {
+        Ok(done) => done,
+        Err((e, sni)) => {
+            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+            if e.is_close_before_hello(sni.as_deref()) {
+                return;
+            }
+            ctx.proxy.log().event(
+                "tls_handshake_failed",
+                serde_json::json!({"client_ip": peer.ip().to_string(), "sni": sni.as_deref(), "error": e.cause(), "detail": e.to_string()}),
+            );
+            return;
+        }
+    };
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let trusted = ctx.proxy.settings().trusted.contains(peer.ip());
+    let state = Arc::new(ConnState::new(peer, trusted).with_tls(info));
+    let (alarm, rang) = Alarm::new();
+    let watchdog = tokio::spawn(conn::watch(state.clone(), alarm.clone(), ctx.timeouts.header, ctx.timeouts.idle));
+    let id = ctx.registry.add(alarm);
+    serve_http(&ctx, tls, state, h2, rang, peer).await;
+    watchdog.abort();
+    ctx.registry.remove(id);
+}
+
+/// Serves HTTP/2 or HTTP/1.1 (with upgrades) on `io` until the connection ends.
+async fn serve_http<S>(
+    ctx: &ConnCtx,
+    io: S,
+    state: Arc<ConnState>,
+    h2: bool,
+    mut rang: tokio::sync::oneshot::Receiver<Expiry>,
+    peer: SocketAddr,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(ObservedIo::new(io, state.clone()));
+    let (proxy, svc_state) = (ctx.proxy.clone(), state);
+    let svc = service_fn(move |req| proxy.clone().handle(svc_state.clone(), req));
+    // One protocol per connection, chosen by the preface (or ALPN): the plain builders are
+    // measurably cheaper per request than the auto builder's rewinding reader.
+    if h2 {
+        drive!(ctx.h2.serve_connection(io, svc), rang, peer, ctx.timeouts.header);
+    } else {
+        drive!(ctx.h1.serve_connection(io, svc).with_upgrades(), rang, peer, ctx.timeouts.header);
+    }
 }
 
 /// Peeks at the first bytes: `Some(true)` for the HTTP/2 preface (`PRI * HTTP/2.0…`), `Some(false)`

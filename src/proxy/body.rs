@@ -17,8 +17,8 @@ use hyper::body::Incoming;
 
 use super::{LogRequests, Proxy};
 use crate::listen::conn::ConnState;
-use crate::log::{AccessRecord, Text};
-use crate::record::ledger::{Observation, Recorded};
+use crate::log::{AccessRecord, Text, TlsLog};
+use crate::record::ledger::{Observation, Recorded, TlsObservation};
 use crate::upstream::pool::Checkout;
 
 /// What the request body tells the response side: bytes read and whether the client failed.
@@ -100,6 +100,8 @@ pub struct Finish {
     pub user_agent: Option<Text>,
     /// Age of the client connection when the request arrived, ms.
     pub conn_age_ms: u64,
+    /// On a TLS listener: the default certificate served, Host ≠ SNI.
+    pub tls: Option<TlsObservation>,
     /// Status sent to the client.
     pub status: u16,
     /// Upstream name.
@@ -143,6 +145,7 @@ impl Finish {
                     client_ip: self.client_ip,
                     user_agent: self.user_agent.as_ref().map(|u| u.as_bytes()),
                     conn_age_ms: self.conn_age_ms,
+                    tls: self.tls,
                     at_ms,
                 },
                 |sighting| proxy.log().sighting(&sighting),
@@ -206,6 +209,11 @@ impl Drop for Finish {
             upstream: self.upstream,
             error,
             stale_conn: matches!(recorded, Recorded::Counted { stale_conn: true, .. }),
+            tls: self.tls.map(|t| TlsLog {
+                sni: self.conn.tls.as_ref().and_then(|c| c.sni.as_deref()).map(|s| Text::new(s.as_bytes())),
+                default_cert: t.default_cert,
+                sni_mismatch: t.sni_mismatch,
+            }),
         });
     }
 }

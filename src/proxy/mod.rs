@@ -18,9 +18,10 @@ use crate::error::UpstreamError;
 use crate::listen::conn::ConnState;
 use crate::log::{AccessLog, Text};
 use crate::metrics::{WorkerStats, WorkerView};
-use crate::record::ledger::{Lane, Ledger, MovedHosts};
+use crate::record::ledger::{Lane, Ledger, MovedHosts, TlsObservation};
 use crate::record::normalize::normalize_host_into;
 use crate::shutdown::Tracker;
+use crate::tls::certs::CertChoice;
 use crate::upstream::pool::{Checkout, Pool, PoolSettings};
 use crate::upstream::Upstreams;
 use body::{Finish, ProxyBody, ReqShared, RequestBody};
@@ -153,6 +154,13 @@ impl Proxy {
         let pool = &self.pools[self.upstreams.pick(host.as_ref().map(|h| h.as_bytes()))];
         let client_version = req.version();
         self.stats.request_started();
+        let tls = conn.tls.as_ref().map(|t| TlsObservation {
+            default_cert: t.cert == CertChoice::Default,
+            sni_mismatch: match (&t.sni, &host) {
+                (Some(sni), Some(host)) => crate::tls::sni_mismatch(sni, host.as_bytes()),
+                _ => false,
+            },
+        });
         let mut finish = Finish {
             proxy: self.clone(),
             conn: conn.clone(),
@@ -165,6 +173,7 @@ impl Proxy {
             client_ip: headers::client_ip(conn.peer.ip(), req.headers(), &self.settings.trusted),
             user_agent: req.headers().get(header::USER_AGENT).map(|ua| Text::new(ua.as_bytes())),
             conn_age_ms: crate::shutdown::now_ms().saturating_sub(conn.accepted_ms),
+            tls,
             status: 0,
             upstream: pool.upstream().name,
             error: None,
@@ -201,7 +210,8 @@ impl Proxy {
             // hyper already answers 100 Continue to the client when the body is first read.
             h.remove(header::EXPECT);
         }
-        headers::set_forwarded(h, &conn.peer_ip, conn.peer_trusted, "http", host.as_ref());
+        let proto = if conn.tls.is_some() { "https" } else { "http" };
+        headers::set_forwarded(h, &conn.peer_ip, conn.peer_trusted, proto, host.as_ref());
         let upstream = pool.upstream();
         if self.settings.upstream_h2 {
             parts.version = Version::HTTP_2;

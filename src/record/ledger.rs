@@ -13,7 +13,7 @@ use hashbrown::hash_map::EntryRef;
 use hashbrown::HashMap;
 
 use super::normalize::{normalize_host_into, Glob, Templater, MAX_PATH_LEN};
-use super::stats::{Counters, Minutes, TopK};
+use super::stats::{Counters, Minutes, PassthroughCounts, TlsCounts, TopK};
 use crate::routes::{RouteRef, RouteTable};
 
 /// Ledger key of hosts beyond `--max-hosts`.
@@ -178,7 +178,37 @@ pub struct Observation<'a> {
     pub user_agent: Option<&'a [u8]>,
     /// Age of the client's connection when the request arrived.
     pub conn_age_ms: u64,
+    /// Arrived over terminated TLS (`None` on plain listeners).
+    pub tls: Option<TlsObservation>,
     /// Wall clock of the request, unix milliseconds.
+    pub at_ms: u64,
+}
+
+/// What TLS termination adds to a request's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsObservation {
+    /// The Host names another server than the SNI.
+    pub sni_mismatch: bool,
+    /// No certificate named the SNI (or there was none): the default was served.
+    pub default_cert: bool,
+}
+
+/// One passthrough connection, recorded when it ends.
+#[derive(Debug)]
+pub struct PassthroughObservation<'a> {
+    /// The SNI, or `(no-sni)` / `(not-tls)`.
+    pub host: &'a str,
+    /// `host` is an SNI (to be normalized), not one of the markers.
+    pub sni: bool,
+    /// Client IP (the TCP peer).
+    pub client_ip: IpAddr,
+    /// Bytes from the client.
+    pub bytes_in: u64,
+    /// Bytes toward the client.
+    pub bytes_out: u64,
+    /// How long the connection was open.
+    pub duration_ms: u64,
+    /// When it ended, unix milliseconds.
     pub at_ms: u64,
 }
 
@@ -280,6 +310,10 @@ pub struct HostStats {
     pub oldest_conn_age_ms: u64,
     /// Requests per minute, last 24 h.
     pub minutes: Minutes,
+    /// Requests over terminated TLS: SNI mismatches, default certificate.
+    pub tls: TlsCounts,
+    /// Passthrough connections.
+    pub passthrough: PassthroughCounts,
     /// Path templates.
     pub paths: HashMap<String, PathStats, RandomState>,
     /// Traffic after the host's DNS moved to green (`None` until then).
@@ -295,6 +329,8 @@ impl HostStats {
             agents: TopK::new(TOP_K),
             oldest_conn_age_ms: 0,
             minutes: Minutes::default(),
+            tls: TlsCounts::default(),
+            passthrough: PassthroughCounts::default(),
             paths: HashMap::with_hasher(RandomState::new()),
             after_move: None,
         }
@@ -314,6 +350,14 @@ pub struct TotalCounts {
     pub hosts_overflowed: u64,
     /// Requests counted under `{other}`.
     pub paths_overflowed: u64,
+    /// Requests over terminated TLS.
+    pub tls_requests: u64,
+    /// Of those, whose Host differed from the SNI.
+    pub sni_mismatch: u64,
+    /// Of those, on connections served the default certificate.
+    pub default_cert: u64,
+    /// Passthrough connections.
+    pub passthrough_connections: u64,
 }
 
 impl HostStats {
@@ -328,6 +372,8 @@ impl HostStats {
         if let Some(theirs) = &o.after_move {
             self.after_move.get_or_insert_with(Default::default).merge(theirs);
         }
+        self.tls.merge(&o.tls);
+        self.passthrough.merge(&o.passthrough);
         for (template, p) in &o.paths {
             match self.paths.get_mut(template.as_str()) {
                 Some(mine) => mine.merge(p),
@@ -362,6 +408,14 @@ pub struct Totals {
     pub hosts_overflowed: AtomicU64,
     /// Requests counted under `{other}`.
     pub paths_overflowed: AtomicU64,
+    /// Requests over terminated TLS.
+    pub tls_requests: AtomicU64,
+    /// Of those, whose Host differed from the SNI.
+    pub sni_mismatch: AtomicU64,
+    /// Of those, on connections served the default certificate.
+    pub default_cert: AtomicU64,
+    /// Passthrough connections.
+    pub passthrough_connections: AtomicU64,
 }
 
 /// One worker's part of the ledger: its own hosts and totals, so two cores never write the same
@@ -489,6 +543,10 @@ impl Ledger {
             sum.unrouted += get(&t.unrouted);
             sum.hosts_overflowed += get(&t.hosts_overflowed);
             sum.paths_overflowed += get(&t.paths_overflowed);
+            sum.tls_requests += get(&t.tls_requests);
+            sum.sni_mismatch += get(&t.sni_mismatch);
+            sum.default_cert += get(&t.default_cert);
+            sum.passthrough_connections += get(&t.passthrough_connections);
         }
         sum.paths_overflowed += self.folded_paths.load(Ordering::Relaxed);
         sum
@@ -507,6 +565,15 @@ impl Ledger {
             return Recorded::Ignored;
         }
         totals.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = o.tls {
+            totals.tls_requests.fetch_add(1, Ordering::Relaxed);
+            if t.sni_mismatch {
+                totals.sni_mismatch.fetch_add(1, Ordering::Relaxed);
+            }
+            if t.default_cert {
+                totals.default_cert.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let (host_buf, path_buf) = &mut *scratch;
@@ -518,6 +585,40 @@ impl Ledger {
             }
             Recorded::Counted { routed, stale_conn }
         })
+    }
+
+    /// Records one passthrough connection under its SNI host (connections, bytes, duration and
+    /// the client; no request, no path).
+    pub fn record_passthrough(&self, lane: &Lane, o: &PassthroughObservation<'_>, mut sighted: impl FnMut(Sighting)) {
+        lane.totals.passthrough_connections.fetch_add(1, Ordering::Relaxed);
+        let mut host = String::new();
+        let ip_literal = if o.sni {
+            normalize_host_into(Some(o.host.as_bytes()), &mut host)
+        } else {
+            host.push_str(o.host);
+            false
+        };
+        let mut hosts = lane.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut new_host = false;
+        let key = if hosts.contains_key(host.as_str()) {
+            host.as_str()
+        } else {
+            match self.admit_host(&host) {
+                Some(first) => {
+                    new_host = first;
+                    hosts.insert(host.clone(), HostStats::new(o.at_ms, ip_literal));
+                    host.as_str()
+                }
+                None => OTHER_HOST,
+            }
+        };
+        let entry = hosts.entry_ref(key).or_insert_with(|| HostStats::new(o.at_ms, false));
+        entry.passthrough.count(o.bytes_in, o.bytes_out, o.duration_ms);
+        entry.counts.touch(o.at_ms);
+        entry.clients.add(&o.client_ip, 1);
+        if new_host {
+            sighted(Sighting::NewHost { host: key.to_owned(), routed: None });
+        }
     }
 
     fn shard_of<T: std::hash::Hash + ?Sized>(&self, key: &T) -> usize {
@@ -584,6 +685,9 @@ impl Ledger {
             }
         };
         entry.counts.count(o.method, o.status, o.bytes_in, o.bytes_out, o.at_ms);
+        if let Some(t) = o.tls {
+            entry.tls.count(t.sni_mismatch, t.default_cert);
+        }
         entry.clients.add(&o.client_ip, 1);
         if let Some(ua) = o.user_agent {
             let ua = &ua[..ua.len().min(MAX_AGENT_LEN)];

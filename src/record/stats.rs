@@ -235,6 +235,12 @@ impl Counters {
         self.bytes_out += bytes_out;
     }
 
+    /// Notes activity at `at_ms` without a request (a passthrough connection).
+    pub fn touch(&mut self, at_ms: u64) {
+        self.first_seen_ms = self.first_seen_ms.min(at_ms);
+        self.last_seen_ms = self.last_seen_ms.max(at_ms);
+    }
+
     /// Adds another tally of the same host or path.
     pub fn merge(&mut self, o: &Counters) {
         self.requests += o.requests;
@@ -244,6 +250,64 @@ impl Counters {
         self.status.merge(&o.status);
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
+    }
+}
+
+/// What a host's requests over terminated TLS showed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlsCounts {
+    /// Requests that arrived over TLS.
+    pub requests: u64,
+    /// Requests whose Host named another server than the connection's SNI.
+    pub sni_mismatch: u64,
+    /// Requests on connections served the default certificate (no SNI, or an unknown name).
+    pub default_cert: u64,
+}
+
+impl TlsCounts {
+    /// Counts one request.
+    pub fn count(&mut self, sni_mismatch: bool, default_cert: bool) {
+        self.requests += 1;
+        self.sni_mismatch += sni_mismatch as u64;
+        self.default_cert += default_cert as u64;
+    }
+
+    /// Adds another tally.
+    pub fn merge(&mut self, o: &TlsCounts) {
+        self.requests += o.requests;
+        self.sni_mismatch += o.sni_mismatch;
+        self.default_cert += o.default_cert;
+    }
+}
+
+/// A host's passthrough connections (TLS not terminated: no requests or paths are visible).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassthroughCounts {
+    /// Connections.
+    pub connections: u64,
+    /// Bytes from clients.
+    pub bytes_in: u64,
+    /// Bytes toward clients.
+    pub bytes_out: u64,
+    /// Time the connections were open, summed, ms.
+    pub duration_ms: u64,
+}
+
+impl PassthroughCounts {
+    /// Counts one connection.
+    pub fn count(&mut self, bytes_in: u64, bytes_out: u64, duration_ms: u64) {
+        self.connections += 1;
+        self.bytes_in += bytes_in;
+        self.bytes_out += bytes_out;
+        self.duration_ms += duration_ms;
+    }
+
+    /// Adds another tally.
+    pub fn merge(&mut self, o: &PassthroughCounts) {
+        self.connections += o.connections;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.duration_ms += o.duration_ms;
     }
 }
 

@@ -9,6 +9,7 @@ use crate::dns::book::DnsBook;
 use crate::log::rfc3339;
 use crate::record::ledger::{HostStats, Ledger, OTHER_HOST, OTHER_PATH};
 use crate::record::normalize::{is_load_balancer_name, INVALID_HOST, NO_HOST};
+use crate::tls::passthrough::NO_SNI;
 
 /// How a report judges hosts.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +63,10 @@ pub fn build_at(
             unrouted_requests: t.unrouted,
             hosts_overflowed_requests: t.hosts_overflowed,
             paths_overflowed_requests: t.paths_overflowed,
+            tls_requests: t.tls_requests,
+            sni_mismatch_requests: t.sni_mismatch,
+            default_cert_requests: t.default_cert,
+            passthrough_connections: t.passthrough_connections,
         },
         green: GreenSummary { loaded, objects: routes.objects() as u64 },
         dns: dns.map(summary).unwrap_or_default(),
@@ -120,7 +125,15 @@ fn host_report(host: String, s: &HostStats, loaded: bool) -> HostReport {
         })
         .collect();
     late_clients.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.ip.cmp(&b.ip)));
-    let hardcoded = s.ip_literal || is_load_balancer_name(&host) || host == NO_HOST || host == INVALID_HOST;
+    let hardcoded =
+        s.ip_literal || is_load_balancer_name(&host) || host == NO_HOST || host == INVALID_HOST || host == NO_SNI;
+    let p = &s.passthrough;
+    let passthrough = (p.connections > 0).then(|| PassthroughReport {
+        connections: p.connections,
+        bytes_in: p.bytes_in,
+        bytes_out: p.bytes_out,
+        total_duration_s: p.duration_ms as f64 / 1000.0,
+    });
     HostReport {
         requests: s.counts.requests,
         first_seen: ts(s.counts.first_seen_ms),
@@ -137,6 +150,10 @@ fn host_report(host: String, s: &HostStats, loaded: bool) -> HostReport {
         bytes_in: s.counts.bytes_in,
         bytes_out: s.counts.bytes_out,
         oldest_connection_age_s: s.oldest_conn_age_ms as f64 / 1000.0,
+        tls_requests: s.tls.requests,
+        sni_mismatch_requests: s.tls.sni_mismatch,
+        default_cert_requests: s.tls.default_cert,
+        passthrough,
         requests_per_minute: s.minutes.iter().map(|(minute, requests)| MinuteCount { minute, requests }).collect(),
         paths,
         top_clients: s
@@ -193,6 +210,18 @@ pub fn judge(h: &mut HostReport, now_ms: u64, settings: &ReportSettings, green_t
     h.urgent = urgent;
     h.reason = reason;
     h.dns_change_blocked = if action == Action::SwitchDns { super::route53::check(h, green_targets) } else { None };
+    if h.sni_mismatch_requests > 0 {
+        h.reason.push_str(&format!(
+            "; Host differs from the TLS SNI on {} of {} TLS requests",
+            h.sni_mismatch_requests, h.tls_requests
+        ));
+    }
+    if let Some(p) = &h.passthrough {
+        h.reason.push_str(&format!(
+            "; passthrough: {} connection(s), paths not visible (TLS not terminated)",
+            p.connections
+        ));
+    }
 }
 
 /// Most requests first; ties by name so reports are stable.

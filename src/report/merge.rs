@@ -44,6 +44,10 @@ pub fn merge(reports: Vec<Report>, settings: &ReportSettings) -> Result<Report, 
         totals.unrouted_requests += r.totals.unrouted_requests;
         totals.hosts_overflowed_requests += r.totals.hosts_overflowed_requests;
         totals.paths_overflowed_requests += r.totals.paths_overflowed_requests;
+        totals.tls_requests += r.totals.tls_requests;
+        totals.sni_mismatch_requests += r.totals.sni_mismatch_requests;
+        totals.default_cert_requests += r.totals.default_cert_requests;
+        totals.passthrough_connections += r.totals.passthrough_connections;
         green.loaded |= r.green.loaded;
         green.objects = green.objects.max(r.green.objects);
         dns.live |= r.dns.live;
@@ -127,6 +131,14 @@ fn merge_host(acc: &mut HostReport, mut h: HostReport) {
     acc.bytes_in += h.bytes_in;
     acc.bytes_out += h.bytes_out;
     acc.oldest_connection_age_s = acc.oldest_connection_age_s.max(h.oldest_connection_age_s);
+    acc.tls_requests += h.tls_requests;
+    acc.sni_mismatch_requests += h.sni_mismatch_requests;
+    acc.default_cert_requests += h.default_cert_requests;
+    match (&mut acc.passthrough, &h.passthrough) {
+        (Some(mine), Some(theirs)) => mine.merge(theirs),
+        (None, Some(theirs)) => acc.passthrough = Some(*theirs),
+        _ => {}
+    }
     // Replicas resolve on their own: keep the newest resolution (a known verdict over `unknown`).
     let newer =
         parse_ts(h.dns.resolved_at.as_deref().unwrap_or("")) > parse_ts(acc.dns.resolved_at.as_deref().unwrap_or(""));

@@ -55,6 +55,18 @@ pub struct Totals {
     /// Requests counted under a `{other}` path (beyond `--max-paths-per-host`).
     #[serde(default)]
     pub paths_overflowed_requests: u64,
+    /// Requests that arrived over terminated TLS (`--tls-listen`).
+    #[serde(default)]
+    pub tls_requests: u64,
+    /// Of those, requests whose Host named another server than the TLS SNI.
+    #[serde(default)]
+    pub sni_mismatch_requests: u64,
+    /// Of those, requests on connections served the default certificate (no SNI or unknown name).
+    #[serde(default)]
+    pub default_cert_requests: u64,
+    /// Passthrough connections (`--passthrough-listen`; not requests: paths are not visible).
+    #[serde(default)]
+    pub passthrough_connections: u64,
 }
 
 /// What green's route table held when the report was made.
@@ -281,6 +293,18 @@ pub struct HostReport {
     pub bytes_out: u64,
     /// Oldest client connection seen carrying a request, seconds.
     pub oldest_connection_age_s: f64,
+    /// Requests that arrived over terminated TLS.
+    #[serde(default)]
+    pub tls_requests: u64,
+    /// Of those, requests whose Host named another server than the TLS SNI.
+    #[serde(default)]
+    pub sni_mismatch_requests: u64,
+    /// Of those, requests on connections served the default certificate (no SNI or unknown name).
+    #[serde(default)]
+    pub default_cert_requests: u64,
+    /// Passthrough connections for this host (its SNI); `null` when there were none.
+    #[serde(default)]
+    pub passthrough: Option<PassthroughReport>,
     /// Requests per minute over the last 24 h.
     pub requests_per_minute: Vec<MinuteCount>,
     /// Path templates, most requests first.
@@ -323,6 +347,29 @@ pub struct PathReport {
     pub bytes_in: u64,
     /// Response body bytes.
     pub bytes_out: u64,
+}
+
+/// A host's passthrough connections: TLS was not terminated, so no paths are visible.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct PassthroughReport {
+    /// Connections.
+    pub connections: u64,
+    /// Bytes from clients (TLS records, as sent).
+    pub bytes_in: u64,
+    /// Bytes toward clients.
+    pub bytes_out: u64,
+    /// Time the connections were open, summed, seconds.
+    pub total_duration_s: f64,
+}
+
+impl PassthroughReport {
+    /// Adds another report's connections (replicas merged).
+    pub fn merge(&mut self, o: &PassthroughReport) {
+        self.connections += o.connections;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.total_duration_s += o.total_duration_s;
+    }
 }
 
 /// Requests in one minute.

@@ -142,6 +142,20 @@ pub fn markdown(report: &Report) -> String {
         "**{} requests** to **{} hosts** still arrived at blue ({} not routable on green; {} health checks ignored).",
         t.requests, t.hosts, t.unrouted_requests, t.ignored_requests
     );
+    if t.tls_requests > 0 {
+        let _ = writeln!(
+            out,
+            "\n{} requests over TLS: {} with a Host other than the TLS SNI, {} served the default certificate (no SNI or an unknown name).",
+            t.tls_requests, t.sni_mismatch_requests, t.default_cert_requests
+        );
+    }
+    if t.passthrough_connections > 0 {
+        let _ = writeln!(
+            out,
+            "\n{} passthrough connections (TLS not terminated): hosts come from the SNI, paths are not visible.",
+            t.passthrough_connections
+        );
+    }
     if !report.green.loaded {
         let _ = writeln!(out, "\nNo green route table was loaded (`--green-routes`): green verdicts are `unknown`.");
     }

@@ -2,6 +2,7 @@
 //! per-host overrides, and the per-worker connection pools in [`pool`].
 
 pub mod pool;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -12,17 +13,20 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
+use rustls_pki_types::ServerName;
 use serde::Deserialize;
 
 use crate::config::HostUpstream;
 
-/// An upstream URL: `http://host:port` (port 80 when left out).
+/// An upstream URL: `http://host:port` (port 80 when left out) or `https://host:port` (443).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamUrl {
     /// Host name or IP literal (IPv6 without brackets).
     pub host: String,
     /// TCP port.
     pub port: u16,
+    /// `https://`: TLS toward the upstream.
+    pub tls: bool,
 }
 
 impl UpstreamUrl {
@@ -38,19 +42,19 @@ impl UpstreamUrl {
 
 impl std::fmt::Display for UpstreamUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "http://{}", self.authority())
+        write!(f, "{}://{}", if self.tls { "https" } else { "http" }, self.authority())
     }
 }
 
 impl FromStr for UpstreamUrl {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let rest = if let Some(rest) = s.strip_prefix("http://") {
-            rest
-        } else if s.starts_with("https://") {
-            return Err(format!("`{s}`: https upstreams are not supported yet; use http://"));
+        let (rest, tls) = if let Some(rest) = s.strip_prefix("http://") {
+            (rest, false)
+        } else if let Some(rest) = s.strip_prefix("https://") {
+            (rest, true)
         } else {
-            return Err(format!("`{s}` is not an upstream URL (expected http://host:port)"));
+            return Err(format!("`{s}` is not an upstream URL (expected http://host:port or https://host:port)"));
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains('/') || rest.contains('?') || rest.contains('@') {
@@ -61,7 +65,7 @@ impl FromStr for UpstreamUrl {
         if host.is_empty() {
             return Err(format!("`{s}`: no host"));
         }
-        Ok(Self { host, port: uri.port_u16().unwrap_or(80) })
+        Ok(Self { host, port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }), tls })
     }
 }
 
@@ -81,6 +85,9 @@ pub struct Upstream {
     pub name: &'static str,
     /// The authority (`host:port`) used as Host when a request has none.
     pub authority: HeaderValue,
+    /// For `https://`: the name sent as SNI and verified in blue's certificate (the URL's host,
+    /// or `--upstream-sni`); an IP literal sends no SNI and is verified against IP SANs.
+    pub server_name: Option<ServerName<'static>>,
     addrs: ArcSwap<Vec<SocketAddr>>,
     next: AtomicUsize,
 }
@@ -92,9 +99,11 @@ impl Upstream {
             Err(_) => Vec::new(),
         };
         let authority = HeaderValue::from_str(&url.authority()).unwrap_or(HeaderValue::from_static("upstream"));
+        let server_name = if url.tls { ServerName::try_from(url.host.clone()).ok() } else { None };
         Self {
             name: Box::leak(url.to_string().into_boxed_str()),
             authority,
+            server_name,
             url,
             addrs: ArcSwap::from_pointee(addrs),
             next: AtomicUsize::new(0),
@@ -158,6 +167,20 @@ impl Upstreams {
         }
         wildcard.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
         Self { list, exact, wildcard }
+    }
+
+    /// Sends `name` as SNI (and verifies it in the certificate) for the default upstream, when it
+    /// is `https://` (`--upstream-sni`). Call before the table is shared.
+    pub fn with_sni(mut self, name: Option<&str>) -> Result<Self, String> {
+        let Some(name) = name else { return Ok(self) };
+        let server_name =
+            ServerName::try_from(name.to_owned()).map_err(|_| format!("`{name}` is not a DNS name or IP address"))?;
+        match self.list.first_mut().and_then(Arc::get_mut) {
+            Some(up) if up.url.tls => up.server_name = Some(server_name),
+            Some(_) => return Err("is only for an https:// --upstream".into()),
+            None => return Err("cannot be applied after start-up".into()),
+        }
+        Ok(self)
     }
 
     /// The upstream index for a request's Host (as received: any case, maybe with a port).
@@ -226,7 +249,9 @@ mod tests {
         let u: UpstreamUrl = "http://[::1]:9/".parse().unwrap();
         assert_eq!((u.host.as_str(), u.port, u.authority().as_str()), ("::1", 9, "[::1]:9"));
         assert_eq!("http://lb".parse::<UpstreamUrl>().unwrap().port, 80);
-        for bad in ["blue:80", "https://blue", "http://blue/path", "http://", "ftp://x"] {
+        let u: UpstreamUrl = "https://blue.internal".parse().unwrap();
+        assert_eq!((u.port, u.tls, u.to_string().as_str()), (443, true, "https://blue.internal:443"));
+        for bad in ["blue:80", "https://blue/x", "http://blue/path", "http://", "ftp://x"] {
             assert!(bad.parse::<UpstreamUrl>().is_err(), "{bad}");
         }
     }

@@ -15,6 +15,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
+use super::tls::UpStream;
 use super::Upstream;
 use crate::error::UpstreamError;
 use crate::io::{IoObserver, ObservedIo};
@@ -32,8 +33,10 @@ pub struct PoolSettings {
     pub upstream_timeout: Duration,
     /// Idle connections kept at most.
     pub max_idle: usize,
-    /// Speak h2c instead of HTTP/1.1.
+    /// Speak HTTP/2 (h2c, or h2 over TLS) instead of HTTP/1.1.
     pub h2: bool,
+    /// The TLS client configuration for `https://` upstreams.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Activity of one upstream connection, for its watchdog.
@@ -70,7 +73,7 @@ impl IoObserver for UpConn {
     }
 }
 
-type Io = TokioIo<ObservedIo<TcpStream, UpConn>>;
+type Io = TokioIo<ObservedIo<UpStream, UpConn>>;
 
 struct Idle {
     tx: http1::SendRequest<RequestBody>,
@@ -191,10 +194,11 @@ impl Pool {
 
     /// Opens a new connection (trying each address within the connect timeout).
     async fn connect(self: &Arc<Self>) -> Result<Checkout, UpstreamError> {
-        let stream = tokio::time::timeout(
-            self.settings.connect_timeout,
-            connect_any(&self.upstream, self.settings.connect_timeout),
-        )
+        let budget = self.settings.connect_timeout;
+        let stream = tokio::time::timeout(budget, async {
+            let tcp = connect_any(&self.upstream, budget).await?;
+            self.secure(tcp).await
+        })
         .await
         .map_err(|_| UpstreamError::ConnectTimeout)??;
         let conn = Arc::new(UpConn::default());
@@ -222,9 +226,26 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// TLS over the new TCP connection for `https://` upstreams (within the connect timeout).
+    async fn secure(&self, tcp: TcpStream) -> Result<UpStream, UpstreamError> {
+        let up = &self.upstream;
+        let (Some(config), Some(name)) = (&self.settings.tls, &up.server_name) else {
+            return if up.url.tls { Err(UpstreamError::Tls) } else { Ok(UpStream::Plain(tcp)) };
+        };
+        match tokio_rustls::TlsConnector::from(config.clone()).connect(name.clone(), tcp).await {
+            Ok(tls) => Ok(UpStream::Tls(Box::new(tls))),
+            Err(e) => {
+                tracing::warn!(upstream = %up.name, error = %e, "TLS handshake with the upstream failed");
+                Err(UpstreamError::Tls)
+            }
+        }
+    }
+}
+
 /// Tries the addresses in turn; each gets a share of the connect timeout (at least a second), so
 /// one address that drops SYNs does not use up the whole budget.
-async fn connect_any(up: &Upstream, budget: Duration) -> Result<TcpStream, UpstreamError> {
+pub(crate) async fn connect_any(up: &Upstream, budget: Duration) -> Result<TcpStream, UpstreamError> {
     let (addrs, start) = up.addrs();
     if addrs.is_empty() {
         return Err(UpstreamError::Unresolved);

@@ -2,6 +2,8 @@
 //! (hyper, HTTP/1.1 and h2c, with upgrades), and real clients.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -113,6 +115,18 @@ impl ProxyProc {
             assert!(Instant::now() < deadline, "expected {n} access lines, got {}: {lines:?}", lines.len());
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The bound address of the listener of `kind` (`proxy`, `tls`, `passthrough`).
+    pub fn listener(&self, kind: &str) -> SocketAddr {
+        let line = self.wait_line(|v| v["event"] == "listening" && v["listener"] == kind);
+        line["addr"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Sends SIGHUP.
+    pub fn sighup(&self) {
+        let ok = Command::new("kill").args(["-HUP", &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
     }
 
     pub fn stderr_text(&self) -> String {
@@ -402,6 +416,10 @@ pub struct H1Client {
 }
 
 impl H1Client {
+    pub fn from_sender(tx: hyper::client::conn::http1::SendRequest<UpBody>) -> Self {
+        Self { tx }
+    }
+
     pub async fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).await.unwrap();
         let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
@@ -476,6 +494,10 @@ pub struct H2Client {
 }
 
 impl H2Client {
+    pub fn from_sender(tx: hyper::client::conn::http2::SendRequest<UpBody>) -> Self {
+        Self { tx }
+    }
+
     pub async fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).await.unwrap();
         let (tx, conn) =
