@@ -637,6 +637,11 @@ impl Ledger {
             return None;
         }
         seen.insert(host.to_owned());
+        drop(seen);
+        // Told to the DNS evidence (dropped when its queue is full; its sweep finds the host).
+        if let Some(tx) = self.new_hosts.get() {
+            let _ = tx.try_send(host.to_owned());
+        }
         Some(true)
     }
 
@@ -664,11 +669,6 @@ impl Ledger {
             EntryRef::Vacant(v) => match self.admit_host(host) {
                 Some(first) => {
                     new_host = first;
-                    if first {
-                        if let Some(tx) = self.new_hosts.get() {
-                            let _ = tx.try_send(host.to_owned());
-                        }
-                    }
                     Some(v.insert(HostStats::new(o.at_ms, ip_literal)))
                 }
                 None => {
