@@ -135,19 +135,25 @@ async fn route(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Full
     resp
 }
 
-/// `/report/route53`: every zone's change batch with the skipped hosts and the ExternalDNS script;
-/// `?zone=Z…` gives that zone's batch alone, ready for `--change-batch file://`.
+/// `/report/route53`: every zone's change batches with the skipped hosts and the ExternalDNS
+/// script; `?zone=Z…` gives that zone's batch alone (`&part=N` for the Nth when a zone has more
+/// than 1 000 changes), ready for `--change-batch file://`.
 async fn route53(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Full<Bytes>> {
     let Some(ledger) = state.ledger.clone() else {
         return text(StatusCode::NOT_FOUND, "recording is off (--no-record)\n");
     };
-    let zone = req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("zone="))).map(str::to_owned);
+    let param = |name: &str| {
+        req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix(name))).map(str::to_owned)
+    };
+    let zone = param("zone=");
+    // A zone with more than 1 000 changes has several batches: `&part=2`…
+    let part: usize = param("part=").and_then(|p| p.parse().ok()).unwrap_or(1);
     let (started, settings, dns, s) = (state.started_at_ms, state.report, state.dns.clone(), state.export);
     let built =
         tokio::task::spawn_blocking(move || export(&build(&ledger, started, &settings, dns.as_deref()), &s)).await;
     let Ok(out) = built else { return text(StatusCode::INTERNAL_SERVER_ERROR, "export failed\n") };
     let body = match zone {
-        Some(z) => match out.batches.get(&z) {
+        Some(z) => match out.batches.get(&z).and_then(|parts| parts.get(part.saturating_sub(1))) {
             Some(batch) => batch.clone(),
             None => return text(StatusCode::NOT_FOUND, "no change for that hosted zone\n"),
         },

@@ -62,8 +62,18 @@ pub fn classify(e: &Evidence<'_>) -> (Action, bool, String) {
         return (Action::AddGreenRoute, urgent, why);
     }
     match e.dns {
-        "blue" | "split" => {
+        "blue" | "split" if e.routed == Routed::All => {
             return (Action::SwitchDns, false, format!("green serves every seen path; DNS points at {}", e.dns))
+        }
+        "blue" | "split" => {
+            // Moving DNS needs proof that green serves the traffic: without a route table, or
+            // without a visible path (TLS passthrough), there is none.
+            let why = if e.paths == 0 {
+                format!("DNS points at {}, but no path is visible (TLS passthrough): check green serves this host before switching DNS", e.dns)
+            } else {
+                format!("DNS points at {}, but green's routes were not checked (no --green-routes): load them before switching DNS", e.dns)
+            };
+            return (Action::Unknown, false, why);
         }
         "unknown-target" | "unresolvable" | "external" => {
             return (Action::InvestigateDns, false, format!("DNS verdict `{}`: the host is not where expected", e.dns))
@@ -165,6 +175,9 @@ mod tests {
         assert_eq!(classify(&ev(Routed::All, &[], "unresolvable")).0, Action::InvestigateDns);
         assert_eq!(classify(&ev(Routed::All, &[], "unknown")).0, Action::Unknown);
         assert_eq!(classify(&ev(Routed::Unknown, &[], "unknown")).0, Action::Unknown);
+        let (a, _, why) = classify(&ev(Routed::Unknown, &[], "blue"));
+        assert_eq!(a, Action::Unknown, "no switch-dns without proof that green serves the host");
+        assert!(why.contains("not checked"), "{why}");
         let mut green = ev(Routed::All, &[], "green");
         green.window_end_ms = Some(150_000);
         assert_eq!(classify(&green).0, Action::WaitTtl);

@@ -95,8 +95,8 @@ pub enum ReportCommand {
         /// Folder for the batches (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// Weight green's record gets (0-255).
-        #[arg(long, value_name = "N", default_value = "100")]
+        /// Weight green's record gets (1-255; blue's goes to 0).
+        #[arg(long, value_name = "N", default_value = "100", value_parser = clap::value_parser!(u8).range(1..))]
         green_weight: u8,
         /// TTL of CNAME/A records written, seconds.
         #[arg(long, value_name = "SECONDS", default_value = "60")]
@@ -377,8 +377,15 @@ pub struct ServeArgs {
     #[arg(long, env = "CUTOVER_CLOSE_STALE_CONNECTIONS", help_heading = "DNS evidence")]
     pub close_stale_connections: bool,
 
-    /// Weight green's record gets in the exported Route53 changes (0-255).
-    #[arg(long, env = "CUTOVER_GREEN_WEIGHT", value_name = "N", default_value = "100", help_heading = "DNS evidence")]
+    /// Weight green's record gets in the exported Route53 changes (1-255; blue's goes to 0).
+    #[arg(
+        long,
+        env = "CUTOVER_GREEN_WEIGHT",
+        value_name = "N",
+        default_value = "100",
+        value_parser = clap::value_parser!(u8).range(1..),
+        help_heading = "DNS evidence"
+    )]
     pub green_weight: u8,
 
     /// TTL of CNAME/A records in the exported Route53 changes, seconds.
@@ -891,6 +898,12 @@ fn dns_config(
     }
     if settings.concurrency == 0 || settings.concurrency > 1024 {
         return Err(invalid("--dns-concurrency", format!("{} is not between 1 and 1024", settings.concurrency)));
+    }
+    if export.green_weight == 0 {
+        return Err(invalid(
+            "--green-weight",
+            "0 would leave every set at weight 0, which Route53 splits equally".into(),
+        ));
     }
     if settings.rate == 0 {
         return Err(invalid("--dns-rate", "must be at least 1 lookup per second".into()));

@@ -99,12 +99,11 @@ fn report_command(cmd: ReportCommand) -> anyhow::Result<()> {
             let done = export(&merged, &ExportSettings { green_weight, dns_ttl });
             let written = file::write_export(&out, &done)?;
             for (zone, hosts) in &done.hosts {
-                println!(
-                    "{}: {} host(s): {}",
-                    out.join(format!("{zone}.json")).display(),
-                    hosts.len(),
-                    hosts.join(", ")
-                );
+                let parts = done.batches.get(zone).map_or(1, Vec::len);
+                let more =
+                    if parts > 1 { format!(" (+{} more: {zone}.part2.json…)", parts - 1) } else { String::new() };
+                let file = out.join(format!("{zone}.json"));
+                println!("{}{more}: {} host(s): {}", file.display(), hosts.len(), hosts.join(", "));
             }
             if let Some(script) = written.iter().find(|p| p.extension().is_some_and(|e| e == "sh")) {
                 println!("{}: ExternalDNS owns some of these records; apply its annotations too", script.display());

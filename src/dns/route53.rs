@@ -268,6 +268,25 @@ impl Route53 {
         }
         let max_ttl = sets.iter().map(|r| r.ttl.unwrap_or(ALIAS_TTL)).max();
         let verdict = if records.is_empty() { "unresolvable" } else { verdict_of(&records) };
+        // A wildcard's other record types (TXT, MX…) go along, so the export can tell that an
+        // explicit record for this host would hide them.
+        if let Some(wild) = sets.first().map(|r| r.name.as_str()).filter(|n| n.starts_with("*.") && *n != host) {
+            for r in
+                zone.records.iter().filter(|r| r.name == wild && !matches!(r.rtype.as_str(), "A" | "AAAA" | "CNAME"))
+            {
+                records.push(RecordEvidence {
+                    zone_id: zone.id.clone(),
+                    name: r.name.clone(),
+                    rtype: r.rtype.clone(),
+                    set_identifier: r.set_identifier.clone(),
+                    weight: r.weight,
+                    target: r.values.join(" "),
+                    ttl: r.ttl,
+                    side: Side::Neither,
+                    record_set: r.raw.clone(),
+                });
+            }
+        }
         Route53Answer { verdict, zone_id: Some(zone.id.clone()), records, owner, max_ttl }
     }
 }

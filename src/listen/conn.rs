@@ -73,8 +73,13 @@ impl ConnState {
     /// Closes the connection gracefully once what is in flight is answered (HTTP/2: GOAWAY).
     pub fn close_after_response(&self) {
         if let Some(alarm) = self.alarm.get() {
-            alarm.ring(Expiry::Drain);
+            alarm.ring(Expiry::Stale);
         }
+    }
+
+    /// The connection's alarm, once set.
+    pub fn alarm(&self) -> Option<&Arc<Alarm>> {
+        self.alarm.get()
     }
 
     /// The same, for a connection that completed a TLS handshake.
@@ -137,6 +142,9 @@ pub enum Expiry {
     Idle,
     /// The proxy is shutting down: finish what is in flight, then close.
     Drain,
+    /// `--close-stale-connections`: the host's DNS moved to green; close gracefully (HTTP/2
+    /// GOAWAY) but keep watching the connection's timeouts.
+    Stale,
 }
 
 /// Rings a connection's task once, from its watchdog or from a shutdown. The task only polls the
@@ -149,6 +157,15 @@ impl Alarm {
     pub fn new() -> (Arc<Alarm>, oneshot::Receiver<Expiry>) {
         let (tx, rx) = oneshot::channel();
         (Arc::new(Alarm(Mutex::new(Some(tx)))), rx)
+    }
+
+    /// A fresh receiver after a [`Expiry::Stale`] ring, so later rings (idle, drain) still arrive.
+    pub fn rearm(&self) -> oneshot::Receiver<Expiry> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(tx);
+        }
+        rx
     }
 
     /// Rings with `why`; only the first ring counts.

@@ -197,11 +197,14 @@ async fn accept_loop(listener: TcpListener, ctx: ConnCtx, mut stop: watch::Recei
 /// shuts it down gracefully (HTTP/1.1: after the response in flight; HTTP/2: GOAWAY) when idle or
 /// draining.
 macro_rules! drive {
-    ($conn:expr, $rang:expr, $peer:expr, $linger:expr) => {{
+    ($conn:expr, $rang:expr, $alarm:expr, $peer:expr, $linger:expr) => {{
         let conn = $conn;
         tokio::pin!(conn);
         let mut closing = false;
-        // Armed once a graceful close starts: a client that never reads the rest of its last
+        // The alarm's receiver may be polled until it rings (and again after a `Stale` ring,
+        // which re-arms it so idle and drain still arrive).
+        let mut armed = true;
+        // Armed once an idle close starts: a client that never reads the rest of its last
         // response (zero window) must not hold the connection forever.
         let linger = tokio::time::sleep(Duration::MAX);
         tokio::pin!(linger);
@@ -214,23 +217,42 @@ macro_rules! drive {
                     }
                     break;
                 }
-                why = &mut $rang, if !closing => match why {
-                    Ok(Expiry::HeaderTimeout) => {
-                        tracing::debug!(peer = %$peer, "request header timeout: closing the connection");
-                        break;
-                    }
-                    Ok(Expiry::Idle) | Err(_) => {
-                        closing = true;
-                        linger.as_mut().reset(tokio::time::Instant::now() + $linger);
-                        conn.as_mut().graceful_shutdown();
-                    }
-                    // Draining: the worker's --shutdown-timeout bounds what is still in flight.
-                    Ok(Expiry::Drain) => {
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
+                why = &mut $rang, if armed => {
+                    armed = false;
+                    match why {
+                        Ok(Expiry::HeaderTimeout) => {
+                            tracing::debug!(peer = %$peer, "request header timeout: closing the connection");
+                            break;
+                        }
+                        Ok(Expiry::Idle) | Err(_) => {
+                            linger.as_mut().reset(tokio::time::Instant::now() + $linger);
+                            if !closing {
+                                closing = true;
+                                conn.as_mut().graceful_shutdown();
+                            }
+                        }
+                        // Draining: the worker's --shutdown-timeout bounds what is still in flight.
+                        Ok(Expiry::Drain) => {
+                            if !closing {
+                                closing = true;
+                                conn.as_mut().graceful_shutdown();
+                            }
+                        }
+                        // The host moved to green: GOAWAY, streams in flight finish; the
+                        // watchdog's idle ring and a drain still come through.
+                        Ok(Expiry::Stale) => {
+                            if !closing {
+                                closing = true;
+                                conn.as_mut().graceful_shutdown();
+                            }
+                            if let Some(alarm) = $alarm {
+                                $rang = alarm.rearm();
+                                armed = true;
+                            }
+                        }
                     }
                 },
-                _ = &mut linger, if closing => {
+                _ = &mut linger => {
                     tracing::debug!(peer = %$peer, "client did not take the end of its response: closing");
                     break;
                 }
@@ -279,6 +301,7 @@ async fn serve_tls(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr) {
     let trusted = ctx.proxy.settings().trusted.contains(peer.ip());
     let state = Arc::new(ConnState::new(peer, trusted).with_tls(info));
     let (alarm, rang) = Alarm::new();
+    state.set_alarm(alarm.clone());
     let watchdog = tokio::spawn(conn::watch(state.clone(), alarm.clone(), ctx.timeouts.header, ctx.timeouts.idle));
     let id = ctx.registry.add(alarm);
     serve_http(&ctx, tls, state, h2, rang, peer).await;
@@ -298,14 +321,15 @@ async fn serve_http<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let io = TokioIo::new(ObservedIo::new(io, state.clone()));
+    let alarm = state.alarm().cloned();
     let (proxy, svc_state) = (ctx.proxy.clone(), state);
     let svc = service_fn(move |req| proxy.clone().handle(svc_state.clone(), req));
     // One protocol per connection, chosen by the preface (or ALPN): the plain builders are
     // measurably cheaper per request than the auto builder's rewinding reader.
     if h2 {
-        drive!(ctx.h2.serve_connection(io, svc), rang, peer, ctx.timeouts.header);
+        drive!(ctx.h2.serve_connection(io, svc), rang, alarm.as_ref(), peer, ctx.timeouts.header);
     } else {
-        drive!(ctx.h1.serve_connection(io, svc).with_upgrades(), rang, peer, ctx.timeouts.header);
+        drive!(ctx.h1.serve_connection(io, svc).with_upgrades(), rang, alarm.as_ref(), peer, ctx.timeouts.header);
     }
 }
 

@@ -58,15 +58,18 @@ pub fn read(path: &Path) -> Result<Report, ReportFileError> {
     serde_json::from_str(&text).map_err(|e| ReportFileError::Parse { path: path.to_owned(), why: e.to_string() })
 }
 
-/// Writes a Route53 export into `dir`: `<ZONEID>.json` per zone, `externaldns-patch.sh` when some
+/// Writes a Route53 export into `dir`: `<ZONEID>.json` per zone (`<ZONEID>.partN.json` for a
+/// zone's further batches beyond 1 000 changes), `externaldns-patch.sh` when some
 /// records are owned by ExternalDNS, `skipped.json` listing hosts without a change. Returns the
 /// files written.
 pub fn write_export(dir: &Path, export: &super::route53::Export) -> Result<Vec<PathBuf>, ReportFileError> {
     let io = |e: std::io::Error| ReportFileError::Io { path: dir.to_owned(), source: e };
     std::fs::create_dir_all(dir).map_err(io)?;
     let mut written = Vec::new();
-    for (zone, batch) in &export.batches {
-        let path = dir.join(format!("{zone}.json"));
+    for (zone, batch, part) in
+        export.batches.iter().flat_map(|(z, parts)| parts.iter().enumerate().map(move |(i, b)| (z, b, i + 1)))
+    {
+        let path = dir.join(if part == 1 { format!("{zone}.json") } else { format!("{zone}.part{part}.json") });
         let mut text = serde_json::to_string_pretty(batch).unwrap_or_default();
         text.push('\n');
         write_atomic(&path, text.as_bytes())?;

@@ -38,11 +38,15 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// Route53 takes at most 1 000 changes per batch; a zone with more is split (a host's changes stay
+/// together in one batch, so each batch applies on its own).
+pub const MAX_CHANGES: usize = 1000;
+
 /// Everything the export writes.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Export {
-    /// Hosted zone id → change batch.
-    pub batches: BTreeMap<String, Value>,
+    /// Hosted zone id → its change batches (one, unless it has more than [`MAX_CHANGES`]).
+    pub batches: BTreeMap<String, Vec<Value>>,
     /// Hosted zone id → hosts it moves.
     pub hosts: BTreeMap<String, Vec<String>>,
     /// `switch-dns` hosts without a change.
@@ -59,8 +63,16 @@ pub fn export(report: &Report, s: &ExportSettings) -> Export {
     for h in report.hosts.iter().filter(|h| h.action == Action::SwitchDns) {
         match host_changes(h, green.as_deref(), s) {
             Ok((zone, changes)) => {
-                let batch = out.batches.entry(zone.clone()).or_insert_with(|| json!({"Comment": "", "Changes": []}));
-                if let Some(list) = batch.get_mut("Changes").and_then(Value::as_array_mut) {
+                let batches = out.batches.entry(zone.clone()).or_default();
+                let fits = batches
+                    .last()
+                    .and_then(|b| b["Changes"].as_array())
+                    .is_some_and(|c| c.len() + changes.len() <= MAX_CHANGES);
+                if !fits {
+                    batches.push(json!({"Comment": "", "Changes": []}));
+                }
+                if let Some(list) = batches.last_mut().and_then(|b| b.get_mut("Changes")).and_then(Value::as_array_mut)
+                {
                     list.extend(changes);
                 }
                 out.hosts.entry(zone).or_default().push(h.host.clone());
@@ -71,13 +83,22 @@ pub fn export(report: &Report, s: &ExportSettings) -> Export {
             Err(reason) => out.skipped.push(Skipped { host: h.host.clone(), reason }),
         }
     }
-    for (zone, batch) in out.batches.iter_mut() {
-        let hosts = out.hosts.get(zone).map(|h| h.join(", ")).unwrap_or_default();
-        let mut comment = format!("cutover-proxy: move {hosts} to green");
-        if comment.len() > 256 {
-            comment = format!("cutover-proxy: move {} hosts to green", out.hosts.get(zone).map_or(0, Vec::len));
+    for (zone, batches) in out.batches.iter_mut() {
+        let parts = batches.len();
+        for (i, batch) in batches.iter_mut().enumerate() {
+            let names: Vec<&str> = batch["Changes"]
+                .as_array()
+                .map(|c| c.iter().filter_map(|c| c["ResourceRecordSet"]["Name"].as_str()).collect())
+                .unwrap_or_default();
+            let mut hosts: Vec<&str> = names.iter().map(|n| n.trim_end_matches('.')).collect();
+            hosts.dedup();
+            let part = if parts > 1 { format!(" (part {} of {parts})", i + 1) } else { String::new() };
+            let mut comment = format!("cutover-proxy: move {} to green{part}", hosts.join(", "));
+            if comment.len() > 256 {
+                comment = format!("cutover-proxy: move {} hosts of {zone} to green{part}", hosts.len());
+            }
+            batch["Comment"] = Value::String(comment);
         }
-        batch["Comment"] = Value::String(comment);
     }
     if !script.is_empty() {
         out.externaldns_script = Some(format!(
@@ -119,6 +140,14 @@ fn host_changes(h: &HostReport, green: Option<&str>, s: &ExportSettings) -> Resu
     if !records.iter().any(|r| r.side == Side::Blue) {
         return Err("none of its records points at a blue target".into());
     }
+    if let Some(other) =
+        h.dns.records.iter().find(|r| r.name != h.host && !matches!(r.rtype.as_str(), "A" | "AAAA" | "CNAME"))
+    {
+        return Err(format!(
+            "answered by the wildcard `{}`, which also holds {} records: a record of its own would hide them from this host; switch by hand",
+            other.name, other.rtype
+        ));
+    }
     let mut changes = Vec::new();
     let mut types: Vec<&str> = Vec::new();
     for r in &records {
@@ -129,7 +158,12 @@ fn host_changes(h: &HostReport, green: Option<&str>, s: &ExportSettings) -> Resu
     for rtype in types {
         let group: Vec<&RecordEvidence> = records.iter().copied().filter(|r| r.rtype == rtype).collect();
         let wildcard = group.iter().any(|r| r.name != h.host);
-        let weighted = group.iter().any(|r| r.set_identifier.is_some());
+        let weighted = group.iter().any(|r| r.weight.is_some());
+        if !weighted && group.iter().any(|r| r.set_identifier.is_some()) {
+            return Err(format!(
+                "its {rtype} records use a routing policy other than weighted (failover, latency, geolocation, multivalue); switch by hand"
+            ));
+        }
         let blue: Vec<&RecordEvidence> = group.iter().copied().filter(|r| r.side == Side::Blue).collect();
         let Some(model) = blue.first() else { continue };
         if weighted && !wildcard {
@@ -414,6 +448,51 @@ mod tests {
             "ambiguous green"
         );
         assert_eq!(check(&c, &[GREEN.into(), "10.2.0.0/16".into()]), None, "CIDRs do not count as names");
+    }
+
+    #[test]
+    fn other_policies_and_wildcards_with_other_types_are_left_to_the_operator() {
+        let failover = json!({"Name": "f.example.com.", "Type": "CNAME", "SetIdentifier": "primary", "Failover": "PRIMARY",
+                              "TTL": 60, "ResourceRecords": [{"Value": "k8s-blue-1.eu-west-1.elb.amazonaws.com"}]});
+        let h = host("f.example.com", Some("Z1"), json!([rec("f.example.com", "CNAME", "blue", failover)]));
+        assert!(check(&h, &[GREEN.into()]).unwrap().contains("routing policy"));
+        let wild = json!({"Name": "*.t.example.com.", "Type": "CNAME", "TTL": 60, "ResourceRecords": [{"Value": "k8s-blue-1.eu-west-1.elb.amazonaws.com"}]});
+        let txt = json!({"Name": "*.t.example.com.", "Type": "TXT", "TTL": 60, "ResourceRecords": [{"Value": "\"v=spf1 -all\""}]});
+        let h = host(
+            "a.t.example.com",
+            Some("Z1"),
+            json!([
+                rec("*.t.example.com", "CNAME", "blue", wild.clone()),
+                rec("*.t.example.com", "TXT", "neither", txt)
+            ]),
+        );
+        assert!(check(&h, &[GREEN.into()]).unwrap().contains("TXT"));
+        let h = host("a.t.example.com", Some("Z1"), json!([rec("*.t.example.com", "CNAME", "blue", wild)]));
+        assert_eq!(check(&h, &[GREEN.into()]), None, "a wildcard alone gets the host its own weighted pair");
+    }
+
+    #[test]
+    fn a_zone_beyond_1000_changes_is_split_between_hosts() {
+        let hosts: Vec<HostReport> = (0..400)
+            .map(|i| {
+                let name = format!("h{i}.example.com");
+                let set = json!({"Name": format!("{name}."), "Type": "CNAME", "TTL": 300,
+                                 "ResourceRecords": [{"Value": "k8s-blue-1.eu-west-1.elb.amazonaws.com"}]});
+                host(&name, Some("Z1"), json!([rec(&name, "CNAME", "blue", set)]))
+            })
+            .collect();
+        let report: Report = serde_json::from_value(json!({
+            "schema": crate::report::model::SCHEMA, "generated_at": "2026-11-25T22:00:00Z", "started_at": "2026-11-25T22:00:00Z",
+            "totals": crate::report::model::Totals::default(), "green": {"loaded": true, "objects": 1},
+            "dns": {"live": false, "zones": [], "blue_targets": [], "green_targets": [GREEN]}, "hosts": hosts
+        }))
+        .unwrap();
+        let out = export(&report, &ExportSettings::default());
+        let parts = &out.batches["Z1"];
+        let sizes: Vec<usize> = parts.iter().map(|b| b["Changes"].as_array().unwrap().len()).collect();
+        assert_eq!(sizes, [999, 201], "3 changes per host, never split across batches");
+        assert!(parts[1]["Comment"].as_str().unwrap().contains("part 2 of 2"));
+        assert!(parts[0]["Comment"].as_str().unwrap().len() <= 256);
     }
 
     #[test]
