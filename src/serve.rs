@@ -313,7 +313,7 @@ pub fn run_with(cfg: ServeConfig, hooks: Hooks) -> Result<(), ServeError> {
             let names = ledger.clone();
             let settings = cfg.dns.settings.clone();
             let events = log.clone();
-            let on_change: crate::dns::task::OnChange = Box::new(move |host, from, to| {
+            let on_change: crate::dns::task::OnChange = Arc::new(move |host, from, to| {
                 events.event("dns_verdict", json!({"host": host, "from": from, "to": to}));
             });
             tokio::spawn(crate::dns::task::run(book, resolver, settings, rx, move || names.host_names(), on_change));

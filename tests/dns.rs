@@ -190,7 +190,7 @@ async fn a_host_moves_from_switch_dns_to_wait_ttl_to_fix_clients() {
     let dir = temp_dir("move");
     let routes = dir.join("green.yaml");
     std::fs::write(&routes, GREEN_ROUTES).unwrap();
-    let proxy = start_proxy(&upstream, &dns, &routes, &["--ttl-grace", "2s", "--close-stale-connections"]);
+    let proxy = start_proxy(&upstream, &dns, &routes, &["--ttl-grace", "5s", "--close-stale-connections"]);
 
     // A keep-alive client that opened its connection before the move.
     let mut old = H1Client::connect(proxy.addr).await;
@@ -231,7 +231,7 @@ async fn a_host_moves_from_switch_dns_to_wait_ttl_to_fix_clients() {
     let line = proxy.wait_line(|v| v["host"] == "move.example.com" && v["stale_conn"] == true);
     assert_eq!(line["status"], 200);
 
-    // Past the window (largest TTL 1 s + 2 s grace), a client still comes: it caches DNS.
+    // Past the window (largest TTL 1 s + 5 s grace), a client still comes: it caches DNS.
     let end = report::parse(h["dns"]["window_ends_at"].as_str().unwrap());
     while report::now_ms() <= end + 100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -272,6 +272,50 @@ async fn a_host_that_stops_arriving_gets_none() {
     assert_eq!(c.get("quiet.example.com", "/").await.status, 200);
     let r = report_until(&proxy, "none", |r| host(r, "quiet.example.com")["action"] == "none").await;
     assert_eq!(host(&r, "quiet.example.com")["dns"]["verdict"], "green");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_stale_connections_sends_goaway_to_http2_over_tls() {
+    use common::tls::{client_config, connect, generate};
+    let upstream = Upstream::start().await;
+    let dns = dns_with_targets().await;
+    dns.set("tls.example.com", vec![(Rr::Cname(GREEN_LB.into()), 60)]);
+    let dir = temp_dir("tls-stale");
+    generate(&dir, &["tls.example.com"]);
+    let routes = dir.join("green.yaml");
+    std::fs::write(
+        &routes,
+        GREEN_ROUTES.replace("\"quiet.example.com\"", "\"quiet.example.com\", \"tls.example.com\""),
+    )
+    .unwrap();
+    let cert_dir = dir.to_str().unwrap().to_owned();
+    let proxy = start_proxy(
+        &upstream,
+        &dns,
+        &routes,
+        &["--tls-listen", "127.0.0.1:0", "--cert-dir", &cert_dir, "--close-stale-connections"],
+    );
+    // First sighting, then DNS says green.
+    let mut c = H1Client::connect(proxy.addr).await;
+    assert_eq!(c.get("tls.example.com", "/").await.status, 200);
+    report_until(&proxy, "green", |r| host(r, "tls.example.com")["dns"]["verdict"] == "green").await;
+
+    let config = client_config(&dir.join("ca/ca.crt"), &[b"h2"]);
+    let tls = connect(proxy.listener("tls"), "tls.example.com", config).await;
+    let (tx, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut h2 = H2Client::from_sender(tx);
+    let got = h2.send(Request::get("https://tls.example.com/cart").body(empty()).unwrap()).await;
+    assert_eq!(got.status, 200, "the request itself is answered");
+    let start = Instant::now();
+    while !h2.is_closed() {
+        assert!(start.elapsed() < Duration::from_secs(5), "no GOAWAY on the TLS listener");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Time helpers for the window.

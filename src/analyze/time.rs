@@ -43,6 +43,9 @@ pub fn clf(s: &str) -> Option<u64> {
 pub fn msec(s: &str) -> Option<u64> {
     let (secs, frac) = s.trim().split_once('.').unwrap_or((s.trim(), ""));
     let secs: u64 = secs.parse().ok()?;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let ms: u64 = if frac.is_empty() { 0 } else { format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()? };
     secs.checked_mul(1000)?.checked_add(ms)
 }
@@ -110,6 +113,8 @@ mod tests {
             ("1530570180.186", msec, Some(T)),
             ("1530570180", msec, Some(T - 186)),
             ("-5", msec, None),
+            ("1530570180.12é", msec, None),
+            ("1530570180.1x", msec, None),
         ];
         for (text, parse, want) in cases {
             assert_eq!(parse(text), *want, "{text}");

@@ -72,7 +72,15 @@ struct HostDns {
     resolved_at_ms: u64,
     changed_at_ms: u64,
     green_since_ms: Option<u64>,
+    /// Live resolutions in a row that found only green, and when the first of them was.
+    green_streak: (u32, u64),
+    /// Largest TTL met while the host was not green: what clients that cached blue still hold.
+    ttl_before_move: Option<u64>,
 }
+
+/// Live resolutions in a row that must find only green before a host that pointed at blue counts
+/// as moved: a weighted record sampled a few times can miss its blue answers by chance.
+const GREEN_CONFIRMATIONS: u32 = 3;
 
 /// Every host's DNS evidence.
 pub struct DnsBook {
@@ -119,8 +127,14 @@ impl DnsBook {
         &self.route53
     }
 
-    /// One side's names resolved to these addresses; every verdict is re-judged.
-    pub fn set_target_addrs(&self, side: Side, addrs: &[IpAddr], now_ms: u64) {
+    /// One side's names resolved to these addresses; when that adds or moves an address, every
+    /// verdict is judged again. Returns the hosts whose verdict changed, `(host, from, to)`.
+    pub fn set_target_addrs(
+        &self,
+        side: Side,
+        addrs: &[IpAddr],
+        now_ms: u64,
+    ) -> Vec<(String, &'static str, &'static str)> {
         let changed = {
             let mut a = self.addrs.lock().unwrap_or_else(|p| p.into_inner());
             let before = a.addrs.len();
@@ -128,12 +142,11 @@ impl DnsBook {
             a.update(side, addrs, now_ms);
             new || a.addrs.len() != before
         };
-        if changed {
-            let hosts: Vec<String> = self.hosts.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
-            for h in hosts {
-                let _ = self.judge(&h, None, now_ms);
-            }
+        if !changed {
+            return Vec::new();
         }
+        let hosts: Vec<String> = self.hosts.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        hosts.into_iter().filter_map(|h| self.judge(&h, None, now_ms).map(|(from, to)| (h, from, to))).collect()
     }
 
     /// Records a live resolution of `host` (`None`: no live resolution, Route53 only) and re-judges
@@ -158,6 +171,7 @@ impl DnsBook {
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         let first = !hosts.contains_key(host);
         let h = hosts.entry(host.to_owned()).or_default();
+        let resolved = matches!(live, Some(Some(_)));
         match live {
             Some(Some(Ok(samples))) => {
                 h.live = samples;
@@ -179,12 +193,33 @@ impl DnsBook {
         let (live_verdict, answers) = self.live_verdict(&h.live, &addrs);
         h.answers = answers;
         // Live DNS is what clients see; Route53 is what the zone says, used when live has no answer.
-        let (verdict, source) = match (live_verdict, &h.r53) {
+        let (mut verdict, source) = match (live_verdict, &h.r53) {
             (Some(v), _) => (v, "live"),
             (None, Some(r)) => (r.verdict, "route53"),
             (None, None) if h.live_error.is_some() => ("unresolvable", "live"),
             (None, None) => ("unknown", ""),
         };
+        if resolved {
+            h.green_streak = match (live_verdict, h.green_streak) {
+                (Some("green"), (0, _)) => (1, now_ms),
+                (Some("green"), (n, since)) => (n.saturating_add(1), since),
+                _ => (0, 0),
+            };
+        }
+        // Leaving blue for green takes a few green-only resolutions in a row; the move then dates
+        // from the first of them.
+        let mut moved_at = now_ms;
+        if verdict == "green" && source == "live" && matches!(h.verdict, "blue" | "split") {
+            if h.green_streak.0 < GREEN_CONFIRMATIONS {
+                verdict = "split";
+            } else {
+                moved_at = h.green_streak.1;
+            }
+        }
+        if verdict != "green" {
+            let seen = self.max_ttl(h);
+            h.ttl_before_move = h.ttl_before_move.max(seen);
+        }
         let from = if first { "unknown" } else { h.verdict };
         let changed = (first || verdict != h.verdict).then_some((from, verdict));
         if changed.is_some() {
@@ -192,7 +227,7 @@ impl DnsBook {
         }
         let was_green = h.green_since_ms.is_some();
         if verdict == "green" {
-            h.green_since_ms.get_or_insert(now_ms);
+            h.green_since_ms.get_or_insert(moved_at);
         } else {
             h.green_since_ms = None;
         }
@@ -204,6 +239,12 @@ impl DnsBook {
             self.moves.publish(moved);
         }
         changed
+    }
+
+    /// Largest TTL of the current evidence (live answers and Route53 records).
+    fn max_ttl(&self, h: &HostDns) -> Option<u64> {
+        let live = h.live.iter().map(|s| s.max_ttl as u64).max();
+        live.max(h.r53.as_ref().and_then(|r| r.max_ttl))
     }
 
     fn live_verdict(&self, samples: &[LiveAnswer], addrs: &TargetAddrs) -> (Option<&'static str>, Vec<DnsAnswer>) {
@@ -258,11 +299,12 @@ impl DnsBook {
             }
         }
         let live_min = h.live.iter().map(|s| s.min_ttl as u64).min();
-        let live_max = h.live.iter().map(|s| s.max_ttl as u64).max();
         let r53_ttl = h.r53.as_ref().and_then(|r| r.max_ttl);
-        let max_ttl = live_max.max(r53_ttl);
+        let max_ttl = self.max_ttl(h).max(h.ttl_before_move);
         let ttl = live_min.or(r53_ttl);
-        let window_end = h.green_since_ms.map(|at| at + max_ttl.unwrap_or(60) * 1000 + self.ttl_grace_ms);
+        let window_end = h
+            .green_since_ms
+            .map(|at| at.saturating_add(max_ttl.unwrap_or(60).saturating_mul(1000)).saturating_add(self.ttl_grace_ms));
         DnsEvidence {
             verdict: h.verdict.to_owned(),
             source: (!h.source.is_empty()).then(|| h.source.to_owned()),
@@ -327,10 +369,17 @@ mod tests {
             2_000,
         );
         assert_eq!(b.evidence("api.example.com").verdict, "split");
-        b.observe("api.example.com", Some(Ok(vec![answer(&[], "10.2.3.4", 30)])), 3_000);
+        // Green-only answers must repeat before a host that was on blue counts as moved.
+        for at in [3_000, 3_500] {
+            b.observe("api.example.com", Some(Ok(vec![answer(&[], "10.2.3.4", 30)])), at);
+            assert_eq!(b.evidence("api.example.com").verdict, "split");
+            assert_eq!(b.moves.get("api.example.com"), None);
+        }
+        b.observe("api.example.com", Some(Ok(vec![answer(&[], "10.2.3.4", 30)])), 4_000);
         let e = b.evidence("api.example.com");
-        assert_eq!((e.verdict.as_str(), e.green_since.clone()), ("green", Some(ts(3_000))));
-        assert_eq!(e.window_ends_at, Some(ts(3_000 + 30_000 + 30_000)));
+        assert_eq!((e.verdict.as_str(), e.green_since.clone()), ("green", Some(ts(3_000))), "dated from the first");
+        // The window runs for the largest TTL met, blue's 60 s included: clients cached that one.
+        assert_eq!(e.window_ends_at, Some(ts(3_000 + 60_000 + 30_000)));
         assert_eq!(b.moves.get("api.example.com"), Some(3_000));
         // A dead server keeps the last answer; NXDOMAIN replaces it.
         b.observe("api.example.com", Some(Err(LookupFailure::Timeout)), 4_000);

@@ -41,6 +41,29 @@ pub struct Zone {
     pub name: String,
     /// Its record sets.
     pub records: Vec<RecordSet>,
+    /// Name → positions in `records` (a zone may hold tens of thousands of sets).
+    by_name: std::collections::HashMap<String, Vec<usize>>,
+}
+
+impl Zone {
+    /// A zone of these record sets.
+    pub fn new(id: &str, name: String, records: Vec<RecordSet>) -> Self {
+        let mut by_name: std::collections::HashMap<String, Vec<usize>> = std::collections::HashMap::new();
+        for (i, r) in records.iter().enumerate() {
+            by_name.entry(r.name.clone()).or_default().push(i);
+        }
+        Self { id: id.to_owned(), name, records, by_name }
+    }
+
+    /// The record sets of one (decoded) name.
+    pub fn named<'z>(&'z self, name: &str) -> impl Iterator<Item = &'z RecordSet> + 'z {
+        self.by_name.get(name).into_iter().flatten().filter_map(|&i| self.records.get(i))
+    }
+
+    /// Whether the name has any record set.
+    pub fn has(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
 }
 
 /// ExternalDNS ownership of a name (from its TXT registry record).
@@ -198,7 +221,7 @@ pub fn parse(zone_id: &str, text: &str) -> Result<Zone, (Option<usize>, String)>
         .or_else(|| records.iter().min_by_key(|r| r.name.len()))
         .map(|r| r.name.clone())
         .unwrap_or_default();
-    Ok(Zone { id: zone_id.to_owned(), name, records })
+    Ok(Zone::new(zone_id, name, records))
 }
 
 fn record_set(raw: Value) -> Result<RecordSet, String> {
@@ -271,9 +294,7 @@ impl Route53 {
         // A wildcard's other record types (TXT, MX…) go along, so the export can tell that an
         // explicit record for this host would hide them.
         if let Some(wild) = sets.first().map(|r| r.name.as_str()).filter(|n| n.starts_with("*.") && *n != host) {
-            for r in
-                zone.records.iter().filter(|r| r.name == wild && !matches!(r.rtype.as_str(), "A" | "AAAA" | "CNAME"))
-            {
+            for r in zone.named(wild).filter(|r| !matches!(r.rtype.as_str(), "A" | "AAAA" | "CNAME")) {
                 records.push(RecordEvidence {
                     zone_id: zone.id.clone(),
                     name: r.name.clone(),
@@ -313,9 +334,9 @@ fn verdict_of(records: &[RecordEvidence]) -> &'static str {
 /// that exists stops the search).
 fn address_sets<'z>(zone: &'z Zone, host: &str) -> Vec<&'z RecordSet> {
     let at = |name: &str| -> Vec<&'z RecordSet> {
-        zone.records.iter().filter(|r| r.name == name && matches!(r.rtype.as_str(), "A" | "AAAA" | "CNAME")).collect()
+        zone.named(name).filter(|r| matches!(r.rtype.as_str(), "A" | "AAAA" | "CNAME")).collect()
     };
-    let exists = |name: &str| zone.records.iter().any(|r| r.name == name);
+    let exists = |name: &str| zone.has(name);
     if exists(host) {
         return at(host);
     }
@@ -371,9 +392,10 @@ fn side_of(zone: &Zone, r: &RecordSet, targets: &Targets, addrs: &TargetAddrs, d
 /// prefixes newer ExternalDNS versions write (`a-`, `aaaa-`, `cname-`).
 fn owner(zone: &Zone, host: &str) -> Option<ExternalDnsOwner> {
     let names = [host.to_owned(), format!("a-{host}"), format!("aaaa-{host}"), format!("cname-{host}")];
-    zone.records
+    names
         .iter()
-        .filter(|r| r.rtype == "TXT" && names.contains(&r.name))
+        .flat_map(|n| zone.named(n))
+        .filter(|r| r.rtype == "TXT")
         .flat_map(|r| r.values.iter())
         .find_map(|v| parse_owner(v))
 }

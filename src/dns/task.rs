@@ -87,7 +87,7 @@ pub fn resolvable(host: &str) -> bool {
 }
 
 /// Called with (host, from, to) when a host's verdict changes.
-pub type OnChange = Box<dyn Fn(&str, &'static str, &'static str) + Send + Sync>;
+pub type OnChange = Arc<dyn Fn(&str, &'static str, &'static str) + Send + Sync>;
 
 /// Runs until `new_hosts` closes. `known_hosts` lists the ledger's hosts (hosts whose
 /// announcement was dropped because the channel was full are found there every minute).
@@ -129,7 +129,8 @@ pub async fn run(
             }
             _ = targets.tick(), if resolver.is_some() && targets_task.as_ref().is_none_or(|t| t.is_finished()) => {
                 if let Some(r) = &resolver {
-                    targets_task = Some(tokio::spawn(refresh_targets(book.clone(), r.clone(), settings.clone())));
+                    let task = refresh_targets(book.clone(), r.clone(), settings.clone(), on_change.clone());
+                    targets_task = Some(tokio::spawn(task));
                 }
             }
             Some(done) = inflight.join_next() => {
@@ -200,7 +201,7 @@ fn admit(
 }
 
 /// Resolves each side's load balancer names and hands the addresses to the book.
-async fn refresh_targets(book: Arc<DnsBook>, resolver: Arc<TokioResolver>, settings: DnsSettings) {
+async fn refresh_targets(book: Arc<DnsBook>, resolver: Arc<TokioResolver>, settings: DnsSettings, on_change: OnChange) {
     for side in [Side::Blue, Side::Green] {
         let names: Vec<String> = book.targets().names(side).map(str::to_owned).collect();
         let mut addrs = Vec::new();
@@ -220,7 +221,9 @@ async fn refresh_targets(book: Arc<DnsBook>, resolver: Arc<TokioResolver>, setti
                 }
             }
         }
-        book.set_target_addrs(side, &addrs, now_unix_ms());
+        for (host, from, to) in book.set_target_addrs(side, &addrs, now_unix_ms()) {
+            on_change(&host, from, to);
+        }
     }
 }
 

@@ -96,14 +96,16 @@ impl AfterMove {
         self.requests += 1;
         self.on_old_connections += old_conn as u64;
         let ua = o.user_agent.map(|ua| &ua[..ua.len().min(MAX_AGENT_LEN)]).unwrap_or_default();
-        if let Some(c) = self.clients.iter_mut().find(|c| c.ip == o.client_ip && c.agent.as_bytes() == ua) {
+        // Compared as stored: lossy UTF-8 (borrowed, no copy, when the agent is valid UTF-8).
+        let ua = String::from_utf8_lossy(ua);
+        if let Some(c) = self.clients.iter_mut().find(|c| c.ip == o.client_ip && *c.agent == *ua) {
             c.requests += 1;
             c.last_seen_ms = c.last_seen_ms.max(o.at_ms);
             c.conn_age_ms = c.conn_age_ms.max(o.conn_age_ms);
             c.opened_before_move |= old_conn;
             return;
         }
-        let agent: Box<str> = String::from_utf8_lossy(ua).into();
+        let agent: Box<str> = ua.into();
         let fresh = LateClient {
             ip: o.client_ip,
             agent,

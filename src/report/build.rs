@@ -9,7 +9,7 @@ use crate::dns::book::DnsBook;
 use crate::log::rfc3339;
 use crate::record::ledger::{HostStats, Ledger, OTHER_HOST, OTHER_PATH};
 use crate::record::normalize::{is_load_balancer_name, INVALID_HOST, NO_HOST};
-use crate::tls::passthrough::NO_SNI;
+use crate::tls::passthrough::{NOT_TLS, NO_SNI};
 
 /// How a report judges hosts.
 #[derive(Debug, Clone, Copy)]
@@ -125,8 +125,9 @@ fn host_report(host: String, s: &HostStats, loaded: bool) -> HostReport {
         })
         .collect();
     late_clients.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.ip.cmp(&b.ip)));
-    let hardcoded =
-        s.ip_literal || is_load_balancer_name(&host) || host == NO_HOST || host == INVALID_HOST || host == NO_SNI;
+    let hardcoded = s.ip_literal
+        || is_load_balancer_name(&host)
+        || [NO_HOST, INVALID_HOST, NO_SNI, NOT_TLS].contains(&host.as_str());
     let p = &s.passthrough;
     let passthrough = (p.connections > 0).then(|| PassthroughReport {
         connections: p.connections,

@@ -216,6 +216,10 @@ fn find_pairs(dir: &Path) -> Result<Vec<(String, PathBuf, PathBuf)>, CertError> 
         match ext {
             "crt" | "pem" => {
                 let key = dir.join(format!("{stem}.key"));
+                // A CA bundle beside the pairs (a cert-manager Secret's `ca.crt`) has no key: not a pair.
+                if stem == "ca" && !key.is_file() {
+                    continue;
+                }
                 if !key.is_file() {
                     return Err(CertError::new(path, format!("no private key: expected {stem}.key beside it")));
                 }

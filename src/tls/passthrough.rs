@@ -102,6 +102,10 @@ pub async fn serve(proxy: Arc<Proxy>, settings: Arc<PassthroughSettings>, mut cl
 async fn read_hello<S: AsyncRead + Unpin>(client: &mut S, timeout: Duration) -> (Vec<u8>, Hello) {
     let mut buf = Vec::with_capacity(2048);
     let deadline = tokio::time::Instant::now() + timeout;
+    // End of the TLS records received whole so far: the ClientHello is parsed again only when a
+    // record completes, not on every read (a client sending one byte at a time would otherwise
+    // make every read re-parse everything before it).
+    let mut whole = 0usize;
     loop {
         let mut chunk = [0u8; 4096];
         match tokio::time::timeout_at(deadline, client.read(&mut chunk)).await {
@@ -110,6 +114,20 @@ async fn read_hello<S: AsyncRead + Unpin>(client: &mut S, timeout: Duration) -> 
                 return (buf, if verdict == Hello::NeedMore { Hello::NotTls } else { verdict });
             }
             Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+        let mut completed = false;
+        while let Some(header) = buf.get(whole..whole + 5) {
+            let end = whole + 5 + u16::from_be_bytes([header[3], header[4]]) as usize;
+            if header[0] != 0x16 || end > buf.len() {
+                // Not a handshake record (the parser says what it is), or one still arriving.
+                completed |= header[0] != 0x16;
+                break;
+            }
+            whole = end;
+            completed = true;
+        }
+        if !completed && buf.len() >= 5 && buf.len() < MAX_HELLO_BYTES {
+            continue;
         }
         match clienthello::parse(&buf) {
             Hello::NeedMore if buf.len() < MAX_HELLO_BYTES => {}
