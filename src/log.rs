@@ -479,4 +479,55 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         assert!(v["sni"].is_null() && v["tls_cert"] == "default" && v.get("sni_mismatch").is_none(), "{v}");
     }
+    /// A writer that keeps what it gets, slowly when asked.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>, Duration);
+
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            std::thread::sleep(self.1);
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_lane_is_written_by_the_end_and_overflow_is_dropped_and_counted() {
+        let sink = Sink::default();
+        let (log, writer) = LogWriter::start(sink.clone(), 64).unwrap();
+        let lanes: Vec<AccessLog> = (0..3).map(|_| log.lane()).collect();
+        for (i, lane) in lanes.iter().enumerate() {
+            for _ in 0..10 {
+                lane.access(record());
+            }
+            lane.event("lane", serde_json::json!({"n": i}));
+        }
+        drop(lanes);
+        drop(log);
+        writer.finish(Duration::from_secs(5));
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().filter(|l| l.contains("\"status\":200")).count(), 30, "{text}");
+        assert_eq!(text.lines().filter(|l| l.contains("\"event\":\"lane\"")).count(), 3);
+
+        // A writer far behind: a lane queues 4 lines, the rest is counted.
+        let slow = Sink(Arc::default(), Duration::from_millis(200));
+        let (log, writer) = LogWriter::start(slow.clone(), 4).unwrap();
+        let lane = log.lane();
+        std::thread::sleep(Duration::from_millis(20));
+        for _ in 0..100 {
+            lane.access(record());
+        }
+        let dropped = lane.dropped();
+        assert!(dropped > 50, "{dropped}");
+        drop(lane);
+        drop(log);
+        writer.finish(Duration::from_secs(5));
+        let text = String::from_utf8(slow.0.lock().unwrap().clone()).unwrap();
+        let written = text.lines().filter(|l| l.contains("\"status\":200")).count() as u64;
+        assert_eq!(written + dropped, 100, "every line is written or counted");
+        assert!(text.contains("\"event\":\"log_lines_dropped\""), "{text}");
+    }
 }
