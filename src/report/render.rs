@@ -211,7 +211,7 @@ pub fn markdown(report: &Report) -> String {
 pub fn action_advice(action: Action) -> &'static str {
     match action {
         Action::FixHardcoded => "Find these clients (top clients listed): they use an IP or a load balancer name, so DNS changes will never move them.",
-        Action::AddGreenRoute => "Add the missing Ingress/HTTPRoute rules on green (via GitOps) before touching DNS. URGENT: DNS already sends clients to green.",
+        Action::AddGreenRoute => "Add the missing Ingress/HTTPRoute rules on green (via GitOps) before touching DNS; hosts marked URGENT already get green's 404s.",
         Action::SwitchDns => "Apply the exported Route53 change (`cutover-proxy report route53`, or GET /report/route53), or the ExternalDNS annotation patch.",
         Action::WaitTtl => "Wait: DNS already points at green and the decay should reach zero within the TTL window.",
         Action::FixClients => "Past the TTL window these clients cache DNS or keep old connections: restart or reconfigure them (JVM networkaddress.cache.ttl), or use --close-stale-connections.",
