@@ -247,43 +247,55 @@ pub struct ServeArgs {
     pub no_record: bool,
 
     /// Address to accept HTTPS on (TLS terminated with the certificates of --cert-dir); repeatable.
-    #[arg(long, env = "CUTOVER_TLS_LISTEN", value_name = "ADDR", value_delimiter = ',')]
+    #[arg(long, env = "CUTOVER_TLS_LISTEN", value_name = "ADDR", value_delimiter = ',', help_heading = "TLS")]
     pub tls_listen: Vec<SocketAddr>,
 
     /// Folder of certificates for --tls-listen: NAME.crt (or NAME.pem) + NAME.key, or NAME/tls.crt + NAME/tls.key.
-    #[arg(long, env = "CUTOVER_CERT_DIR", value_name = "DIR")]
+    #[arg(long, env = "CUTOVER_CERT_DIR", value_name = "DIR", help_heading = "TLS")]
     pub cert_dir: Option<PathBuf>,
 
     /// Certificate (file NAME) served without SNI or for an unknown name [default: the first by name].
-    #[arg(long, env = "CUTOVER_DEFAULT_CERT", value_name = "NAME")]
+    #[arg(long, env = "CUTOVER_DEFAULT_CERT", value_name = "NAME", help_heading = "TLS")]
     pub default_cert: Option<String>,
 
     /// Time a client has to complete the TLS handshake (passthrough: to send its ClientHello).
-    #[arg(long, env = "CUTOVER_TLS_HANDSHAKE_TIMEOUT", value_name = "DURATION", default_value = "10s")]
+    #[arg(
+        long,
+        env = "CUTOVER_TLS_HANDSHAKE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "10s",
+        help_heading = "TLS"
+    )]
     pub tls_handshake_timeout: Dur,
 
     /// Address to accept TLS on without terminating it (SNI read, bytes spliced); repeatable.
-    #[arg(long, env = "CUTOVER_PASSTHROUGH_LISTEN", value_name = "ADDR", value_delimiter = ',')]
+    #[arg(long, env = "CUTOVER_PASSTHROUGH_LISTEN", value_name = "ADDR", value_delimiter = ',', help_heading = "TLS")]
     pub passthrough_listen: Vec<SocketAddr>,
 
     /// Where passthrough connections go: blue's TLS endpoint, HOST:PORT.
-    #[arg(long, env = "CUTOVER_PASSTHROUGH_UPSTREAM", value_name = "HOST:PORT")]
+    #[arg(long, env = "CUTOVER_PASSTHROUGH_UPSTREAM", value_name = "HOST:PORT", help_heading = "TLS")]
     pub passthrough_upstream: Option<HostPort>,
 
     /// A passthrough connection silent both ways this long is closed.
-    #[arg(long, env = "CUTOVER_PASSTHROUGH_IDLE_TIMEOUT", value_name = "DURATION", default_value = "1h")]
+    #[arg(
+        long,
+        env = "CUTOVER_PASSTHROUGH_IDLE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "1h",
+        help_heading = "TLS"
+    )]
     pub passthrough_idle_timeout: Dur,
 
     /// Verify https:// upstreams against the CA certificates in this PEM file instead of the system's.
-    #[arg(long, env = "CUTOVER_UPSTREAM_CA", value_name = "FILE")]
+    #[arg(long, env = "CUTOVER_UPSTREAM_CA", value_name = "FILE", help_heading = "TLS")]
     pub upstream_ca: Option<PathBuf>,
 
     /// Name sent as SNI to (and verified in the certificate of) an https:// --upstream [default: its host].
-    #[arg(long, env = "CUTOVER_UPSTREAM_SNI", value_name = "NAME")]
+    #[arg(long, env = "CUTOVER_UPSTREAM_SNI", value_name = "NAME", help_heading = "TLS")]
     pub upstream_sni: Option<String>,
 
     /// Do not verify https:// upstreams' certificates (logged loudly at start-up).
-    #[arg(long, env = "CUTOVER_UPSTREAM_INSECURE")]
+    #[arg(long, env = "CUTOVER_UPSTREAM_INSECURE", help_heading = "TLS")]
     pub upstream_insecure: bool,
 
     /// Blue's load balancer hostname (re-resolved every --target-refresh) or a CIDR; repeatable.
