@@ -220,3 +220,74 @@ fn unreadable_files_are_exit_2_with_the_file_named() {
     assert!(stderr.contains("apache"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn route53_exports_give_history_its_dns_verdicts_and_fixes() {
+    let dir = temp_dir("route53");
+    let routes = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: rest, namespace: web}
+spec:
+  hostnames: ["api.example.com", "legacy.example.com", "moved.example.com", "shop.other.org"]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+"#;
+    std::fs::write(dir.join("green.yaml"), routes).unwrap();
+    let mut log = String::new();
+    for host in ["api.example.com", "legacy.example.com", "moved.example.com", "shop.other.org"] {
+        let request = format!("GET https://{host}:443/v1/items HTTP/1.1");
+        log += &alb("2026-11-18T09:00:10.000000Z", "203.0.113.7", "200", &request, "okhttp/4.12.0");
+    }
+    std::fs::write(dir.join("alb.log"), log).unwrap();
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/Z0EXAMPLE.json");
+    let out = dir.join("report.json");
+    let (code, _, err) = run_binary(
+        &[
+            "analyze",
+            "--format",
+            "alb",
+            "--green-routes",
+            dir.join("green.yaml").to_str().unwrap(),
+            "--route53-records",
+            fixture.to_str().unwrap(),
+            "--blue-target",
+            "k8s-blue-api-1a2b.ap-northeast-2.elb.amazonaws.com",
+            "--blue-target",
+            "k8s-blue-legacy-9f.elb.ap-northeast-2.amazonaws.com",
+            "--green-target",
+            "k8s-green-api-3c4d.ap-northeast-2.elb.amazonaws.com",
+            "--out",
+            out.to_str().unwrap(),
+            dir.join("alb.log").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let r = report(&out);
+    for (name, verdict, action) in [
+        ("api.example.com", "blue", "switch-dns"),
+        ("legacy.example.com", "blue", "switch-dns"),
+        ("moved.example.com", "green", "wait-ttl"),
+        ("shop.other.org", "external", "investigate-dns"),
+    ] {
+        let h = host(&r, name);
+        assert_eq!((h["dns"]["verdict"].as_str(), h["action"].as_str()), (Some(verdict), Some(action)), "{h}");
+    }
+    // The same fixes as from a live proxy.
+    let fixes = dir.join("fixes");
+    let (code, stdout, err) =
+        run_binary(&["report", "route53", out.to_str().unwrap(), "--out", fixes.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(stdout.contains("api.example.com") && stdout.contains("legacy.example.com"), "{stdout}");
+    assert!(fixes.join("Z0EXAMPLE.json").is_file());
+
+    // A broken export stops the analysis before the logs are read, naming the file.
+    std::fs::write(dir.join("bad.json"), "{\"ResourceRecordSets\": 7}").unwrap();
+    let arg = format!("Z1={}", dir.join("bad.json").display());
+    let (code, _, err) = run_binary(
+        &["analyze", "--format", "alb", "--route53-records", &arg, dir.join("alb.log").to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, Some(2));
+    assert!(err.contains("bad.json") && err.contains("ResourceRecordSets"), "{err}");
+}

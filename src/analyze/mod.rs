@@ -16,6 +16,11 @@ use std::sync::Arc;
 use clap::{Args, ValueEnum};
 
 use crate::config::{Dur, IdPattern};
+use crate::dns::book::DnsBook;
+use crate::dns::route53::{self, Route53};
+use crate::dns::targets::{Target, Targets};
+use crate::dns::task::resolvable;
+use crate::error::ConfigError;
 use crate::record::ledger::{Ledger, LedgerSettings, Observation};
 use crate::record::normalize::{Glob, Templater};
 use crate::report::build::{build_at, ReportSettings};
@@ -70,6 +75,16 @@ pub struct AnalyzeArgs {
     /// Extra regex for path segments that are ids; repeatable.
     #[arg(long, value_name = "REGEX")]
     pub id_pattern: Vec<IdPattern>,
+    /// `aws route53 list-resource-record-sets` output, ZONEID=FILE or Z….json: judge each host's
+    /// DNS from the zone (no live lookup: the logs are history); repeatable.
+    #[arg(long, value_name = "ZONEID=FILE", value_delimiter = ',')]
+    pub route53_records: Vec<String>,
+    /// Blue's load balancer hostname or a CIDR (which records point at blue); repeatable.
+    #[arg(long, value_name = "LB|CIDR", value_delimiter = ',')]
+    pub blue_target: Vec<Target>,
+    /// Green's load balancer hostname or a CIDR; repeatable.
+    #[arg(long, value_name = "LB|CIDR", value_delimiter = ',')]
+    pub green_target: Vec<Target>,
     /// Access log files (plain or gzipped).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -146,10 +161,21 @@ pub enum AnalyzeError {
     /// Green's route table is broken.
     #[error("green routes: {0}")]
     Routes(#[from] RouteError),
+    /// A Route53 export or a target cannot be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// Reads every file in order and builds the report.
 pub fn run(args: &AnalyzeArgs) -> Result<Analysis, AnalyzeError> {
+    // Route53 exports are read first: a broken one stops before the logs are read.
+    let mut zones = Route53::default();
+    for arg in &args.route53_records {
+        let (zone, file) =
+            route53::split_arg(arg).map_err(|why| ConfigError::Invalid { what: "--route53-records", why })?;
+        zones.zones.push(route53::load(&zone, Path::new(&file))?);
+    }
+    let targets = Targets { blue: args.blue_target.clone(), green: args.green_target.clone() };
     let routes = Arc::new(if args.green_routes.is_empty() {
         RouteTable::empty()
     } else {
@@ -208,7 +234,15 @@ pub fn run(args: &AnalyzeArgs) -> Result<Analysis, AnalyzeError> {
         first = crate::report::build::now_unix_ms();
         last = first;
     }
-    let report = build_at(&ledger, first, &ReportSettings { quiet_period: args.quiet_period.0 }, None, last);
+    // DNS as the zones say it, judged once for every host (no live lookup: the logs are history).
+    let dns = (!zones.is_empty() || !targets.is_empty()).then(|| {
+        let book = DnsBook::new(targets, zones, false, 30_000, Arc::default(), Arc::default());
+        for host in ledger.host_names().iter().filter(|h| resolvable(h)) {
+            let _ = book.observe(host, None, last);
+        }
+        book
+    });
+    let report = build_at(&ledger, first, &ReportSettings { quiet_period: args.quiet_period.0 }, dns.as_ref(), last);
     Ok(Analysis { report, lines, requests, malformed, listed })
 }
 
