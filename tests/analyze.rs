@@ -291,3 +291,23 @@ spec:
     assert_eq!(code, Some(2));
     assert!(err.contains("bad.json") && err.contains("ResourceRecordSets"), "{err}");
 }
+
+#[test]
+fn a_line_without_end_is_malformed_not_read_whole() {
+    let dir = temp_dir("long");
+    let mut text = "x".repeat(3 << 20);
+    text.push('\n');
+    text += &alb(
+        "2026-11-18T09:00:10.000000Z",
+        "203.0.113.7",
+        "200",
+        "GET https://shop.example.com:443/api/x HTTP/1.1",
+        "curl/8",
+    );
+    std::fs::write(dir.join("alb.log"), text).unwrap();
+    let (code, out, err) = run_binary(&["analyze", "--format", "alb", dir.join("alb.log").to_str().unwrap()], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("alb.log:1: line longer than 1048576 bytes"), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["totals"]["requests"], 1, "the next line is still read");
+}

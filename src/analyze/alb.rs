@@ -101,7 +101,7 @@ pub fn parse(line: &str) -> Result<Option<LogRecord>, String> {
 }
 
 /// `https://host:443/path?q` → (`host:443`, `/path?q`); the path defaults to `/`.
-fn split_url(url: &str) -> Option<(&str, &str)> {
+pub(super) fn split_url(url: &str) -> Option<(&str, &str)> {
     let (_, rest) = url.split_once("://")?;
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(end);

@@ -202,7 +202,7 @@ pub fn run(args: &AnalyzeArgs) -> Result<Analysis, AnalyzeError> {
         let mut n = 0u64;
         loop {
             buf.clear();
-            let read = reader.read_until(b'\n', &mut buf).map_err(|source| AnalyzeError::Read {
+            let (read, too_long) = read_line(&mut reader, &mut buf).map_err(|source| AnalyzeError::Read {
                 path: path.clone(),
                 line: Some(n),
                 source,
@@ -212,6 +212,14 @@ pub fn run(args: &AnalyzeArgs) -> Result<Analysis, AnalyzeError> {
             }
             n += 1;
             lines += 1;
+            if too_long {
+                malformed += 1;
+                if listed.len() < MAX_LISTED {
+                    let why = format!("line longer than {MAX_LINE} bytes (is --format right?)");
+                    listed.push(Malformed { file: path.clone(), line: n, why });
+                }
+                continue;
+            }
             let line = String::from_utf8_lossy(&buf);
             match parse(line.trim_end_matches(['\n', '\r'])) {
                 Ok(None) => {}
@@ -244,6 +252,28 @@ pub fn run(args: &AnalyzeArgs) -> Result<Analysis, AnalyzeError> {
     });
     let report = build_at(&ledger, first, &ReportSettings { quiet_period: args.quiet_period.0 }, dns.as_ref(), last);
     Ok(Analysis { report, lines, requests, malformed, listed })
+}
+
+/// Longest log line read; a longer one (a binary file, the wrong `--format`) is malformed.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// One line into `buf`, at most [`MAX_LINE`] bytes kept: returns the bytes consumed and whether the
+/// line was longer (the rest of it is skipped, so memory stays bounded).
+fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<(usize, bool)> {
+    use std::io::Read;
+    let mut read = reader.take(MAX_LINE as u64 + 1).read_until(b'\n', buf)?;
+    if buf.len() <= MAX_LINE || buf.last() == Some(&b'\n') {
+        return Ok((read, false));
+    }
+    let mut rest = Vec::new();
+    loop {
+        rest.clear();
+        let n = reader.take(64 * 1024).read_until(b'\n', &mut rest)?;
+        read += n;
+        if n == 0 || rest.last() == Some(&b'\n') {
+            return Ok((read, true));
+        }
+    }
 }
 
 fn record(ledger: &Ledger, rec: &LogRecord) {

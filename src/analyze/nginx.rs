@@ -62,9 +62,13 @@ pub fn parse(line: &str) -> Result<Option<LogRecord>, String> {
         .map(|p| p.into_owned())
         .or_else(|| req_target.map(str::to_owned))
         .ok_or("no request_uri, uri or request field")?;
-    if !path.starts_with('/') && !path.contains("://") {
-        return Err(format!("path `{path}` does not start with /"));
-    }
+    // An absolute-form target (`GET http://host/x HTTP/1.1`, as proxies receive them): the path is
+    // what follows the authority, and the authority is the host when no host field says otherwise.
+    let (path, url_host) = match path.contains("://").then(|| super::alb::split_url(&path)).flatten() {
+        Some((authority, rest)) => (rest.to_owned(), Some(authority.to_owned())),
+        None if path.starts_with('/') => (path, None),
+        None => return Err(format!("path `{path}` does not start with /")),
+    };
     let method = text(&obj, &["request_method"]).map(|m| m.into_owned()).or(req_method.map(str::to_owned));
     let method = match method {
         Some(m) => http::Method::from_bytes(m.as_bytes()).map_err(|_| format!("method `{m}`"))?,
@@ -90,7 +94,7 @@ pub fn parse(line: &str) -> Result<Option<LogRecord>, String> {
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     Ok(Some(LogRecord {
         at_ms,
-        host: text(&obj, &["http_host", "host"]).map(|h| h.into_owned()),
+        host: text(&obj, &["http_host", "host"]).map(|h| h.into_owned()).or(url_host),
         path,
         method,
         status,
@@ -129,6 +133,14 @@ mod tests {
         let r = parse(r#"{"msec":"1763632800.250","uri":"/","status":200}"#).unwrap().unwrap();
         assert_eq!((r.at_ms, r.host, r.method.as_str()), (1_763_632_800_250, None, "GET"));
         assert!(parse("").unwrap().is_none());
+
+        // An absolute-form target: the path follows the authority, which is the host when none is logged.
+        let r = parse(
+            r#"{"msec":"1763632800","request":"GET http://legacy.example.com:8080/soap/x?y=1 HTTP/1.1","status":200}"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((r.host.as_deref(), r.path.as_str()), (Some("legacy.example.com:8080"), "/soap/x?y=1"));
     }
 
     #[test]
