@@ -48,10 +48,16 @@ impl WorkerStats {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A request's record ended; `error` is its log `error` value, counted when it is an upstream cause.
+    /// A request is no longer in flight: its response ended, or it became a tunnel (counted as one
+    /// from then on).
     #[inline]
-    pub fn request_done(&self, error: Option<&str>) {
+    pub fn request_ended(&self) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request's log `error` value when it is an upstream cause.
+    #[inline]
+    pub fn count_error(&self, error: Option<&str>) {
         if let Some(cause) = error {
             if let Some(i) = UpstreamError::ALL.iter().position(|e| e.cause() == cause) {
                 self.upstream_errors[i].fetch_add(1, Ordering::Relaxed);

@@ -118,9 +118,20 @@ pub struct Finish {
     pub complete: bool,
     /// Already counted in the ledger (tunnels are counted when they open).
     pub recorded: Option<Recorded>,
+    /// Handed to a tunnel: `/metrics` counts it among tunnels, not requests in flight.
+    pub tunnelled: bool,
 }
 
 impl Finish {
+    /// The request became a tunnel: no longer a request in flight for `/metrics` (the tunnel is
+    /// counted as one), though this record lives until the tunnel closes.
+    pub fn into_tunnel(&mut self) {
+        if !self.tunnelled {
+            self.tunnelled = true;
+            self.proxy.stats.request_ended();
+        }
+    }
+
     /// Records the request in the ledger now (an upgraded connection, which may stay open for
     /// hours, is counted when its tunnel opens); returns green's verdict for the log filter.
     pub fn record(&mut self) -> Recorded {
@@ -179,7 +190,10 @@ impl Drop for Finish {
             (None, false) => Some("client_closed"),
             (None, true) => None,
         };
-        self.proxy.stats.request_done(error);
+        if !self.tunnelled {
+            self.proxy.stats.request_ended();
+        }
+        self.proxy.stats.count_error(error);
         let recorded = self.record();
         let proxy = &self.proxy;
         let wanted = match proxy.settings().log_requests {

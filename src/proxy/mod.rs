@@ -182,6 +182,7 @@ impl Proxy {
             tunnel_in: 0,
             complete: false,
             recorded: None,
+            tunnelled: false,
         };
         if req.method() == Method::CONNECT {
             return Ok(own_response(
@@ -264,6 +265,7 @@ impl Proxy {
             }
             // Counted now: a WebSocket may stay open for hours and must show in the report meanwhile.
             finish.record();
+            finish.into_tunnel();
             let guard = self.tunnels.enter();
             let idle = self.settings.tunnel_idle_timeout;
             tokio::spawn(tunnel::run(client_upgrade, upstream_upgrade, finish, checkout.conn.clone(), idle, guard));

@@ -600,6 +600,8 @@ impl Ledger {
             host.push_str(o.host);
             false
         };
+        // Seen from when the connection opened until it closed; counted in the minute it closed.
+        let opened_ms = o.at_ms.saturating_sub(o.duration_ms);
         let mut hosts = lane.hosts.lock().unwrap_or_else(|p| p.into_inner());
         let mut new_host = false;
         let key = if hosts.contains_key(host.as_str()) {
@@ -608,15 +610,17 @@ impl Ledger {
             match self.admit_host(&host) {
                 Some(first) => {
                     new_host = first;
-                    hosts.insert(host.clone(), HostStats::new(o.at_ms, ip_literal));
+                    hosts.insert(host.clone(), HostStats::new(opened_ms, ip_literal));
                     host.as_str()
                 }
                 None => OTHER_HOST,
             }
         };
-        let entry = hosts.entry_ref(key).or_insert_with(|| HostStats::new(o.at_ms, false));
+        let entry = hosts.entry_ref(key).or_insert_with(|| HostStats::new(opened_ms, false));
         entry.passthrough.count(o.bytes_in, o.bytes_out, o.duration_ms);
+        entry.counts.touch(opened_ms);
         entry.counts.touch(o.at_ms);
+        entry.minutes.add(o.at_ms / 60_000, 1);
         entry.clients.add(&o.client_ip, 1);
         if new_host {
             sighted(Sighting::NewHost { host: key.to_owned(), routed: None });
