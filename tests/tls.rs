@@ -446,3 +446,40 @@ async fn https_upstream_is_verified_with_the_given_ca_and_sni() {
     assert_eq!(got.status, 200);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passthrough_connection_open_at_shutdown_is_still_recorded() {
+    let dir = temp_dir("passthrough-stop");
+    generate(&dir, &["long.test"]);
+    let (blue, _) = tls_echo_server(server_config(&dir, "long.test")).await;
+    let report_file = dir.join("report.json");
+    let mut proxy = ProxyProc::start(&[
+        "--upstream",
+        "http://127.0.0.1:9",
+        "--passthrough-listen",
+        "127.0.0.1:0",
+        "--passthrough-upstream",
+        &blue.to_string(),
+        "--report-file",
+        report_file.to_str().unwrap(),
+        "--drain-delay",
+        "0s",
+        "--shutdown-timeout",
+        "500ms",
+    ]);
+    let mut tls = connect(proxy.listener("passthrough"), "long.test", client_config(&dir.join("ca/ca.crt"), &[])).await;
+    tls.write_all(b"still here").await.unwrap();
+    let mut got = [0u8; 10];
+    tokio::time::timeout(WAIT, tls.read_exact(&mut got)).await.expect("echo in time").unwrap();
+    // The client keeps its connection open; the proxy stops.
+    proxy.sigterm();
+    assert_eq!(proxy.wait_exit(WAIT), Some(0));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report_file).unwrap()).unwrap();
+    let h = host(&r, "long.test");
+    assert_eq!(h["passthrough"]["connections"], 1, "{h}");
+    assert!(h["passthrough"]["bytes_in"].as_u64().unwrap() > 10, "the ClientHello and the data: {h}");
+    let ev = proxy.wait_line(|v| v["event"] == "passthrough");
+    assert_eq!(ev["error"], "shutdown");
+    drop(tls);
+    let _ = std::fs::remove_dir_all(&dir);
+}

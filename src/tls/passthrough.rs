@@ -47,53 +47,88 @@ pub async fn serve(proxy: Arc<Proxy>, settings: Arc<PassthroughSettings>, mut cl
         tracing::debug!(peer = %peer, "passthrough connection closed before sending anything");
         return;
     }
-    let (host, kind) = match &verdict {
-        Hello::Sni(name) => (name.as_str(), "sni"),
-        Hello::NoSni => (NO_SNI, "no-sni"),
-        Hello::NotTls | Hello::NeedMore => (NOT_TLS, "not-tls"),
+    // Recorded when it ends, however it ends: also when the worker stops at the end of
+    // --shutdown-timeout with the connection still open (its task is then dropped).
+    let mut record = Record {
+        proxy,
+        peer,
+        verdict,
+        upstream: settings.upstream.name,
+        start,
+        ts,
+        up: AtomicU64::new(first.len() as u64),
+        down: AtomicU64::new(0),
+        error: Some("shutdown"),
     };
-    let up = settings.upstream.clone();
-    let (bytes_in, bytes_out, error) = match connect(&up, settings.connect_timeout).await {
-        Err(e) => (0, 0, Some(e.cause())),
+    record.error = match connect(&settings.upstream, settings.connect_timeout).await {
+        Err(e) => {
+            record.up.store(0, Ordering::Relaxed);
+            Some(e.cause())
+        }
         Ok(mut upstream) => match upstream.write_all(&first).await {
-            Err(_) => (0, 0, Some("upstream_reset")),
-            Ok(()) => {
-                let (up_bytes, down_bytes, outcome) = splice(client, upstream, settings.idle_timeout).await;
-                (first.len() as u64 + up_bytes, down_bytes, outcome)
+            Err(_) => {
+                record.up.store(0, Ordering::Relaxed);
+                Some("upstream_reset")
             }
+            Ok(()) => splice(client, upstream, settings.idle_timeout, &record.up, &record.down).await,
         },
     };
-    let duration = start.elapsed();
-    let at_ms = (ts + duration).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    if let Some((ledger, lane)) = proxy.ledger() {
-        ledger.record_passthrough(
-            lane,
-            &PassthroughObservation {
-                host,
-                sni: matches!(verdict, Hello::Sni(_)),
-                client_ip: peer.ip(),
-                bytes_in,
-                bytes_out,
-                duration_ms: duration.as_millis() as u64,
-                at_ms,
-            },
-            |s| proxy.log().sighting(&s),
-        );
-    }
-    if proxy.settings().log_requests != crate::proxy::LogRequests::None {
-        let sni = match &verdict {
-            Hello::Sni(name) => Some(name.as_str()),
-            _ => None,
+}
+
+/// One passthrough connection's record, written to the ledger and the log when dropped.
+struct Record {
+    proxy: Arc<Proxy>,
+    peer: SocketAddr,
+    verdict: Hello,
+    upstream: &'static str,
+    start: Instant,
+    ts: SystemTime,
+    up: AtomicU64,
+    down: AtomicU64,
+    error: Option<&'static str>,
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let (host, kind) = match &self.verdict {
+            Hello::Sni(name) => (name.as_str(), "sni"),
+            Hello::NoSni => (NO_SNI, "no-sni"),
+            Hello::NotTls | Hello::NeedMore => (NOT_TLS, "not-tls"),
         };
-        let mut fields = json!({
-            "client_ip": peer.ip().to_string(), "host": host, "sni": sni, "tls": kind,
-            "bytes_in": bytes_in, "bytes_out": bytes_out,
-            "duration_ms": (duration.as_micros() as f64 / 1000.0), "upstream": up.name,
-        });
-        if let (Some(e), Some(obj)) = (error, fields.as_object_mut()) {
-            obj.insert("error".into(), e.into());
+        let (bytes_in, bytes_out) = (self.up.load(Ordering::Relaxed), self.down.load(Ordering::Relaxed));
+        let duration = self.start.elapsed();
+        let at_ms = (self.ts + duration).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let proxy = &self.proxy;
+        if let Some((ledger, lane)) = proxy.ledger() {
+            ledger.record_passthrough(
+                lane,
+                &PassthroughObservation {
+                    host,
+                    sni: matches!(self.verdict, Hello::Sni(_)),
+                    client_ip: self.peer.ip(),
+                    bytes_in,
+                    bytes_out,
+                    duration_ms: duration.as_millis() as u64,
+                    at_ms,
+                },
+                |s| proxy.log().sighting(&s),
+            );
         }
-        proxy.log().event("passthrough", fields);
+        if proxy.settings().log_requests != crate::proxy::LogRequests::None {
+            let sni = match &self.verdict {
+                Hello::Sni(name) => Some(name.as_str()),
+                _ => None,
+            };
+            let mut fields = json!({
+                "client_ip": self.peer.ip().to_string(), "host": host, "sni": sni, "tls": kind,
+                "bytes_in": bytes_in, "bytes_out": bytes_out,
+                "duration_ms": (duration.as_micros() as f64 / 1000.0), "upstream": self.upstream,
+            });
+            if let (Some(e), Some(obj)) = (self.error, fields.as_object_mut()) {
+                obj.insert("error".into(), e.into());
+            }
+            proxy.log().event("passthrough", fields);
+        }
     }
 }
 
@@ -144,19 +179,19 @@ async fn connect(up: &Upstream, timeout: Duration) -> Result<TcpStream, crate::e
 }
 
 /// Copies both ways, each direction half-closing the other side at its end of stream, until both
-/// ended, one failed, or nothing moved either way for `idle`. Returns (bytes up, bytes down, cause).
-pub async fn splice<A, B>(a: A, b: B, idle: Duration) -> (u64, u64, Option<&'static str>)
+/// ended, one failed, or nothing moved either way for `idle`, adding the bytes moved to `up` and
+/// `down` as they go (read by the connection's record, even if this is dropped). Returns the cause.
+pub async fn splice<A, B>(a: A, b: B, idle: Duration, up: &AtomicU64, down: &AtomicU64) -> Option<&'static str>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let last_io = AtomicU64::new(now_ms());
-    let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
     let (mut a_rd, mut a_wr) = tokio::io::split(a);
     let (mut b_rd, mut b_wr) = tokio::io::split(b);
     let outcome = {
         let both = async {
-            tokio::try_join!(pump(&mut a_rd, &mut b_wr, &up, &last_io), pump(&mut b_rd, &mut a_wr, &down, &last_io))
+            tokio::try_join!(pump(&mut a_rd, &mut b_wr, up, &last_io), pump(&mut b_rd, &mut a_wr, down, &last_io))
         };
         tokio::pin!(both);
         let idle_ms = idle.as_millis() as u64;
@@ -175,7 +210,7 @@ where
             }
         }
     };
-    (up.load(Ordering::Relaxed), down.load(Ordering::Relaxed), outcome)
+    outcome
 }
 
 async fn pump<R, W>(rd: &mut R, wr: &mut W, count: &AtomicU64, last_io: &AtomicU64) -> std::io::Result<()>
