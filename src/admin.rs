@@ -50,15 +50,25 @@ pub const CACHE_FOR: Duration = Duration::from_secs(2);
 
 /// The last report built for the dashboard and `/metrics`, with when it was built.
 #[derive(Default)]
-pub struct ReportCache(Mutex<Option<(Instant, Arc<Report>)>>);
+pub struct ReportCache(Mutex<Option<(Instant, Arc<Report>)>>, tokio::sync::Mutex<()>);
+
+impl ReportCache {
+    fn fresh(&self) -> Option<Arc<Report>> {
+        let cached = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cached.as_ref().filter(|(at, _)| at.elapsed() < CACHE_FOR).map(|(_, r)| r.clone())
+    }
+}
 
 impl AdminState {
-    /// A report at most [`CACHE_FOR`] old (built off the admin runtime's thread when needed).
+    /// A report at most [`CACHE_FOR`] old (built off the admin runtime's thread when needed). One
+    /// build at a time: a dashboard refresh and a scrape arriving together share it.
     async fn cached_report(&self, ledger: Arc<Ledger>) -> Option<Arc<Report>> {
-        if let Some((at, report)) = self.cache.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            if at.elapsed() < CACHE_FOR {
-                return Some(report.clone());
-            }
+        if let Some(report) = self.cache.fresh() {
+            return Some(report);
+        }
+        let _building = self.cache.1.lock().await;
+        if let Some(report) = self.cache.fresh() {
+            return Some(report);
         }
         let (started, settings) = (self.started_at_ms, self.report);
         let dns = self.dns.clone();

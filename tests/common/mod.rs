@@ -52,7 +52,7 @@ impl ProxyProc {
 
     fn spawn(mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> Self {
         cmd.arg("serve").args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
-        if !args.contains(&"--workers") {
+        if !args.iter().any(|a| *a == "--workers" || a.starts_with("--workers=")) {
             cmd.args(["--workers", "2"]);
         }
         cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
