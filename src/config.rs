@@ -1040,6 +1040,56 @@ mod tests {
         }
     }
 
+    fn resolve_with(toml: &str, flags: &[&str]) -> Result<ServeConfig, ConfigError> {
+        let path = std::env::temp_dir().join(format!("cutover-config-{}-{}.toml", std::process::id(), flags.len()));
+        std::fs::write(&path, toml).unwrap();
+        let mut argv = vec!["cutover-proxy", "serve", "--config", path.to_str().unwrap()];
+        argv.extend_from_slice(flags);
+        let matches = <Cli as clap::CommandFactory>::command().try_get_matches_from(argv).unwrap();
+        let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
+        let (Command::Serve(args), Some(sub)) = (cli.command, matches.subcommand_matches("serve")) else {
+            panic!("not serve")
+        };
+        let out = ServeConfig::resolve(*args, sub);
+        let _ = std::fs::remove_file(&path);
+        out
+    }
+
+    #[test]
+    fn dns_and_tls_keys_in_the_config_file_and_flags_over_them() {
+        let toml = r#"
+upstream = "http://blue:80"
+blue_target = ["k8s-blue-1.eu-west-1.elb.amazonaws.com", "10.1.0.0/16"]
+green-target = ["k8s-green-2.eu-west-1.elb.amazonaws.com"]
+dns-server = ["127.0.0.1:5353"]
+route53_records = ["Z123=zone.json"]
+close-stale-connections = true
+green_weight = 50
+ttl-grace = "10s"
+dns_samples = 5
+tls-handshake-timeout = "3s"
+"#;
+        let cfg = resolve_with(toml, &["--green-weight", "70"]).unwrap();
+        assert_eq!(cfg.dns.targets.blue.len(), 2);
+        assert_eq!(cfg.dns.settings.servers, vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(cfg.dns.route53, vec![("Z123".to_owned(), PathBuf::from("zone.json"))]);
+        assert!(cfg.dns.live && cfg.close_stale_connections);
+        assert_eq!(cfg.dns.export.green_weight, 70, "the flag wins over the file");
+        assert_eq!((cfg.dns.ttl_grace, cfg.dns.settings.samples), (Duration::from_secs(10), 5));
+        assert_eq!(cfg.tls_handshake_timeout, Duration::from_secs(3));
+
+        let err = resolve_with("upstream = \"http://blue:80\"\n\ngreen_target = [\"not a name\"]\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("line 3") && err.to_string().contains("not a name"), "{err}");
+        let err = resolve_with("upstream = \"http://blue:80\"\ngreen_weight = 0\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("--green-weight"), "{err}");
+        let err = resolve_with(
+            "upstream = \"http://blue:80\"\nblue_target = [\"10.0.0.0/8\"]\ngreen_target = [\"10.0.0.0/8\"]\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("also a --blue-target"), "{err}");
+    }
+
     #[test]
     fn file_errors_name_the_line() {
         let p = Path::new("x.toml");
