@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use super::route53::{Route53, Route53Answer};
-use super::targets::{Side, TargetAddrs, Targets};
+use super::targets::{verdict_of_sides, Side, TargetAddrs, Targets};
 use crate::metrics::DnsCounters;
 use crate::record::ledger::MovedHosts;
 use crate::report::build::ts;
@@ -252,26 +252,19 @@ impl DnsBook {
             return (None, Vec::new());
         }
         let mut answers: Vec<DnsAnswer> = Vec::new();
-        let (mut blue, mut green) = (false, false);
+        let mut sides = Vec::new();
         for s in samples {
             let by_chain = s.chain.iter().find_map(|n| self.targets.side_of_name(n));
             for ip in &s.addrs {
                 let side = by_chain.unwrap_or_else(|| self.targets.side_of_ip(*ip, addrs));
-                blue |= side == Side::Blue;
-                green |= side == Side::Green;
+                sides.push(side);
                 let address = ip.to_string();
                 if answers.len() < MAX_ANSWERS && !answers.iter().any(|a| a.address == address) {
                     answers.push(DnsAnswer { address, side });
                 }
             }
         }
-        let verdict = match (blue, green) {
-            (true, true) => "split",
-            (true, false) => "blue",
-            (false, true) => "green",
-            (false, false) => "unknown-target",
-        };
-        (Some(verdict), answers)
+        (Some(verdict_of_sides(sides)), answers)
     }
 
     /// Hosts known to the book.

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::targets::{lb_name, Side, TargetAddrs, Targets};
+use super::targets::{lb_name, verdict_of_sides, Side, TargetAddrs, Targets};
 use crate::error::ConfigError;
 
 /// One record set, decoded, with its exported JSON kept verbatim (a DELETE must match it exactly).
@@ -97,6 +97,23 @@ pub struct RecordEvidence {
     pub side: Side,
     /// The record set exactly as exported (used to build DELETE/UPSERT changes).
     pub record_set: Value,
+}
+
+impl RecordEvidence {
+    /// A record set of `zone` as evidence, pointing at `side`.
+    fn of(zone: &Zone, r: &RecordSet, side: Side) -> Self {
+        Self {
+            zone_id: zone.id.clone(),
+            name: r.name.clone(),
+            rtype: r.rtype.clone(),
+            set_identifier: r.set_identifier.clone(),
+            weight: r.weight,
+            target: r.alias.clone().unwrap_or_else(|| r.values.join(" ")),
+            ttl: r.ttl,
+            side,
+            record_set: r.raw.clone(),
+        }
+    }
 }
 
 /// What Route53 says about one host.
@@ -277,17 +294,7 @@ impl Route53 {
         let owner = owner(zone, host);
         let mut records = Vec::new();
         for r in &sets {
-            records.push(RecordEvidence {
-                zone_id: zone.id.clone(),
-                name: r.name.clone(),
-                rtype: r.rtype.clone(),
-                set_identifier: r.set_identifier.clone(),
-                weight: r.weight,
-                target: r.alias.clone().unwrap_or_else(|| r.values.join(" ")),
-                ttl: r.ttl,
-                side: side_of(zone, r, targets, addrs, 0),
-                record_set: r.raw.clone(),
-            });
+            records.push(RecordEvidence::of(zone, r, side_of(zone, r, targets, addrs, 0)));
         }
         let max_ttl = sets.iter().map(|r| r.ttl.unwrap_or(ALIAS_TTL)).max();
         let verdict = if records.is_empty() { "unresolvable" } else { verdict_of(&records) };
@@ -295,17 +302,7 @@ impl Route53 {
         // explicit record for this host would hide them.
         if let Some(wild) = sets.first().map(|r| r.name.as_str()).filter(|n| n.starts_with("*.") && *n != host) {
             for r in zone.named(wild).filter(|r| !matches!(r.rtype.as_str(), "A" | "AAAA" | "CNAME")) {
-                records.push(RecordEvidence {
-                    zone_id: zone.id.clone(),
-                    name: r.name.clone(),
-                    rtype: r.rtype.clone(),
-                    set_identifier: r.set_identifier.clone(),
-                    weight: r.weight,
-                    target: r.values.join(" "),
-                    ttl: r.ttl,
-                    side: Side::Neither,
-                    record_set: r.raw.clone(),
-                });
+                records.push(RecordEvidence::of(zone, r, Side::Neither));
             }
         }
         Route53Answer { verdict, zone_id: Some(zone.id.clone()), records, owner, max_ttl }
@@ -317,17 +314,7 @@ impl Route53 {
 fn verdict_of(records: &[RecordEvidence]) -> &'static str {
     let all_zero = records.iter().all(|r| r.weight == Some(0));
     let active = records.iter().filter(|r| all_zero || r.weight != Some(0));
-    let (mut blue, mut green) = (false, false);
-    for r in active {
-        blue |= r.side == Side::Blue;
-        green |= r.side == Side::Green;
-    }
-    match (blue, green) {
-        (true, true) => "split",
-        (true, false) => "blue",
-        (false, true) => "green",
-        (false, false) => "unknown-target",
-    }
+    verdict_of_sides(active.map(|r| r.side))
 }
 
 /// A/AAAA/CNAME sets answering for `host`: its own, else the closest wildcard (RFC 4592: a name

@@ -32,6 +32,22 @@ impl Side {
     }
 }
 
+/// The verdict of the sides answers point at: `blue`, `green`, `split` (both) or `unknown-target`
+/// (neither); answers to neither side beside blue or green ones do not change it.
+pub fn verdict_of_sides(sides: impl IntoIterator<Item = Side>) -> &'static str {
+    let (mut blue, mut green) = (false, false);
+    for side in sides {
+        blue |= side == Side::Blue;
+        green |= side == Side::Green;
+    }
+    match (blue, green) {
+        (true, true) => "split",
+        (true, false) => "blue",
+        (false, true) => "green",
+        (false, false) => "unknown-target",
+    }
+}
+
 /// One `--blue-target` / `--green-target` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
