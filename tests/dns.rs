@@ -28,13 +28,6 @@ spec:
   - backendRefs: [{name: web, port: 80}]
 "#;
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("cutover-dns-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
@@ -46,26 +39,11 @@ async fn dns_with_targets() -> TestDns {
     dns
 }
 
-async fn report(proxy: &ProxyProc) -> serde_json::Value {
-    let (status, body) = admin_get(proxy.admin, "/report").await;
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
-}
-
-fn host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host"] == name)
-        .unwrap_or_else(|| panic!("no {name}: {report}"))
-}
-
 /// Polls the report until `done` holds for it (bounded by WAIT).
 async fn report_until(proxy: &ProxyProc, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let start = Instant::now();
     loop {
-        let r = report(proxy).await;
+        let r = report_json(proxy).await;
         if done(&r) {
             return r;
         }
@@ -224,7 +202,7 @@ async fn a_host_moves_from_switch_dns_to_wait_ttl_to_fix_clients() {
         .await;
     assert_eq!(got.status, 200, "a stale connection is still answered");
     assert_eq!(got.headers.get("connection").map(|v| v.to_str().unwrap()), Some("close"), "--close-stale-connections");
-    let r = report(&proxy).await;
+    let r = report_json(&proxy).await;
     let h = host(&r, "move.example.com");
     assert_eq!(h["action"], "wait-ttl", "{h:#}");
     assert_eq!(h["opened_before_move_requests"], 1);
@@ -238,7 +216,7 @@ async fn a_host_moves_from_switch_dns_to_wait_ttl_to_fix_clients() {
     }
     let mut cached = H1Client::connect(proxy.addr).await;
     assert_eq!(cached.get("move.example.com", "/cart").await.status, 200);
-    let r = report(&proxy).await;
+    let r = report_json(&proxy).await;
     let h = host(&r, "move.example.com");
     assert_eq!(h["action"], "fix-clients", "{h:#}");
     let late = h["late_clients"].as_array().unwrap();

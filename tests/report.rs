@@ -9,28 +9,6 @@ use std::time::Duration;
 use common::*;
 use http::Request;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cutover-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn report_json(proxy: &ProxyProc) -> serde_json::Value {
-    let (status, body) = admin_get(proxy.admin, "/report").await;
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
-}
-
-fn host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host"] == name)
-        .unwrap_or_else(|| panic!("no host {name} in {report}"))
-}
-
 /// Green serves `shop.example.com` under `/api` and `/robots.txt` (Ingress), `*.tenant.example.com`
 /// everything (HTTPRoute).
 const GREEN_ROUTES: &str = r#"

@@ -22,21 +22,6 @@ fn start_tls(upstream: &str, dir: &Path, extra: &[&str]) -> ProxyProc {
     ProxyProc::start(&args)
 }
 
-async fn report(proxy: &ProxyProc) -> serde_json::Value {
-    let (status, body) = admin_get(proxy.admin, "/report").await;
-    assert_eq!(status, 200);
-    serde_json::from_str(&body).unwrap()
-}
-
-fn host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host"] == name)
-        .unwrap_or_else(|| panic!("no host {name}: {report}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_name_gets_its_certificate_and_no_sni_gets_the_default() {
     let dir = temp_dir("sni");
@@ -78,7 +63,7 @@ async fn each_name_gets_its_certificate_and_no_sni_gets_the_default() {
     assert!(l["sni"].is_null() && l["tls_cert"] == "default", "{l}");
     let l = by_path("/unknown");
     assert!(l["sni"] == "unknown.example" && l["tls_cert"] == "default", "{l}");
-    let r = report(&proxy).await;
+    let r = report_json(&proxy).await;
     assert_eq!(r["totals"]["tls_requests"], 5);
     assert_eq!(r["totals"]["default_cert_requests"], 2);
     assert_eq!(host(&r, "unknown.example")["default_cert_requests"], 1);
@@ -146,7 +131,7 @@ async fn host_other_than_sni_is_flagged_in_log_and_report() {
     assert!(same.get("sni_mismatch").is_none(), "a port in Host is no mismatch: {same}");
     let other = lines.iter().find(|l| l["path"] == "/other").unwrap();
     assert_eq!((&other["sni"], &other["sni_mismatch"]), (&"www.shop.test".into(), &true.into()));
-    let r = report(&proxy).await;
+    let r = report_json(&proxy).await;
     assert_eq!(r["totals"]["sni_mismatch_requests"], 1);
     let h = host(&r, "admin.shop.test");
     assert_eq!(h["sni_mismatch_requests"], 1);
@@ -326,7 +311,7 @@ async fn passthrough_records_the_sni_and_bytes_pass_unchanged_both_ways() {
     assert_eq!(ev["bytes_out"].as_u64().unwrap(), counts.written.load(Ordering::SeqCst), "{ev}");
     assert!(ev["bytes_in"].as_u64().unwrap() > 1_000_000 && ev.get("error").is_none(), "{ev}");
 
-    let r = report(&proxy).await;
+    let r = report_json(&proxy).await;
     let h = host(&r, "secure.test");
     assert_eq!(h["passthrough"]["connections"], 1);
     assert_eq!(h["passthrough"]["bytes_in"], ev["bytes_in"]);
@@ -401,7 +386,7 @@ async fn passthrough_forwards_input_that_is_not_tls_or_has_no_sni_and_says_so() 
     drop(tls);
     let ev = proxy.wait_line(|v| v["event"] == "passthrough");
     assert_eq!((&ev["host"], &ev["tls"]), (&"(no-sni)".into(), &"no-sni".into()));
-    let r = report(&proxy).await;
+    let r = report_json(&proxy).await;
     let h = host(&r, "(no-sni)");
     assert_eq!(h["passthrough"]["connections"], 1);
     assert_eq!(h["action"], "fix-hardcoded", "clients without SNI address blue by IP");

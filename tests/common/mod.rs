@@ -546,3 +546,28 @@ pub async fn admin_get(admin: SocketAddr, path: &str) -> (u16, String) {
 pub fn empty() -> UpBody {
     full("")
 }
+
+/// A fresh folder for one test (the process id keeps parallel test binaries apart).
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cutover-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The proxy's `/report`, parsed.
+pub async fn report_json(proxy: &ProxyProc) -> serde_json::Value {
+    let (status, body) = admin_get(proxy.admin, "/report").await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// One host of a report (panics, showing the report, when it is missing).
+pub fn host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == name)
+        .unwrap_or_else(|| panic!("no host {name} in {report}"))
+}
