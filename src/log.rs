@@ -14,7 +14,7 @@ use http::{Method, Version};
 use crate::record::ledger::Sighting;
 
 /// The writer's pause between batches while lines arrive, and its longest pause when idle.
-const MIN_NAP: Duration = Duration::from_millis(1);
+const MIN_NAP: Duration = Duration::from_millis(2);
 const MAX_NAP: Duration = Duration::from_millis(32);
 
 /// What one access line says.
@@ -372,11 +372,35 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 fn push_rfc3339(buf: &mut Vec<u8>, t: SystemTime) {
+    thread_local! {
+        // The writer formats thousands of lines per second: the date and time up to the second
+        // are the same for most of them.
+        static LAST_SECOND: std::cell::Cell<(u64, [u8; 32], u8)> = const { std::cell::Cell::new((u64::MAX, [0; 32], 0)) };
+    }
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
+    let (cached_secs, mut text, len) = LAST_SECOND.get();
+    let len = if cached_secs == secs {
+        len
+    } else {
+        let mut head = Vec::with_capacity(32);
+        push_rfc3339_seconds(&mut head, secs);
+        let len = head.len().min(text.len());
+        text[..len].copy_from_slice(&head[..len]);
+        LAST_SECOND.set((secs, text, len as u8));
+        len as u8
+    };
+    buf.extend_from_slice(&text[..len as usize]);
+    let ms = d.subsec_millis();
+    buf.push(b'.');
+    buf.extend_from_slice(&[b'0' + (ms / 100) as u8, b'0' + (ms / 10 % 10) as u8, b'0' + (ms % 10) as u8]);
+    buf.push(b'Z');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix second.
+fn push_rfc3339_seconds(buf: &mut Vec<u8>, secs: u64) {
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     let (y, m, day) = civil_from_days(days);
-    let ms = d.subsec_millis();
     let two = |buf: &mut Vec<u8>, v: u64| buf.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
     let mut itoa = itoa::Buffer::new();
     buf.extend_from_slice(itoa.format(y).as_bytes());
@@ -390,9 +414,6 @@ fn push_rfc3339(buf: &mut Vec<u8>, t: SystemTime) {
     two(buf, rem / 60 % 60);
     buf.push(b':');
     two(buf, rem % 60);
-    buf.push(b'.');
-    buf.extend_from_slice(&[b'0' + (ms / 100) as u8, b'0' + (ms / 10 % 10) as u8, b'0' + (ms % 10) as u8]);
-    buf.push(b'Z');
 }
 
 /// Days since 1970-01-01 → (year, month, day), after Howard Hinnant's `civil_from_days`.
@@ -420,6 +441,10 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-11-29T22:08:46.123Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+        // The same second again (cached), the next millisecond, then the next second.
+        assert_eq!(rfc3339(leap + Duration::from_millis(7)), "2000-02-29T00:00:00.007Z");
+        assert_eq!(rfc3339(leap + Duration::from_millis(1_001)), "2000-02-29T00:00:01.001Z");
+        assert_eq!(rfc3339(leap + Duration::from_secs(86_400)), "2000-03-01T00:00:00.000Z");
     }
 
     fn record() -> AccessRecord {

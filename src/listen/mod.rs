@@ -206,8 +206,10 @@ macro_rules! drive {
         let mut armed = true;
         // Armed once an idle close starts: a client that never reads the rest of its last
         // response (zero window) must not hold the connection forever.
+        // Polled only once armed, so an active connection's wake-ups do not touch a timer.
         let linger = tokio::time::sleep(Duration::MAX);
         tokio::pin!(linger);
+        let mut lingering = false;
         loop {
             tokio::select! {
                 biased;
@@ -226,6 +228,7 @@ macro_rules! drive {
                         }
                         Ok(Expiry::Idle) | Err(_) => {
                             linger.as_mut().reset(tokio::time::Instant::now() + $linger);
+                            lingering = true;
                             if !closing {
                                 closing = true;
                                 conn.as_mut().graceful_shutdown();
@@ -252,7 +255,7 @@ macro_rules! drive {
                         }
                     }
                 },
-                _ = &mut linger => {
+                _ = &mut linger, if lingering => {
                     tracing::debug!(peer = %$peer, "client did not take the end of its response: closing");
                     break;
                 }

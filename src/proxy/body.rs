@@ -134,14 +134,14 @@ impl Finish {
 
     /// Records the request in the ledger now (an upgraded connection, which may stay open for
     /// hours, is counted when its tunnel opens); returns green's verdict for the log filter.
-    pub fn record(&mut self) -> Recorded {
+    pub fn record(&mut self, now: Instant) -> Recorded {
         if let Some(done) = &self.recorded {
             return done.clone();
         }
         let proxy = &self.proxy;
         let bytes_in = self.bytes_in();
         // Stamped when it ends, so a long request is not counted as old news.
-        let at = self.ts + self.start.elapsed();
+        let at = self.ts + now.saturating_duration_since(self.start);
         let at_ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let recorded = match proxy.ledger() {
             Some((ledger, lane)) => ledger.record_into(
@@ -194,7 +194,9 @@ impl Drop for Finish {
             self.proxy.stats.request_ended();
         }
         self.proxy.stats.count_error(error);
-        let recorded = self.record();
+        // One clock read for both the ledger's timestamp and the line's duration.
+        let now = Instant::now();
+        let recorded = self.record(now);
         let proxy = &self.proxy;
         let wanted = match proxy.settings().log_requests {
             LogRequests::All => true,
@@ -219,7 +221,7 @@ impl Drop for Finish {
             status: self.status,
             bytes_in: self.bytes_in(),
             bytes_out: self.bytes_out,
-            duration: self.start.elapsed(),
+            duration: now.saturating_duration_since(self.start),
             upstream: self.upstream,
             error,
             stale_conn: matches!(recorded, Recorded::Counted { stale_conn: true, .. }),
@@ -255,23 +257,23 @@ pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 /// The body sent to the client: the upstream's, streamed, or a short text of the proxy's own.
 pub struct ProxyBody {
     kind: Kind,
-    finish: Option<Finish>,
+    finish: Option<Box<Finish>>,
 }
 
 impl ProxyBody {
     /// The upstream's body; `checkout` goes back to the pool when it ends.
-    pub fn upstream(body: Incoming, checkout: Checkout, finish: Finish) -> Self {
+    pub fn upstream(body: Incoming, checkout: Checkout, finish: Box<Finish>) -> Self {
         Self { kind: Kind::Upstream { body, checkout: Some(checkout), silence: None }, finish: Some(finish) }
     }
 
     /// The body of an HTTP/2 upstream stream: it fails after `limit` without a frame.
-    pub fn upstream_h2(body: Incoming, checkout: Checkout, finish: Finish, limit: Duration) -> Self {
+    pub fn upstream_h2(body: Incoming, checkout: Checkout, finish: Box<Finish>, limit: Duration) -> Self {
         let silence = Silence { sleep: Box::pin(tokio::time::sleep(limit)), limit };
         Self { kind: Kind::Upstream { body, checkout: Some(checkout), silence: Some(silence) }, finish: Some(finish) }
     }
 
     /// A complete body of the proxy's own (errors, admin pages).
-    pub fn full(data: impl Into<Bytes>, finish: Option<Finish>) -> Self {
+    pub fn full(data: impl Into<Bytes>, finish: Option<Box<Finish>>) -> Self {
         let data: Bytes = data.into();
         Self { kind: Kind::Full(if data.is_empty() { None } else { Some(data) }), finish }
     }

@@ -8,7 +8,7 @@ pub mod tunnel;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -161,11 +161,13 @@ impl Proxy {
                 _ => false,
             },
         });
-        let mut finish = Finish {
+        // Boxed: hyper moves the request's future and the response body several times per
+        // request; a pointer moves cheaper than the whole record.
+        let mut finish = Box::new(Finish {
             proxy: self.clone(),
             conn: conn.clone(),
             start,
-            ts: SystemTime::now(),
+            ts: crate::shutdown::wall_clock(start),
             method: req.method().clone(),
             host: host.as_ref().map(|h| Text::new(h.as_bytes())),
             target: Text::new(req.uri().path_and_query().map_or(b"/", |pq| pq.as_str().as_bytes())),
@@ -183,7 +185,7 @@ impl Proxy {
             complete: false,
             recorded: None,
             tunnelled: false,
-        };
+        });
         if req.method() == Method::CONNECT {
             return Ok(own_response(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -241,7 +243,8 @@ impl Proxy {
             Err(e) => return Ok(error_response(e, finish)),
         };
         let sent = if self.settings.upstream_h2 {
-            match tokio::time::timeout(self.settings.upstream_timeout, checkout.send(up_req)).await {
+            // Boxed: the timer would otherwise sit in every HTTP/1.1 request's future too.
+            match Box::pin(tokio::time::timeout(self.settings.upstream_timeout, checkout.send(up_req))).await {
                 Ok(r) => r,
                 Err(_) => return Ok(error_response(UpstreamError::Timeout, finish)),
             }
@@ -264,7 +267,7 @@ impl Proxy {
                 resp.headers_mut().insert(header::UPGRADE, value);
             }
             // Counted now: a WebSocket may stay open for hours and must show in the report meanwhile.
-            finish.record();
+            finish.record(Instant::now());
             finish.into_tunnel();
             let guard = self.tunnels.enter();
             let idle = self.settings.tunnel_idle_timeout;
@@ -301,7 +304,7 @@ fn classify(e: &hyper::Error, checkout: &Checkout, req: &ReqShared) -> UpstreamE
     }
 }
 
-fn error_response(e: UpstreamError, finish: Finish) -> Response<ProxyBody> {
+fn error_response(e: UpstreamError, finish: Box<Finish>) -> Response<ProxyBody> {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY);
     own_response(status, e.body(), finish, e.cause())
 }
@@ -309,7 +312,7 @@ fn error_response(e: UpstreamError, finish: Finish) -> Response<ProxyBody> {
 fn own_response(
     status: StatusCode,
     text: &'static str,
-    mut finish: Finish,
+    mut finish: Box<Finish>,
     cause: &'static str,
 ) -> Response<ProxyBody> {
     finish.status = status.as_u16();

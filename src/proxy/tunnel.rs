@@ -22,7 +22,7 @@ const LINGER: Duration = Duration::from_secs(2);
 pub async fn run(
     client: OnUpgrade,
     upstream: OnUpgrade,
-    mut finish: Finish,
+    mut finish: Box<Finish>,
     up: Arc<UpConn>,
     idle: Duration,
     _guard: TrackGuard,

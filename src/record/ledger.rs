@@ -457,6 +457,8 @@ type Seen<T> = Box<[Mutex<std::collections::HashSet<T>>]>;
 
 /// The ledger.
 pub struct Ledger {
+    /// Process-unique, for the per-thread template cache.
+    id: u64,
     settings: LedgerSettings,
     hasher: RandomState,
     /// Hosts admitted under `--max-hosts` (each once, whichever lane saw it first).
@@ -477,7 +479,72 @@ pub struct Ledger {
 }
 
 thread_local! {
-    static SCRATCH: RefCell<(String, String)> = const { RefCell::new((String::new(), String::new())) };
+    static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch::new()) };
+}
+
+/// A worker's buffers for the normalized host and path template, which also remember the last
+/// raw host and path: a keep-alive connection mostly repeats them, and normalizing (an IP literal
+/// is parsed and printed, an IDN converted) costs more than comparing a few bytes.
+struct Scratch {
+    host: String,
+    path: String,
+    /// Raw host whose normalized form `host` holds (`None`: nothing cached).
+    last_host: Option<Vec<u8>>,
+    last_ip_literal: bool,
+    /// Raw path whose template `path` holds, and which ledger's templater made it.
+    last_path: Option<(u64, String)>,
+}
+
+impl Scratch {
+    const fn new() -> Self {
+        Self { host: String::new(), path: String::new(), last_host: None, last_ip_literal: false, last_path: None }
+    }
+
+    /// Longest raw host or path remembered (longer ones are normalized every time).
+    const MAX_CACHED: usize = 256;
+
+    fn host(&mut self, raw: Option<&[u8]>) -> bool {
+        if let (Some(raw), Some(last)) = (raw, &self.last_host) {
+            if raw == last.as_slice() {
+                return self.last_ip_literal;
+            }
+        }
+        let ip_literal = normalize_host_into(raw, &mut self.host);
+        match raw {
+            Some(raw) if raw.len() <= Self::MAX_CACHED => {
+                let last = self.last_host.get_or_insert_with(Vec::new);
+                last.clear();
+                last.extend_from_slice(raw);
+                self.last_ip_literal = ip_literal;
+            }
+            _ => self.last_host = None,
+        }
+        ip_literal
+    }
+
+    fn path(&mut self, ledger: u64, templater: &Templater, raw: &str) {
+        if let Some((id, last)) = &self.last_path {
+            if *id == ledger && last == raw {
+                return;
+            }
+        }
+        templater.template_into(raw, &mut self.path);
+        if raw.len() <= Self::MAX_CACHED {
+            let (id, last) = self.last_path.get_or_insert_with(|| (ledger, String::new()));
+            *id = ledger;
+            last.clear();
+            last.push_str(raw);
+        } else {
+            self.last_path = None;
+        }
+    }
+}
+
+/// A process-unique id per ledger, so a thread's cached template never comes from another
+/// ledger's templater.
+fn next_ledger_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Ledger {
@@ -485,6 +552,7 @@ impl Ledger {
     pub fn new(settings: LedgerSettings, routes: Arc<RouteTable>) -> Self {
         let default_lane = Arc::new(Lane::default());
         Self {
+            id: next_ledger_id(),
             settings,
             hasher: RandomState::new(),
             seen_hosts: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -600,10 +668,10 @@ impl Ledger {
         }
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
-            let (host_buf, path_buf) = &mut *scratch;
-            let ip_literal = normalize_host_into(o.host, host_buf);
-            self.settings.templater.template_into(o.path, path_buf);
-            let (routed, stale_conn) = self.record_normalized(lane, host_buf, ip_literal, path_buf, o, &mut sighted);
+            let ip_literal = scratch.host(o.host);
+            scratch.path(self.id, &self.settings.templater, o.path);
+            let (routed, stale_conn) =
+                self.record_normalized(lane, &scratch.host, ip_literal, &scratch.path, o, &mut sighted);
             if routed == Some(false) {
                 totals.unrouted.fetch_add(1, Ordering::Relaxed);
             }

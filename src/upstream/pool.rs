@@ -103,26 +103,33 @@ impl Checkout {
     /// Sends the request; an HTTP/1.1 request that never reached a reused connection is retried
     /// once on a fresh one (the upstream closed an idle connection at the same moment).
     pub async fn send(&mut self, req: Request<RequestBody>) -> Result<Response<Incoming>, hyper::Error> {
+        let tx = match &mut self.tx {
+            Sender::H1(tx) => tx,
+            // Boxed: HTTP/2's future would otherwise sit in every HTTP/1.1 request's future too.
+            Sender::H2(tx) => return Box::pin(tx.send_request(req)).await,
+        };
+        match tx.try_send_request(req).await {
+            Ok(resp) => Ok(resp),
+            // Boxed: the retry's futures would otherwise sit in every request's future.
+            Err(e) => Box::pin(self.retry(e)).await,
+        }
+    }
+
+    /// The retry of [`Checkout::send`] on a fresh connection, when the request never left.
+    async fn retry(
+        &mut self,
+        mut e: hyper::client::conn::TrySendError<Request<RequestBody>>,
+    ) -> Result<Response<Incoming>, hyper::Error> {
+        let (true, Some(req)) = (self.reused, e.take_message()) else { return Err(e.into_error()) };
+        let fresh = match self.pool.connect().await {
+            Ok(c) => c,
+            Err(_) => return Err(e.into_error()),
+        };
+        let old = std::mem::replace(self, fresh);
+        drop(old);
         match &mut self.tx {
+            Sender::H1(tx) => tx.send_request(req).await,
             Sender::H2(tx) => tx.send_request(req).await,
-            Sender::H1(tx) => match tx.try_send_request(req).await {
-                Ok(resp) => Ok(resp),
-                Err(mut e) => match (self.reused, e.take_message()) {
-                    (true, Some(req)) => {
-                        let fresh = match self.pool.connect().await {
-                            Ok(c) => c,
-                            Err(_) => return Err(e.into_error()),
-                        };
-                        let old = std::mem::replace(self, fresh);
-                        drop(old);
-                        match &mut self.tx {
-                            Sender::H1(tx) => tx.send_request(req).await,
-                            Sender::H2(tx) => tx.send_request(req).await,
-                        }
-                    }
-                    _ => Err(e.into_error()),
-                },
-            },
         }
     }
 
@@ -165,7 +172,7 @@ impl Pool {
                     return Ok(Checkout { tx: Sender::H2(tx), conn, reused: true, pool: self.clone() });
                 }
             }
-            return self.connect().await;
+            return Box::pin(self.connect()).await;
         }
         let idle_ms = self.settings.idle_timeout.as_millis() as u64;
         loop {
@@ -181,7 +188,9 @@ impl Pool {
             entry.conn.set_busy(true);
             return Ok(Checkout { tx: Sender::H1(entry.tx), conn: entry.conn, reused: true, pool: self.clone() });
         }
-        self.connect().await
+        // Boxed: connecting (TCP, maybe TLS) is the rare path; its large future would otherwise
+        // sit in every request's future, which hyper moves per request.
+        Box::pin(self.connect()).await
     }
 
     fn put(&self, idle: Idle) {
