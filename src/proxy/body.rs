@@ -19,6 +19,7 @@ use super::{LogRequests, Proxy};
 use crate::listen::conn::ConnState;
 use crate::log::{AccessRecord, Text, TlsLog};
 use crate::record::ledger::{Observation, Recorded, TlsObservation};
+use crate::upstream::h1::{RawBody, RawError};
 use crate::upstream::pool::Checkout;
 
 /// What the request body tells the response side: bytes read and whether the client failed.
@@ -236,6 +237,7 @@ impl Drop for Finish {
 
 enum Kind {
     Upstream { body: Incoming, checkout: Option<Checkout>, silence: Option<Silence> },
+    Lean(RawBody),
     Full(Option<Bytes>),
 }
 
@@ -272,6 +274,11 @@ impl ProxyBody {
         Self { kind: Kind::Upstream { body, checkout: Some(checkout), silence: Some(silence) }, finish: Some(finish) }
     }
 
+    /// The body of a lean HTTP/1.1 exchange (its connection goes back to the pool at its end).
+    pub fn lean(body: RawBody, finish: Box<Finish>) -> Self {
+        Self { kind: Kind::Lean(body), finish: Some(finish) }
+    }
+
     /// A complete body of the proxy's own (errors, admin pages).
     pub fn full(data: impl Into<Bytes>, finish: Option<Box<Finish>>) -> Self {
         let data: Bytes = data.into();
@@ -298,6 +305,20 @@ impl Body for ProxyBody {
                     f.complete = frame.is_none() || f.complete;
                 }
                 Poll::Ready(frame.map(|d| Ok(Frame::data(d))))
+            }
+            Kind::Lean(body) => {
+                let res = Pin::new(body).poll_frame(cx);
+                if let Some(f) = this.finish.as_mut() {
+                    match &res {
+                        Poll::Ready(Some(Ok(frame))) => f.bytes_out += frame.data_ref().map_or(0, |d| d.len() as u64),
+                        Poll::Ready(None) => f.complete = true,
+                        Poll::Ready(Some(Err(e))) => {
+                            f.error = Some(if *e == RawError::Timeout { "upstream_timeout" } else { "upstream_reset" })
+                        }
+                        Poll::Pending => {}
+                    }
+                }
+                res.map(|frame| frame.map(|r| r.map_err(BodyError::from)))
             }
             Kind::Upstream { body, checkout, silence } => {
                 let res = Pin::new(body).poll_frame(cx);
@@ -347,6 +368,7 @@ impl Body for ProxyBody {
         match &self.kind {
             Kind::Full(data) => data.is_none(),
             Kind::Upstream { body, .. } => body.is_end_stream(),
+            Kind::Lean(body) => body.is_end_stream(),
         }
     }
 
@@ -354,6 +376,7 @@ impl Body for ProxyBody {
         match &self.kind {
             Kind::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
             Kind::Upstream { body, .. } => body.size_hint(),
+            Kind::Lean(body) => body.size_hint(),
         }
     }
 }

@@ -124,6 +124,18 @@ impl Proxy {
         })
     }
 
+    /// When DNS already sends this host to green, lets the client reconnect (and re-resolve)
+    /// after this response; the request itself is answered normally.
+    fn close_if_moved<B>(&self, resp: &mut Response<B>, host: Option<&HeaderValue>, client: Version, conn: &ConnState) {
+        if self.host_moved(host) {
+            if client == Version::HTTP_2 {
+                conn.close_after_response();
+            } else {
+                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+        }
+    }
+
     /// The shared ledger and this worker's lane of it (`None` with `--no-record`).
     pub fn ledger(&self) -> Option<(&Ledger, &Lane)> {
         self.ledger.as_ref().map(|(l, t)| (l.as_ref(), t.as_ref()))
@@ -234,6 +246,18 @@ impl Proxy {
                 parts.headers.insert(header::HOST, host.clone().unwrap_or_else(|| upstream.authority.clone()));
             }
         }
+        if pool.lean() && client_upgrade.is_none() && http_body::Body::is_end_stream(&body) {
+            // No body to send and no upgrade: the lean exchange in this task (upstream/h1.rs).
+            drop(body);
+            let mut resp = match pool.exchange(&parts).await {
+                Ok(resp) => resp,
+                Err(e) => return Ok(error_response(e, finish)),
+            };
+            finish.status = resp.status().as_u16();
+            headers::strip_hop_by_hop(resp.headers_mut());
+            self.close_if_moved(&mut resp, host.as_ref(), client_version, &conn);
+            return Ok(resp.map(|body| ProxyBody::lean(body, finish)));
+        }
         let shared = Arc::new(ReqShared::default());
         finish.req = Some(shared.clone());
         let up_req = Request::from_parts(parts, RequestBody::new(body, shared.clone()));
@@ -274,15 +298,7 @@ impl Proxy {
             tokio::spawn(tunnel::run(client_upgrade, upstream_upgrade, finish, checkout.conn.clone(), idle, guard));
             return Ok(resp.map(|_| ProxyBody::empty()));
         }
-        if self.host_moved(host.as_ref()) {
-            // DNS already sends this host to green: let the client reconnect (and re-resolve)
-            // after this response. The request itself is answered normally.
-            if client_version == Version::HTTP_2 {
-                conn.close_after_response();
-            } else {
-                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-        }
+        self.close_if_moved(&mut resp, host.as_ref(), client_version, &conn);
         if self.settings.upstream_h2 {
             let limit = self.settings.upstream_timeout;
             return Ok(resp.map(|body| ProxyBody::upstream_h2(body, checkout, finish, limit)));

@@ -1,6 +1,7 @@
 //! Where requests go: blue's address (resolved in the background, never on the request path), the
 //! per-host overrides, and the per-worker connection pools in [`pool`].
 
+pub mod h1;
 pub mod pool;
 pub mod tls;
 

@@ -15,6 +15,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
+use super::h1::RawConn;
 use super::tls::UpStream;
 use super::Upstream;
 use crate::error::UpstreamError;
@@ -58,9 +59,14 @@ impl UpConn {
         self.last_io.load(Ordering::Relaxed)
     }
 
-    fn set_busy(&self, busy: bool) {
+    pub(crate) fn set_busy(&self, busy: bool) {
         self.last_io.store(now_ms(), Ordering::Relaxed);
         self.busy.store(busy, Ordering::Relaxed);
+    }
+
+    /// Bytes were just read or written.
+    pub(crate) fn touch(&self) {
+        self.last_io.store(now_ms(), Ordering::Relaxed);
     }
 }
 
@@ -149,18 +155,45 @@ pub struct Pool {
     upstream: Arc<Upstream>,
     settings: Arc<PoolSettings>,
     idle: Mutex<Vec<Idle>>,
+    /// Idle connections of the lean exchange ([`super::h1`]), most recently used last.
+    raw_idle: Mutex<Vec<RawConn>>,
     h2: Mutex<Option<(http2::SendRequest<RequestBody>, Arc<UpConn>)>>,
 }
 
 impl Pool {
     /// An empty pool for `upstream`.
     pub fn new(upstream: Arc<Upstream>, settings: Arc<PoolSettings>) -> Arc<Self> {
-        Arc::new(Self { upstream, settings, idle: Mutex::new(Vec::new()), h2: Mutex::new(None) })
+        Arc::new(Self {
+            upstream,
+            settings,
+            idle: Mutex::new(Vec::new()),
+            raw_idle: Mutex::new(Vec::new()),
+            h2: Mutex::new(None),
+        })
     }
 
     /// The upstream this pool connects to.
     pub fn upstream(&self) -> &Arc<Upstream> {
         &self.upstream
+    }
+
+    /// Whether requests without a body may take the lean HTTP/1.1 exchange ([`super::h1`]):
+    /// a plain `http://` upstream spoken to in HTTP/1.1.
+    pub fn lean(&self) -> bool {
+        !self.settings.h2 && !self.upstream.url.tls
+    }
+
+    pub(crate) fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
+    pub(crate) fn raw_idle(&self) -> &Mutex<Vec<RawConn>> {
+        &self.raw_idle
+    }
+
+    /// The watchdog of a new connection.
+    pub(crate) fn watchdog(&self, conn: Arc<UpConn>) -> Watchdog {
+        Watchdog { conn, silence: self.settings.upstream_timeout, idle: self.settings.idle_timeout }
     }
 
     /// A ready connection: the most recently used idle one, or a new one.
@@ -278,7 +311,7 @@ pub(crate) async fn connect_any(up: &Upstream, budget: Duration) -> Result<TcpSt
 
 /// Closes a connection that is silent too long while busy, or idle too long while pooled. It runs
 /// as a task of its own, so the connection's task polls a oneshot instead of a timer on every wake.
-struct Watchdog {
+pub(crate) struct Watchdog {
     conn: Arc<UpConn>,
     silence: Duration,
     idle: Duration,
@@ -303,7 +336,8 @@ impl Watchdog {
         });
     }
 
-    async fn watch(self, ring: tokio::sync::oneshot::Sender<()>) {
+    /// Rings `ring` when the connection should close (marking a busy one as timed out).
+    pub(crate) async fn watch(self, ring: tokio::sync::oneshot::Sender<()>) {
         let (silence_ms, idle_ms) = (self.silence.as_millis() as u64, self.idle.as_millis() as u64);
         let mut wait = self.silence.min(self.idle);
         loop {
