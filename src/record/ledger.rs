@@ -429,6 +429,7 @@ pub struct Totals {
 /// a single lock would have made the worker wait for), while a request takes one shard's lock,
 /// uncontended.
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub struct Lane {
     /// This worker's totals.
     pub totals: Totals,

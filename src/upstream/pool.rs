@@ -150,7 +150,9 @@ impl Checkout {
     }
 }
 
-/// One worker's connections to one upstream.
+/// One worker's connections to one upstream. Aligned to its own cache lines, like [`crate::proxy::Proxy`]:
+/// its idle stacks are locked on every request, and the workers' pools are allocated side by side.
+#[repr(align(128))]
 pub struct Pool {
     upstream: Arc<Upstream>,
     settings: Arc<PoolSettings>,

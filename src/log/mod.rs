@@ -1,6 +1,9 @@
 //! The JSON log on stdout: one access line per request and `event` lines, written by a writer
-//! thread in batches. The request path only hands over a small record; when the writer is behind,
-//! lines are dropped and counted instead of blocking a request.
+//! thread in batches. The request path only appends a packed record to its worker's lane
+//! ([`packed`]); when the writer is behind, lines are dropped and counted instead of blocking a
+//! request.
+
+mod packed;
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -12,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{Method, Version};
 
 use crate::record::ledger::Sighting;
+use packed::{Decoder, RecordLane, View};
 
 /// The writer's pause between batches while lines arrive, and its longest pause when idle.
 const MIN_NAP: Duration = Duration::from_millis(2);
@@ -61,12 +65,9 @@ pub struct TlsLog {
     pub sni_mismatch: bool,
 }
 
-// Records travel by value through a pre-allocated queue: boxing them would allocate per request.
-#[allow(clippy::large_enum_variant)]
-enum Msg {
-    Access(AccessRecord),
-    Line(String),
-}
+/// Bytes of packed records a lane holds per line of `capacity` (a typical record packs into
+/// 80–150 bytes).
+const BYTES_PER_LINE: usize = 256;
 
 /// A copy of a short byte string, inline up to 94 bytes (host names, most paths), so a record owns
 /// its text without keeping the connection's read buffer alive or allocating.
@@ -108,23 +109,48 @@ impl std::fmt::Debug for Text {
 /// A handle for sending log lines; cheap to clone, one per worker.
 #[derive(Clone)]
 pub struct AccessLog {
-    tx: SyncSender<Msg>,
+    tx: SyncSender<String>,
+    records: Arc<RecordLane>,
     dropped: Arc<AtomicU64>,
-    new_lanes: SyncSender<Receiver<Msg>>,
+    new_lanes: SyncSender<Lane>,
     capacity: usize,
 }
 
+/// What the writer reads of one handle: its event lines and its packed access records.
+struct Lane {
+    events: Receiver<String>,
+    records: Arc<RecordLane>,
+    /// The buffer swapped in at the next pass (keeps its capacity).
+    spare: Vec<u8>,
+}
+
+impl Lane {
+    fn new(capacity: usize) -> (Lane, SyncSender<String>, Arc<RecordLane>) {
+        let (tx, events) = sync_channel(capacity);
+        let budget = capacity.saturating_mul(BYTES_PER_LINE);
+        let records = Arc::new(RecordLane::new(budget));
+        let spare = Vec::with_capacity(budget.min(1 << 20));
+        (Lane { events, records: records.clone(), spare }, tx, records)
+    }
+}
+
 impl AccessLog {
-    /// A handle with a queue of its own, for one worker: workers then never contend on a queue.
+    /// A handle with a lane of its own, for one worker: workers then never contend on a queue.
     pub fn lane(&self) -> AccessLog {
-        let (tx, rx) = sync_channel(self.capacity);
-        let _ = self.new_lanes.send(rx);
-        AccessLog { tx, dropped: self.dropped.clone(), new_lanes: self.new_lanes.clone(), capacity: self.capacity }
+        let (lane, tx, records) = Lane::new(self.capacity);
+        let _ = self.new_lanes.send(lane);
+        AccessLog {
+            tx,
+            records,
+            dropped: self.dropped.clone(),
+            new_lanes: self.new_lanes.clone(),
+            capacity: self.capacity,
+        }
     }
 
     /// Queues an access line; drops and counts it when the writer is behind.
     pub fn access(&self, rec: AccessRecord) {
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::Access(rec)) {
+        if !self.records.push(&rec) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -138,7 +164,7 @@ impl AccessLog {
             obj.extend(more);
         }
         let line = serde_json::Value::Object(obj).to_string();
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::Line(line)) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(line) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -176,16 +202,16 @@ pub struct LogWriter {
 impl LogWriter {
     /// Starts the writer thread on `out`, with room for `capacity` queued lines.
     pub fn start<W: Write + Send + 'static>(out: W, capacity: usize) -> std::io::Result<(AccessLog, LogWriter)> {
-        let (tx, rx) = sync_channel::<Msg>(capacity);
+        let (first, tx, records) = Lane::new(capacity);
         let (new_lanes, lanes_rx) = sync_channel(1024);
         let dropped = Arc::new(AtomicU64::new(0));
         let (done_tx, done) = sync_channel(1);
         let counter = dropped.clone();
         std::thread::Builder::new().name("log-writer".into()).spawn(move || {
-            write_loop(out, rx, lanes_rx, &counter);
+            write_loop(out, first, lanes_rx, &counter);
             let _ = done_tx.send(());
         })?;
-        Ok((AccessLog { tx, dropped, new_lanes, capacity }, LogWriter { done }))
+        Ok((AccessLog { tx, records, dropped, new_lanes, capacity }, LogWriter { done }))
     }
 
     /// Waits (at most `timeout`) for the thread to write everything; every [`AccessLog`] clone must
@@ -197,7 +223,7 @@ impl LogWriter {
 
 /// Polls the queue instead of blocking on it: a blocked receiver would make every request's
 /// `try_send` wake it with a futex call and a context switch (measured: a quarter of the CPU).
-fn write_loop<W: Write>(mut out: W, first: Receiver<Msg>, new_lanes: Receiver<Receiver<Msg>>, dropped: &AtomicU64) {
+fn write_loop<W: Write>(mut out: W, first: Lane, new_lanes: Receiver<Lane>, dropped: &AtomicU64) {
     let mut buf: Vec<u8> = Vec::with_capacity(256 * 1024);
     let mut reported = 0u64;
     let mut nap = MIN_NAP;
@@ -207,15 +233,31 @@ fn write_loop<W: Write>(mut out: W, first: Receiver<Msg>, new_lanes: Receiver<Re
         while let Ok(lane) = new_lanes.try_recv() {
             lanes.push(lane);
         }
-        lanes.retain(|lane| {
+        lanes.retain_mut(|lane| {
+            // Events first, then the records: a request's `new_path` event precedes its line.
+            let mut open = true;
             for _ in 0..8192 {
-                match lane.try_recv() {
-                    Ok(msg) => format_msg(msg, &mut buf),
-                    Err(TryRecvError::Empty) => return true,
-                    Err(TryRecvError::Disconnected) => return false,
+                match lane.events.try_recv() {
+                    Ok(line) => {
+                        buf.extend_from_slice(line.as_bytes());
+                        buf.push(b'\n');
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
                 }
             }
-            true
+            // Every handle of a closed lane is gone, so this last swap takes all it ever had.
+            if let Ok(mut bytes) = lane.records.bytes.lock() {
+                std::mem::swap(&mut *bytes, &mut lane.spare);
+            }
+            for view in Decoder::new(&lane.spare) {
+                format_view(&view, &mut buf);
+            }
+            lane.spare.clear();
+            open
         });
         // Every handle is gone once no lane is left (each handle holds its own lane's sender).
         let open = !lanes.is_empty();
@@ -243,32 +285,26 @@ fn write_loop<W: Write>(mut out: W, first: Receiver<Msg>, new_lanes: Receiver<Re
     }
 }
 
-fn format_msg(msg: Msg, buf: &mut Vec<u8>) {
-    match msg {
-        Msg::Access(rec) => format_access(&rec, buf),
-        Msg::Line(line) => {
-            buf.extend_from_slice(line.as_bytes());
-            buf.push(b'\n');
-        }
-    }
-}
-
 /// Appends one access line (JSON, newline-terminated) to `buf`.
 pub fn format_access(rec: &AccessRecord, buf: &mut Vec<u8>) {
+    format_view(&View::of(rec), buf);
+}
+
+fn format_view(rec: &View<'_>, buf: &mut Vec<u8>) {
     let mut itoa = itoa::Buffer::new();
     buf.extend_from_slice(b"{\"ts\":\"");
     push_rfc3339(buf, rec.ts);
     buf.extend_from_slice(b"\",\"client_ip\":\"");
     push_ip(buf, rec.client_ip);
     buf.extend_from_slice(b"\",\"method\":");
-    push_json_str(buf, rec.method.as_str().as_bytes());
+    push_json_str(buf, rec.method);
     buf.extend_from_slice(b",\"host\":");
-    match &rec.host {
-        Some(h) => push_json_str(buf, h.as_bytes()),
+    match rec.host {
+        Some(h) => push_json_str(buf, h),
         None => buf.extend_from_slice(b"null"),
     }
     buf.extend_from_slice(b",\"path\":");
-    push_json_str(buf, rec.path.as_bytes());
+    push_json_str(buf, rec.path);
     buf.extend_from_slice(b",\"http_version\":\"");
     buf.extend_from_slice(match rec.version {
         Version::HTTP_09 => b"0.9",
@@ -291,23 +327,23 @@ pub fn format_access(rec: &AccessRecord, buf: &mut Vec<u8>) {
     let frac = micros % 1000;
     buf.extend_from_slice(&[b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8]);
     buf.extend_from_slice(b",\"upstream\":");
-    push_json_str(buf, rec.upstream.as_bytes());
-    if let Some(tls) = &rec.tls {
+    push_json_str(buf, rec.upstream);
+    if let Some((sni, default_cert, sni_mismatch)) = rec.tls {
         buf.extend_from_slice(b",\"sni\":");
-        match &tls.sni {
-            Some(sni) => push_json_str(buf, sni.as_bytes()),
+        match sni {
+            Some(sni) => push_json_str(buf, sni),
             None => buf.extend_from_slice(b"null"),
         }
-        if tls.default_cert {
+        if default_cert {
             buf.extend_from_slice(b",\"tls_cert\":\"default\"");
         }
-        if tls.sni_mismatch {
+        if sni_mismatch {
             buf.extend_from_slice(b",\"sni_mismatch\":true");
         }
     }
     if let Some(err) = rec.error {
         buf.extend_from_slice(b",\"error\":");
-        push_json_str(buf, err.as_bytes());
+        push_json_str(buf, err);
     }
     if rec.stale_conn {
         buf.extend_from_slice(b",\"stale_conn\":true");
