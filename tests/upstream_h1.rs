@@ -18,6 +18,8 @@ use tokio::net::TcpListener;
 struct Scripted {
     addr: std::net::SocketAddr,
     connections: Arc<AtomicUsize>,
+    /// Connections the proxy closed.
+    closed: Arc<AtomicUsize>,
     heads: Arc<Mutex<Vec<String>>>,
 }
 
@@ -26,19 +28,23 @@ impl Scripted {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
+        let closed = Arc::new(AtomicUsize::new(0));
         let heads = Arc::new(Mutex::new(Vec::new()));
-        let (count, seen) = (connections.clone(), heads.clone());
+        let (count, seen, gone) = (connections.clone(), heads.clone(), closed.clone());
         tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
-                let seen = seen.clone();
+                let (seen, gone) = (seen.clone(), gone.clone());
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     loop {
                         let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
                             let mut chunk = [0u8; 4096];
                             match s.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
+                                Ok(0) | Err(_) => {
+                                    gone.fetch_add(1, Ordering::SeqCst);
+                                    return;
+                                }
                                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
                             }
                             continue;
@@ -54,7 +60,7 @@ impl Scripted {
                 });
             }
         });
-        Self { addr, connections, heads }
+        Self { addr, connections, closed, heads }
     }
 
     fn url(&self) -> String {
@@ -172,7 +178,8 @@ async fn an_idle_connection_the_upstream_closed_is_not_used_again() {
 async fn an_oversized_or_broken_response_head_gives_502() {
     let up = Scripted::start(|head| {
         let reply = match path_of(head) {
-            "/huge" => format!("HTTP/1.1 200 OK\r\nx-big: {}\r\ncontent-length: 0\r\n\r\n", "a".repeat(70_000)),
+            "/huge" => format!("HTTP/1.1 200 OK\r\nx-big: {}\r\ncontent-length: 0\r\n\r\n", "a".repeat(500_000)),
+            "/large" => format!("HTTP/1.1 200 OK\r\nx-big: {}\r\ncontent-length: 0\r\n\r\n", "a".repeat(100_000)),
             "/lengths" => "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd".into(),
             _ => "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n".into(),
         };
@@ -186,6 +193,10 @@ async fn an_oversized_or_broken_response_head_gives_502() {
     }
     let lines = proxy.wait_access(2);
     assert!(lines.iter().all(|l| l["error"] == "upstream_protocol_error"), "{lines:?}");
+    // A large head within hyper's limit (which this path keeps) passes.
+    let mut c = H1Client::connect(proxy.addr).await;
+    let got = c.get("api.example.com", "/large").await;
+    assert_eq!((got.status, got.headers["x-big"].len()), (200, 100_000));
     // A bad chunk after the status went out: the client sees the body cut short.
     let (raw, closed) =
         raw_exchange(proxy.addr, b"GET /chunks HTTP/1.1\r\nHost: api.example.com\r\n\r\n", Duration::from_secs(2))
@@ -211,4 +222,22 @@ async fn http2_cookies_are_joined_for_the_http1_upstream() {
     assert!(head.starts_with("GET /cart HTTP/1.1\r\n"), "{head}");
     assert!(head.contains("host: shop.example.com\r\n") && head.contains("cookie: a=1; b=2\r\n"), "{head}");
     assert_eq!(head.matches("cookie:").count(), 1, "{head}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_upstream_connections_are_closed_without_further_traffic() {
+    let up = Scripted::start(|_| (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(), false)).await;
+    let proxy = ProxyProc::start(&["--upstream", &up.url(), "--upstream-idle-timeout", "300ms"]);
+    let mut c = H1Client::connect(proxy.addr).await;
+    assert_eq!(c.get("api.example.com", "/").await.status, 200);
+    assert_eq!(up.connections(), 1);
+    // No request comes to look at the pool: the connection's own watchdog closes it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while up.closed.load(Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the idle upstream connection was never closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And the next request simply opens a new one.
+    assert_eq!(c.get("api.example.com", "/").await.status, 200);
+    assert_eq!(up.connections(), 2);
 }

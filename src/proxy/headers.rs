@@ -72,6 +72,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> HopByHop {
     }
     if headers.contains_key(header::TRANSFER_ENCODING) {
         headers.remove(header::TRANSFER_ENCODING);
+        // Transfer-Encoding overrode any Content-Length (RFC 9112 §6.3): forwarding that length
+        // would make the next hop frame the message by it, as nginx knows to avoid.
+        headers.remove(header::CONTENT_LENGTH);
     }
     found
 }
@@ -225,6 +228,13 @@ mod tests {
                 &["proxy-connection", "te", "transfer-encoding", "upgrade"],
             ),
             (&[("x-c", "3"), ("accept", "*/*")], &["x-c", "accept"], &[]),
+            // Transfer-Encoding overrode Content-Length: neither goes on.
+            (
+                &[("transfer-encoding", "chunked"), ("content-length", "10")],
+                &[],
+                &["transfer-encoding", "content-length"],
+            ),
+            (&[("content-length", "10")], &["content-length"], &[]),
         ];
         for (input, kept, removed) in cases {
             let mut h = map(input);

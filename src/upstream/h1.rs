@@ -24,11 +24,12 @@ use tokio::sync::oneshot;
 use super::pool::{Pool, UpConn, Watchdog};
 use crate::error::UpstreamError;
 use crate::shutdown::now_ms;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-/// Longest response head (status line and headers) accepted; nginx's `proxy_buffer_size` plays
-/// the same part ("upstream sent too big header").
-pub const MAX_HEAD: usize = 64 * 1024;
+/// Longest response head (status line and headers) accepted: hyper's default read buffer limit,
+/// so responses that passed through hyper's client pass here too (nginx's `proxy_buffer_size`
+/// plays the same part: "upstream sent too big header").
+pub const MAX_HEAD: usize = 8192 + 4096 * 100;
 /// Most response header fields accepted (hyper's default is 100).
 const MAX_HEADERS: usize = 128;
 /// Longest chunk-size line (with extensions).
@@ -81,9 +82,16 @@ impl Drop for RawConn {
 }
 
 impl RawConn {
-    fn new(io: TcpStream, watchdog: Watchdog, state: Arc<UpConn>) -> Self {
+    fn new(io: TcpStream, watchdog: Watchdog, state: Arc<UpConn>, pool: Weak<Pool>) -> Self {
         let (ring, rang) = oneshot::channel();
-        let watchdog = tokio::spawn(watchdog.watch(ring));
+        let watchdog = tokio::spawn(async move {
+            watchdog.watch(ring).await;
+            // Rang: when this connection sits idle in the pool, nobody would close it until the
+            // next request; prune the pool now (this task ends with it).
+            if let Some(pool) = pool.upgrade() {
+                pool.raw_prune();
+            }
+        });
         Self { io, buf: BytesMut::new(), head: Vec::with_capacity(512), state, rang, rung: false, watchdog }
     }
 
@@ -240,8 +248,10 @@ fn framing(headers: &HeaderMap, status: StatusCode, is_head: bool) -> Result<(Fr
     if is_head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Ok((Framing::Empty, true));
     }
-    let length = content_length(headers)?;
     if headers.contains_key(header::TRANSFER_ENCODING) {
+        // Transfer-Encoding overrides Content-Length (not even parsed then, as hyper did), but
+        // a message with both must close the connection (RFC 9112 §6.3).
+        let length = headers.contains_key(header::CONTENT_LENGTH);
         let chunked = headers
             .get_all(header::TRANSFER_ENCODING)
             .iter()
@@ -249,10 +259,9 @@ fn framing(headers: &HeaderMap, status: StatusCode, is_head: bool) -> Result<(Fr
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
             .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
-        // Transfer-Encoding beats Content-Length, but such a message must close the connection.
-        return Ok(if chunked { (Framing::Chunked(Chunk::Size), length.is_none()) } else { (Framing::Close, false) });
+        return Ok(if chunked { (Framing::Chunked(Chunk::Size), !length) } else { (Framing::Close, false) });
     }
-    Ok(match length {
+    Ok(match content_length(headers)? {
         Some(0) => (Framing::Empty, true),
         Some(n) => (Framing::Length(n), true),
         None => (Framing::Close, false),
@@ -330,7 +339,7 @@ impl Pool {
     /// returned [`RawBody`], which gives the connection back to the pool at its end.
     pub async fn exchange(self: &Arc<Self>, parts: &request::Parts) -> Result<Response<RawBody>, UpstreamError> {
         let is_head = parts.method == Method::HEAD;
-        let (mut conn, mut reused) = match self.raw_checkout() {
+        let (mut conn, mut reused) = match self.raw_checkout().await {
             Some(conn) => (conn, true),
             None => (Box::pin(self.raw_connect()).await?, false),
         };
@@ -378,14 +387,39 @@ impl Pool {
         resp
     }
 
-    fn raw_checkout(&self) -> Option<RawConn> {
+    async fn raw_checkout(&self) -> Option<RawConn> {
         let idle_ms = self.settings().idle_timeout.as_millis() as u64;
         loop {
             let mut conn = self.raw_idle().lock().ok()?.pop()?;
-            if conn.reusable(idle_ms) {
+            // Outside the task's cooperative budget: with the budget spent, the readiness check
+            // would answer "not ready" and a connection the upstream closed would pass as usable.
+            let ok = tokio::task::unconstrained(poll_fn(|_| Poll::Ready(conn.reusable(idle_ms)))).await;
+            if ok {
                 return Some(conn);
             }
         }
+    }
+
+    /// Closes the idle connections that are past the idle timeout, rang, or were closed by the
+    /// upstream (run by a connection's watchdog when it rings, so an idle pool empties itself
+    /// even when no request comes to check it).
+    fn raw_prune(&self) {
+        let idle_ms = self.settings().idle_timeout.as_millis() as u64;
+        let stale: Vec<RawConn> = match self.raw_idle().lock() {
+            Ok(mut stack) => {
+                let mut stale = Vec::new();
+                for mut conn in std::mem::take(&mut *stack) {
+                    if conn.reusable(idle_ms) {
+                        stack.push(conn);
+                    } else {
+                        stale.push(conn);
+                    }
+                }
+                stale
+            }
+            Err(_) => Vec::new(),
+        };
+        drop(stale);
     }
 
     fn raw_put(&self, conn: RawConn) {
@@ -410,7 +444,7 @@ impl Pool {
             .map_err(|_| UpstreamError::ConnectTimeout)??;
         let state = Arc::new(UpConn::default());
         state.set_busy(true);
-        Ok(RawConn::new(tcp, self.watchdog(state.clone()), state))
+        Ok(RawConn::new(tcp, self.watchdog(state.clone()), state, Arc::downgrade(self)))
     }
 }
 
@@ -587,7 +621,13 @@ fn chunk_size(buf: &mut BytesMut) -> Result<Option<u64>, RawError> {
     let line = &buf[..end - 1];
     let digits = line.split(|&b| b == b';').next().unwrap_or_default();
     let digits = digits.trim_ascii();
-    if digits.is_empty() || digits.len() > 15 || !digits.iter().all(u8::is_ascii_hexdigit) {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return Err(RawError::Protocol);
+    }
+    // Leading zeros are allowed; the value itself must fit.
+    let zeros = digits.iter().take_while(|&&b| b == b'0').count().min(digits.len() - 1);
+    let digits = &digits[zeros..];
+    if digits.len() > 15 {
         return Err(RawError::Protocol);
     }
     let text = std::str::from_utf8(digits).map_err(|_| RawError::Protocol)?;
@@ -603,12 +643,12 @@ fn trailers(buf: &mut BytesMut) -> Result<Option<HeaderMap>, RawError> {
         let _ = buf.split_to(2);
         return Ok(Some(HeaderMap::new()));
     }
+    // A bare LF where the section's first line should end is refused at once, as hyper does.
+    if buf.starts_with(b"\n") || buf.starts_with(b"\r") && buf.len() >= 2 && buf[1] != b'\n' {
+        return Err(RawError::Protocol);
+    }
     let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return if buf.len() > MAX_TRAILERS || (buf.len() == 1 && buf[0] != b'\r') {
-            Err(RawError::Protocol)
-        } else {
-            Ok(None)
-        };
+        return if buf.len() > MAX_TRAILERS { Err(RawError::Protocol) } else { Ok(None) };
     };
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let map = match httparse::parse_headers(&buf[..end + 4], &mut slots) {
@@ -664,6 +704,8 @@ mod tests {
             ("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", ("chunked", true)),
             ("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n", ("chunked", true)),
             ("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 9\r\n\r\n", ("chunked", false)),
+            // Transfer-Encoding overrides even a broken Content-Length.
+            ("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 10, 20\r\n\r\n", ("chunked", false)),
             ("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n", ("close", false)),
             ("HTTP/1.1 200 OK\r\n\r\n", ("close", false)),
             ("HTTP/1.0 200 OK\r\ncontent-length: 5\r\n\r\n", ("length 5", false)),
@@ -708,12 +750,19 @@ mod tests {
             assert_eq!(chunk_size(&mut BytesMut::from(bad)), Err(RawError::Protocol), "{bad:?}");
         }
         assert_eq!(chunk_size(&mut BytesMut::from(&b"1a"[..])), Ok(None));
+        assert_eq!(chunk_size(&mut BytesMut::from(&b"00000000000000000000001a\r\n"[..])), Ok(Some(26)));
+        assert_eq!(chunk_size(&mut BytesMut::from(&b"0000\r\n"[..])), Ok(Some(0)));
         let mut buf = BytesMut::from(&b"x-checksum: abc\r\nx-b: 2\r\n\r\nnext"[..]);
         let map = trailers(&mut buf).unwrap().unwrap();
         assert_eq!(map["x-checksum"], "abc");
         assert_eq!(&buf[..], b"next");
         assert_eq!(trailers(&mut BytesMut::from(&b"\r\n"[..])).unwrap().map(|m| m.len()), Some(0));
         assert_eq!(trailers(&mut BytesMut::from(&b"x-a: 1\r\n"[..])).unwrap(), None);
+        // A read that ends after the first byte of a trailer field: wait for the rest.
+        assert_eq!(trailers(&mut BytesMut::from(&b"x"[..])).unwrap(), None);
+        assert_eq!(trailers(&mut BytesMut::from(&b"\r"[..])).unwrap(), None);
+        // A bare LF instead of the empty line: refused at once.
+        assert_eq!(trailers(&mut BytesMut::from(&b"\n"[..])), Err(RawError::Protocol));
     }
 
     #[test]
