@@ -203,6 +203,8 @@ fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, RawError> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut res = httparse::Response::new(&mut slots);
     let len = match res.parse(buf) {
+        // The limit holds however the head arrived (in one read or many).
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => return Err(RawError::Protocol),
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
         Err(_) => return Err(RawError::Protocol),
@@ -721,6 +723,8 @@ mod tests {
         for (text, (want, keep)) in cases {
             assert_eq!(framing_of(text), (want.to_string(), keep), "{text:?}");
         }
+        let huge = format!("HTTP/1.1 200 OK\r\nx-big: {}\r\n\r\n", "a".repeat(MAX_HEAD));
+        assert_eq!(framing_of(&huge).0, "error Protocol", "a head over the limit, complete in one read");
         // HEAD: no body whatever the length says.
         match head_of("HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n", true) {
             Ok(Parsed::Final(h)) => assert!(matches!(h.framing, Framing::Empty)),
