@@ -424,15 +424,11 @@ impl Pool {
         drop(stale);
     }
 
+    /// Puts a connection back; those past the idle timeout are closed by their own watchdog
+    /// ([`Pool::raw_prune`]), so a release does no pruning of its own.
     fn raw_put(&self, conn: RawConn) {
         conn.state.set_busy(false);
-        let idle_ms = self.settings().idle_timeout.as_millis() as u64;
         if let Ok(mut stack) = self.raw_idle().lock() {
-            // The oldest idle connections sit at the bottom: let go of those past the idle timeout
-            // so their sockets do not wait for the next checkout.
-            while stack.first().is_some_and(|c| now_ms().saturating_sub(c.state.last_io()) >= idle_ms) {
-                stack.remove(0);
-            }
             if stack.len() < self.settings().max_idle {
                 stack.push(conn);
             }

@@ -60,7 +60,7 @@ impl UpConn {
     }
 
     pub(crate) fn set_busy(&self, busy: bool) {
-        self.last_io.store(now_ms(), Ordering::Relaxed);
+        self.touch();
         self.busy.store(busy, Ordering::Relaxed);
     }
 
@@ -72,10 +72,10 @@ impl UpConn {
 
 impl IoObserver for UpConn {
     fn on_read(&self, _: &[u8]) {
-        self.last_io.store(now_ms(), Ordering::Relaxed);
+        self.touch();
     }
     fn on_write(&self) {
-        self.last_io.store(now_ms(), Ordering::Relaxed);
+        self.touch();
     }
 }
 
