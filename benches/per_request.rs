@@ -6,8 +6,9 @@ use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use cutover_proxy::log::{format_access, AccessRecord, LogWriter, Text};
-use cutover_proxy::proxy::headers::{client_ip, set_forwarded, strip_hop_by_hop, TrustedProxies};
+use cutover_proxy::internals::{
+    client_ip, format_access, set_forwarded, strip_hop_by_hop, AccessRecord, LogWriter, Text, TrustedProxies,
+};
 use http::{HeaderMap, HeaderValue, Method, Version};
 
 /// Headers of a typical browser/API request behind a load balancer.
@@ -99,9 +100,7 @@ fn log_line(c: &mut Criterion) {
 }
 
 fn record_one_request(c: &mut Criterion) {
-    use cutover_proxy::record::ledger::{Ledger, LedgerSettings, Observation};
-    use cutover_proxy::record::normalize::{Glob, Templater};
-    use cutover_proxy::routes::RouteTable;
+    use cutover_proxy::internals::{Glob, Ledger, LedgerSettings, Observation, RouteTable, Templater};
     let settings = LedgerSettings {
         max_hosts: 100_000,
         max_paths_per_host: 1_000,

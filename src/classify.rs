@@ -1,7 +1,9 @@
 //! Evidence → action, as ../docs/REPORT.md and verdicts.md define it: the first rule that applies
 //! wins. Pure: the report builder and the merge call it with what they know.
 
-use crate::report::build::{parse_ts, ts};
+use crate::base::host::is_placeholder;
+use crate::base::time::{parse_rfc3339, rfc3339};
+use crate::dns::verdict::DnsVerdict;
 use crate::report::model::{Action, LateClient, Routed};
 
 /// What is known about one host.
@@ -9,7 +11,8 @@ use crate::report::model::{Action, LateClient, Routed};
 pub struct Evidence<'a> {
     /// Normalized host.
     pub host: &'a str,
-    /// The Host was an IP literal, a load balancer's own name, or missing.
+    /// Clients address blue directly: an IP literal, a load balancer's name, or no usable Host
+    /// (`Targets::addressed_directly`).
     pub hardcoded: bool,
     /// Green's verdict.
     pub routed: Routed,
@@ -18,7 +21,7 @@ pub struct Evidence<'a> {
     /// Paths seen in all.
     pub paths: usize,
     /// DNS verdict (`unknown` until DNS evidence is configured).
-    pub dns: &'a str,
+    pub dns: DnsVerdict,
     /// Milliseconds since the host's last request.
     pub quiet_for_ms: u64,
     /// After this much silence a host counts as stopped.
@@ -37,7 +40,7 @@ pub struct Evidence<'a> {
 /// The action, whether it is urgent, and why.
 pub fn classify(e: &Evidence<'_>) -> (Action, bool, String) {
     if e.hardcoded {
-        let why = if e.host.starts_with('(') {
+        let why = if is_placeholder(e.host) {
             "requests arrive without a usable Host header".to_owned()
         } else {
             format!(
@@ -48,7 +51,7 @@ pub fn classify(e: &Evidence<'_>) -> (Action, bool, String) {
         return (Action::FixHardcoded, false, why);
     }
     if matches!(e.routed, Routed::Partial | Routed::None) {
-        let urgent = matches!(e.dns, "green" | "split");
+        let urgent = e.dns.reaches_green();
         let shown: Vec<&str> = e.missing_paths.iter().take(5).map(String::as_str).collect();
         let more = e.missing_paths.len().saturating_sub(shown.len());
         let mut why =
@@ -62,10 +65,10 @@ pub fn classify(e: &Evidence<'_>) -> (Action, bool, String) {
         return (Action::AddGreenRoute, urgent, why);
     }
     match e.dns {
-        "blue" | "split" if e.routed == Routed::All => {
+        v if v.reaches_blue() && e.routed == Routed::All => {
             return (Action::SwitchDns, false, format!("green serves every seen path; DNS points at {}", e.dns))
         }
-        "blue" | "split" => {
+        v if v.reaches_blue() => {
             // Moving DNS needs proof that green serves the traffic: without a route table, or
             // without a visible path (TLS passthrough), there is none.
             let why = if e.paths == 0 {
@@ -75,7 +78,7 @@ pub fn classify(e: &Evidence<'_>) -> (Action, bool, String) {
             };
             return (Action::Unknown, false, why);
         }
-        "unknown-target" | "unresolvable" | "external" => {
+        v if v.is_elsewhere() => {
             return (Action::InvestigateDns, false, format!("DNS verdict `{}`: the host is not where expected", e.dns))
         }
         _ => {}
@@ -83,7 +86,7 @@ pub fn classify(e: &Evidence<'_>) -> (Action, bool, String) {
     if e.quiet_for_ms >= e.quiet_period_ms {
         return (Action::None, false, format!("no request for {} s", e.quiet_for_ms / 1000));
     }
-    if e.dns == "green" {
+    if e.dns == DnsVerdict::Green {
         return after_move(e);
     }
     let why = match e.routed {
@@ -105,15 +108,15 @@ fn after_move(e: &Evidence<'_>) -> (Action, bool, String) {
         let why = if left > 0 {
             format!(
                 "DNS points only at green; requests are within the TTL window, which closes at {} ({left} s left)",
-                ts(end)
+                rfc3339(end)
             )
         } else {
-            format!("DNS points only at green; traffic stopped within the TTL window (closed at {})", ts(end))
+            format!("DNS points only at green; traffic stopped within the TTL window (closed at {})", rfc3339(end))
         };
         return (Action::WaitTtl, false, why);
     }
     let late: Vec<&LateClient> =
-        e.late_clients.iter().filter(|c| parse_ts(&c.last_seen).is_some_and(|at| at > end)).collect();
+        e.late_clients.iter().filter(|c| parse_rfc3339(&c.last_seen).is_some_and(|at| at > end)).collect();
     let listed: Vec<String> = late
         .iter()
         .take(5)
@@ -128,7 +131,7 @@ fn after_move(e: &Evidence<'_>) -> (Action, bool, String) {
         })
         .collect();
     let mut why =
-        format!("DNS points only at green, yet requests still arrive after the TTL window closed at {}", ts(end));
+        format!("DNS points only at green, yet requests still arrive after the TTL window closed at {}", rfc3339(end));
     if !listed.is_empty() {
         why.push_str(&format!(": {} client(s): {}", late.len(), listed.join(", ")));
         if late.len() > listed.len() {
@@ -142,7 +145,7 @@ fn after_move(e: &Evidence<'_>) -> (Action, bool, String) {
 mod tests {
     use super::*;
 
-    fn ev<'a>(routed: Routed, missing: &'a [String], dns: &'a str) -> Evidence<'a> {
+    fn ev(routed: Routed, missing: &[String], dns: DnsVerdict) -> Evidence<'_> {
         Evidence {
             host: "api.example.com",
             hardcoded: false,
@@ -162,30 +165,30 @@ mod tests {
     #[test]
     fn first_rule_wins() {
         let missing = vec!["/v1/pay".to_owned()];
-        let mut e = ev(Routed::Partial, &missing, "unknown");
+        let mut e = ev(Routed::Partial, &missing, DnsVerdict::Unknown);
         e.hardcoded = true;
         assert_eq!(classify(&e).0, Action::FixHardcoded);
-        let (a, urgent, why) = classify(&ev(Routed::Partial, &missing, "unknown"));
+        let (a, urgent, why) = classify(&ev(Routed::Partial, &missing, DnsVerdict::Unknown));
         assert_eq!((a, urgent), (Action::AddGreenRoute, false));
         assert!(why.contains("/v1/pay"), "{why}");
-        let (a, urgent, _) = classify(&ev(Routed::None, &missing, "green"));
+        let (a, urgent, _) = classify(&ev(Routed::None, &missing, DnsVerdict::Green));
         assert_eq!((a, urgent), (Action::AddGreenRoute, true));
-        assert_eq!(classify(&ev(Routed::All, &[], "blue")).0, Action::SwitchDns);
-        assert_eq!(classify(&ev(Routed::All, &[], "split")).0, Action::SwitchDns);
-        assert_eq!(classify(&ev(Routed::All, &[], "unresolvable")).0, Action::InvestigateDns);
-        assert_eq!(classify(&ev(Routed::All, &[], "unknown")).0, Action::Unknown);
-        assert_eq!(classify(&ev(Routed::Unknown, &[], "unknown")).0, Action::Unknown);
-        let (a, _, why) = classify(&ev(Routed::Unknown, &[], "blue"));
+        assert_eq!(classify(&ev(Routed::All, &[], DnsVerdict::Blue)).0, Action::SwitchDns);
+        assert_eq!(classify(&ev(Routed::All, &[], DnsVerdict::Split)).0, Action::SwitchDns);
+        assert_eq!(classify(&ev(Routed::All, &[], DnsVerdict::Unresolvable)).0, Action::InvestigateDns);
+        assert_eq!(classify(&ev(Routed::All, &[], DnsVerdict::Unknown)).0, Action::Unknown);
+        assert_eq!(classify(&ev(Routed::Unknown, &[], DnsVerdict::Unknown)).0, Action::Unknown);
+        let (a, _, why) = classify(&ev(Routed::Unknown, &[], DnsVerdict::Blue));
         assert_eq!(a, Action::Unknown, "no switch-dns without proof that green serves the host");
         assert!(why.contains("not checked"), "{why}");
-        let mut green = ev(Routed::All, &[], "green");
+        let mut green = ev(Routed::All, &[], DnsVerdict::Green);
         green.window_end_ms = Some(150_000);
         assert_eq!(classify(&green).0, Action::WaitTtl);
         let late = [LateClient {
             ip: "10.9.8.7".into(),
             user_agent: "Java/1.8.0_202".into(),
             requests: 40,
-            last_seen: ts(200_000),
+            last_seen: rfc3339(200_000),
             connection_age_s: 3600.0,
             opened_before_move: true,
         }];
@@ -194,7 +197,7 @@ mod tests {
         let (a, _, why) = classify(&green);
         assert_eq!(a, Action::FixClients);
         assert!(why.contains("10.9.8.7") && why.contains("Java/1.8.0_202") && why.contains("before the move"), "{why}");
-        let mut quiet = ev(Routed::All, &[], "unknown");
+        let mut quiet = ev(Routed::All, &[], DnsVerdict::Unknown);
         quiet.quiet_for_ms = 1_000_000;
         assert_eq!(classify(&quiet).0, Action::None);
     }

@@ -10,7 +10,7 @@ use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::log::AccessLog;
-use crate::record::ledger::Ledger;
+use crate::record::Ledger;
 use crate::routes::RouteTable;
 use crate::tls::certs::CertStore;
 

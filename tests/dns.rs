@@ -299,9 +299,9 @@ async fn close_stale_connections_sends_goaway_to_http2_over_tls() {
 /// Time helpers for the window.
 mod report {
     pub fn parse(s: &str) -> u64 {
-        cutover_proxy::report::build::parse_ts(s).expect("RFC 3339")
+        cutover_proxy::internals::parse_rfc3339(s).expect("RFC 3339")
     }
     pub fn now_ms() -> u64 {
-        cutover_proxy::report::build::now_unix_ms()
+        cutover_proxy::internals::unix_ms()
     }
 }

@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use cutover_proxy::record::ledger::{Ledger, LedgerSettings, Observation, OTHER_PATH};
-use cutover_proxy::record::normalize::Templater;
-use cutover_proxy::routes::RouteTable;
+use cutover_proxy::internals::{Ledger, LedgerSettings, Observation, RouteTable, Templater, OTHER_PATH};
 
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -114,8 +112,8 @@ fn lanes_merge_exactly_and_keep_the_path_bound() {
                 at_ms: 1_764_000_000_000 + i,
             },
             |s| match s {
-                cutover_proxy::record::ledger::Sighting::NewHost { .. } => first_hosts += 1,
-                cutover_proxy::record::ledger::Sighting::NewPath { .. } => first_paths += 1,
+                cutover_proxy::internals::Sighting::NewHost { .. } => first_hosts += 1,
+                cutover_proxy::internals::Sighting::NewPath { .. } => first_paths += 1,
             },
         );
     }

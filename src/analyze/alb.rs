@@ -138,7 +138,7 @@ mod tests {
         assert_eq!((r.bytes_in, r.bytes_out), (34, 366));
         assert_eq!(r.client_ip.to_string(), "192.168.131.39");
         assert_eq!(r.user_agent.as_deref(), Some("curl/7.46.0"));
-        assert_eq!(r.at_ms, crate::report::build::parse_ts("2018-07-02T22:23:00.186Z").unwrap());
+        assert_eq!(r.at_ms, crate::base::time::parse_rfc3339("2018-07-02T22:23:00.186Z").unwrap());
 
         let r = parse(HTTPS).unwrap().unwrap();
         assert_eq!(r.host.as_deref(), Some("api.example.com:443"));

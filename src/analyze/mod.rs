@@ -12,17 +12,16 @@ use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use clap::{Args, ValueEnum};
-
-use crate::config::{Dur, IdPattern};
+use crate::base::error::ConfigError;
+use crate::base::names::named_enum;
+use crate::base::time::unix_ms;
 use crate::dns::book::DnsBook;
-use crate::dns::route53::{self, Route53};
-use crate::dns::targets::{Target, Targets};
+use crate::dns::targets::Targets;
 use crate::dns::task::resolvable;
-use crate::error::ConfigError;
-use crate::record::ledger::{Ledger, LedgerSettings, Observation};
-use crate::record::normalize::{Glob, Templater};
+use crate::dns::zones::{self, Zones};
+use crate::record::{Ledger, LedgerSettings, Observation};
 use crate::report::build::{build_at, ReportSettings};
 use crate::report::model::Report;
 use crate::routes::{RouteError, RouteTable};
@@ -30,64 +29,33 @@ use crate::routes::{RouteError, RouteTable};
 /// Malformed lines listed one by one; the rest are only counted.
 pub const MAX_LISTED: usize = 20;
 
-/// Which access log format the files are in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// AWS Application Load Balancer access logs (the S3 `.log.gz` files).
-    Alb,
-    /// nginx `log_format … escape=json`: one JSON object per line.
-    NginxJson,
+named_enum! {
+    /// Which access log format the files are in.
+    pub enum LogFormat {
+        /// AWS Application Load Balancer access logs (the S3 `.log.gz` files).
+        Alb = "alb",
+        /// nginx `log_format … escape=json`: one JSON object per line.
+        NginxJson = "nginx-json",
+    }
 }
 
-/// Flags of `cutover-proxy analyze`.
-#[derive(Debug, Clone, Args)]
-pub struct AnalyzeArgs {
+/// What one `analyze` run reads and how it judges.
+#[derive(Debug, Clone)]
+pub struct AnalyzeSettings {
     /// The files' format.
-    #[arg(long, value_enum)]
     pub format: LogFormat,
-    /// Write the report here (atomically) instead of stdout.
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    /// The report's format.
-    #[arg(long, value_enum, default_value = "json")]
-    pub report_format: crate::report::render::Format,
-    /// Green's routes: Ingress / HTTPRoute / VirtualService files or folders; repeatable.
-    #[arg(long, value_name = "PATH", value_delimiter = ',')]
+    /// Access log files (plain or gzipped), read in order.
+    pub files: Vec<PathBuf>,
+    /// Green's route files and folders.
     pub green_routes: Vec<PathBuf>,
     /// A host with no request for this long before the last log line gets the action `none`.
-    #[arg(long, value_name = "DURATION", default_value = "15m")]
-    pub quiet_period: Dur,
-    /// Distinct hosts recorded; more go to the `(other)` bucket.
-    #[arg(long, value_name = "N", default_value = "100000")]
-    pub max_hosts: usize,
-    /// Distinct path templates per host; more go to `{other}`.
-    #[arg(long, value_name = "N", default_value = "1000")]
-    pub max_paths_per_host: usize,
-    /// Distinct path templates over all hosts; more go to `{other}`.
-    #[arg(long, value_name = "N", default_value = "200000")]
-    pub max_paths: usize,
-    /// Paths (glob) counted as ignored; repeatable.
-    #[arg(long, value_name = "GLOB", value_delimiter = ',', default_values = ["/healthz", "/readyz", "/livez"])]
-    pub ignore_path: Vec<Glob>,
-    /// User agents (glob) counted as ignored; repeatable.
-    #[arg(long, value_name = "GLOB", value_delimiter = ',', default_values = ["ELB-HealthChecker/*", "kube-probe/*"])]
-    pub ignore_user_agent: Vec<Glob>,
-    /// Extra regex for path segments that are ids; repeatable.
-    #[arg(long, value_name = "REGEX")]
-    pub id_pattern: Vec<IdPattern>,
-    /// `aws route53 list-resource-record-sets` output, ZONEID=FILE or Z….json: judge each host's
-    /// DNS from the zone (no live lookup: the logs are history); repeatable.
-    #[arg(long, value_name = "ZONEID=FILE", value_delimiter = ',')]
-    pub route53_records: Vec<String>,
-    /// Blue's load balancer hostname or a CIDR (which records point at blue); repeatable.
-    #[arg(long, value_name = "LB|CIDR", value_delimiter = ',')]
-    pub blue_target: Vec<Target>,
-    /// Green's load balancer hostname or a CIDR; repeatable.
-    #[arg(long, value_name = "LB|CIDR", value_delimiter = ',')]
-    pub green_target: Vec<Target>,
-    /// Access log files (plain or gzipped).
-    #[arg(required = true, value_name = "FILE")]
-    pub files: Vec<PathBuf>,
+    pub quiet_period: Duration,
+    /// Ledger bounds and filters.
+    pub ledger: LedgerSettings,
+    /// Route53 exports: (zone id, file); judged as the zones say (no live lookup).
+    pub route53: Vec<(String, PathBuf)>,
+    /// Blue and green targets.
+    pub targets: Targets,
 }
 
 /// One request read from a log line.
@@ -167,29 +135,19 @@ pub enum AnalyzeError {
 }
 
 /// Reads every file in order and builds the report.
-pub fn run(args: &AnalyzeArgs) -> Result<Analysis, AnalyzeError> {
+pub fn run(args: &AnalyzeSettings) -> Result<Analysis, AnalyzeError> {
     // Route53 exports are read first: a broken one stops before the logs are read.
-    let mut zones = Route53::default();
-    for arg in &args.route53_records {
-        let (zone, file) =
-            route53::split_arg(arg).map_err(|why| ConfigError::Invalid { what: "--route53-records", why })?;
-        zones.zones.push(route53::load(&zone, Path::new(&file))?);
+    let mut imported = Zones::default();
+    for (zone, file) in &args.route53 {
+        imported.zones.push(zones::load(zone, file)?);
     }
-    let targets = Targets { blue: args.blue_target.clone(), green: args.green_target.clone() };
+    let targets = args.targets.clone();
     let routes = Arc::new(if args.green_routes.is_empty() {
         RouteTable::empty()
     } else {
         RouteTable::load(&args.green_routes)?
     });
-    let settings = LedgerSettings {
-        max_hosts: args.max_hosts,
-        max_paths_per_host: args.max_paths_per_host,
-        max_paths: args.max_paths,
-        ignore_paths: args.ignore_path.clone(),
-        ignore_user_agents: args.ignore_user_agent.clone(),
-        templater: Templater::new(args.id_pattern.iter().map(|p| p.0.clone()).collect()),
-    };
-    let ledger = Ledger::new(settings, routes);
+    let ledger = Ledger::new(args.ledger.clone(), routes);
     let parse: fn(&str) -> Result<Option<LogRecord>, String> = match args.format {
         LogFormat::Alb => alb::parse,
         LogFormat::NginxJson => nginx::parse,
@@ -239,18 +197,18 @@ pub fn run(args: &AnalyzeArgs) -> Result<Analysis, AnalyzeError> {
         }
     }
     if requests == 0 {
-        first = crate::report::build::now_unix_ms();
+        first = unix_ms();
         last = first;
     }
     // DNS as the zones say it, judged once for every host (no live lookup: the logs are history).
-    let dns = (!zones.is_empty() || !targets.is_empty()).then(|| {
-        let book = DnsBook::new(targets, zones, false, 30_000, Arc::default(), Arc::default());
-        for host in ledger.host_names().iter().filter(|h| resolvable(h)) {
+    let dns = (!imported.is_empty() || !targets.is_empty()).then(|| {
+        let book = DnsBook::new(targets, imported, false, 30_000, Arc::default(), Arc::default());
+        for host in ledger.host_names().iter().filter(|h| resolvable(h, book.targets())) {
             let _ = book.observe(host, None, last);
         }
         book
     });
-    let report = build_at(&ledger, first, &ReportSettings { quiet_period: args.quiet_period.0 }, dns.as_ref(), last);
+    let report = build_at(&ledger, first, &ReportSettings { quiet_period: args.quiet_period }, dns.as_ref(), last);
     Ok(Analysis { report, lines, requests, malformed, listed })
 }
 

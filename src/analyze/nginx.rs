@@ -114,7 +114,7 @@ mod tests {
         let r = parse(r#"{"time_iso8601":"2026-11-20T19:00:00+09:00","remote_addr":"203.0.113.7","http_host":"shop.example.com","request_method":"POST","request_uri":"/api/cart/42?x=1","status":201,"request_length":512,"body_bytes_sent":"2113","http_user_agent":"okhttp/4.12.0"}"#)
             .unwrap()
             .unwrap();
-        assert_eq!(r.at_ms, crate::report::build::parse_ts("2026-11-20T10:00:00Z").unwrap());
+        assert_eq!(r.at_ms, crate::base::time::parse_rfc3339("2026-11-20T10:00:00Z").unwrap());
         assert_eq!(
             (r.host.as_deref(), r.path.as_str(), r.method.as_str()),
             (Some("shop.example.com"), "/api/cart/42?x=1", "POST")
@@ -127,7 +127,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((r.method.as_str(), r.path.as_str(), r.status, r.user_agent), ("DELETE", "/v1/x", 404, None));
-        assert_eq!(r.at_ms, crate::report::build::parse_ts("2026-11-20T10:00:00Z").unwrap());
+        assert_eq!(r.at_ms, crate::base::time::parse_rfc3339("2026-11-20T10:00:00Z").unwrap());
 
         // msec and uri; no host at all.
         let r = parse(r#"{"msec":"1763632800.250","uri":"/","status":200}"#).unwrap().unwrap();

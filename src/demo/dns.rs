@@ -21,7 +21,7 @@ pub enum Answer {
 }
 
 /// Starts the server; returns its address.
-pub async fn start(zone: &[(&'static str, Answer, u32)]) -> anyhow::Result<SocketAddr> {
+pub async fn start(zone: &[(&'static str, Answer, u32)]) -> std::io::Result<SocketAddr> {
     let socket = UdpSocket::bind("127.0.0.1:0").await?;
     let addr = socket.local_addr()?;
     let zone: Arc<HashMap<String, (Answer, u32)>> =

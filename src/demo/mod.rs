@@ -1,5 +1,4 @@
-//! `cutover-proxy demo` (part of the binary, like `main.rs`: it may use anyhow): the whole job on an
-//! embedded default, loopback only. An embedded blue upstream, an embedded DNS server with a sample
+//! `cutover-proxy demo`: the whole job on an embedded default, loopback only. An embedded blue upstream, an embedded DNS server with a sample
 //! zone and its Route53 export (hosts already moved, hosts missed, a host green cannot serve, a stale
 //! client, a hardcoded IP, a host that does not resolve), a sample green route table, the real proxy
 //! in front, a replayed traffic mix; then the report printed, written to `./cutover-demo/` with the
@@ -11,21 +10,49 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context};
 use bytes::Bytes;
-use clap::{CommandFactory, FromArgMatches};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
-use cutover_proxy::config::{Cli, Command, ServeConfig};
-use cutover_proxy::report::file::write_export;
-use cutover_proxy::report::model::Report;
-use cutover_proxy::report::route53::{export, ExportSettings};
-use cutover_proxy::serve::{run_with, Hooks};
+use crate::base::time::{parse_rfc3339, unix_ms};
+use crate::base::values::UpstreamUrl;
+use crate::dns::targets::{Target, Targets};
+use crate::report::changes::{export, ExportSettings};
+use crate::report::file::{write_export, ReportFileError};
+use crate::report::model::{Action, Report};
+use crate::serve::{run_with, Hooks, ServeError, ServeSettings};
 
 mod dns;
+
+/// Why the demo stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DemoError(String);
+
+macro_rules! from_error {
+    ($($t:ty),*) => {
+        $(impl From<$t> for DemoError {
+            fn from(e: $t) -> Self {
+                DemoError(e.to_string())
+            }
+        })*
+    };
+}
+from_error!(
+    std::io::Error,
+    hyper::Error,
+    http::Error,
+    serde_json::Error,
+    tokio::task::JoinError,
+    tokio::time::error::Elapsed,
+    ReportFileError,
+    ServeError,
+    String
+);
+
+type DemoResult<T> = Result<T, DemoError>;
 
 /// Blue's and green's load balancers in the sample (what `--blue-target` / `--green-target` name).
 const BLUE_EDGE: &str = "k8s-blue-edge-1a2b.ap-northeast-2.elb.amazonaws.com";
@@ -149,18 +176,20 @@ const TRAFFIC: &[(&str, &str, usize, &str)] = &[
 const STALE: (&str, &str, usize, &str) = ("reports.example.com", "/export/daily", 60, "Java/1.8.0_292");
 
 /// Runs the demo; with `exit_at_once` it returns after printing instead of waiting for Ctrl-C.
-pub fn run(out_dir: &Path, exit_at_once: bool) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+pub fn run(out_dir: &Path, exit_at_once: bool) -> DemoResult<()> {
+    std::fs::create_dir_all(out_dir).map_err(|e| DemoError(format!("cannot create {}: {e}", out_dir.display())))?;
     let routes_file = out_dir.join("green-routes.yaml");
-    std::fs::write(&routes_file, GREEN_ROUTES).with_context(|| format!("cannot write {}", routes_file.display()))?;
+    std::fs::write(&routes_file, GREEN_ROUTES)
+        .map_err(|e| DemoError(format!("cannot write {}: {e}", routes_file.display())))?;
     let export_file = out_dir.join(format!("route53-{ZONE_ID}.json"));
-    std::fs::write(&export_file, ROUTE53_EXPORT).with_context(|| format!("cannot write {}", export_file.display()))?;
+    std::fs::write(&export_file, ROUTE53_EXPORT)
+        .map_err(|e| DemoError(format!("cannot write {}: {e}", export_file.display())))?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let blue = rt.block_on(start_blue())?;
     let dns_addr = rt.block_on(dns::start(&zone()))?;
     eprintln!("blue (embedded upstream) on http://{blue}, sample DNS zone on udp://{dns_addr}");
 
-    let cfg = demo_config(blue, dns_addr, &routes_file, &export_file, &out_dir.join("report.json"))?;
+    let cfg = demo_settings(blue, dns_addr, &routes_file, &export_file, &out_dir.join("report.json"))?;
     let log = std::fs::File::create(out_dir.join("access.log"))?;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -168,8 +197,8 @@ pub fn run(out_dir: &Path, exit_at_once: bool) -> anyhow::Result<()> {
         run_with(cfg, Hooks { out: Box::new(log), ready: Some(ready_tx), stop: Some(stop_rx) })
     });
     let (listeners, admin) =
-        ready_rx.recv_timeout(Duration::from_secs(15)).map_err(|_| anyhow!("the proxy did not start"))?;
-    let proxy_addr = *listeners.first().ok_or_else(|| anyhow!("the proxy has no listener"))?;
+        ready_rx.recv_timeout(Duration::from_secs(15)).map_err(|_| DemoError("the proxy did not start".into()))?;
+    let proxy_addr = *listeners.first().ok_or_else(|| DemoError("the proxy has no listener".into()))?;
     eprintln!("cutover-proxy on http://{proxy_addr}, admin on http://{admin}");
 
     rt.block_on(async {
@@ -190,7 +219,7 @@ pub fn run(out_dir: &Path, exit_at_once: bool) -> anyhow::Result<()> {
                 stale.get(STALE.0, STALE.1, STALE.3).await?;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            Ok::<_, anyhow::Error>(())
+            Ok::<_, DemoError>(())
         };
         let (a, b) = tokio::join!(replay, stale_traffic);
         a.and(b)
@@ -227,107 +256,74 @@ pub fn run(out_dir: &Path, exit_at_once: bool) -> anyhow::Result<()> {
     }
     let _ = stop_tx.send(());
     match proxy.join() {
-        Ok(result) => result.map_err(|e| anyhow!("{e}")),
-        Err(_) => Err(anyhow!("the proxy thread failed")),
+        Ok(result) => result.map_err(DemoError::from),
+        Err(_) => Err(DemoError("the proxy thread failed".into())),
     }
 }
 
 /// Waits until every resolvable host has been resolved and the shortest TTL window has closed.
-async fn wait_for_dns(admin: SocketAddr) -> anyhow::Result<()> {
+async fn wait_for_dns(admin: SocketAddr) -> DemoResult<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let report: Report = serde_json::from_str(&admin_get(admin, "/report").await?)?;
-        let now = cutover_proxy::report::build::now_unix_ms();
+        let now = unix_ms();
         let pending = report.hosts.iter().any(|h| {
             let resolvable = !h.hardcoded && h.host != "(other)";
             let unresolved = resolvable && h.dns.resolved_at.is_none();
             let window_open = h.host == STALE.0
-                && h.dns
-                    .window_ends_at
-                    .as_deref()
-                    .and_then(cutover_proxy::report::build::parse_ts)
-                    .is_none_or(|end| end >= now);
+                && h.dns.window_ends_at.as_deref().and_then(parse_rfc3339).is_none_or(|end| end >= now);
             unresolved || window_open
         });
         if !pending {
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(anyhow!("the sample hosts were not resolved in time"));
+            return Err(DemoError("the sample hosts were not resolved in time".into()));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-fn demo_config(
+fn demo_settings(
     blue: SocketAddr,
     dns: SocketAddr,
     routes: &Path,
     export: &Path,
     report: &Path,
-) -> anyhow::Result<ServeConfig> {
-    let records = format!("{ZONE_ID}={}", export.display());
-    let args: Vec<String> = [
-        "cutover-proxy",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &format!("http://{blue}"),
-        "--green-routes",
-        &routes.to_string_lossy(),
-        "--report-file",
-        &report.to_string_lossy(),
-        "--report-interval",
-        "5s",
-        "--drain-delay",
-        "0s",
-        "--workers",
-        "2",
-        "--dns-server",
-        &dns.to_string(),
-        "--blue-target",
-        BLUE_EDGE,
-        "--blue-target",
-        BLUE_LEGACY,
-        "--green-target",
-        GREEN_EDGE,
-        "--green-target",
-        "10.2.0.0/16",
-        "--route53-records",
-        &records,
-        "--ttl-grace",
-        "2s",
-        "--target-refresh",
-        "1s",
-        "--dns-timeout",
-        "500ms",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let matches = Cli::command().try_get_matches_from(&args)?;
-    let cli = Cli::from_arg_matches(&matches)?;
-    let (Command::Serve(serve), Some(sub)) = (cli.command, matches.subcommand_matches("serve")) else {
-        return Err(anyhow!("demo configuration is not a serve command"));
-    };
-    Ok(ServeConfig::resolve(*serve, sub)?)
+) -> DemoResult<ServeSettings> {
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut s = ServeSettings::new(UpstreamUrl { host: blue.ip().to_string(), port: blue.port(), tls: false });
+    s.listen = vec![loopback];
+    s.admin_listen = loopback;
+    s.workers = 2;
+    s.green_routes = vec![routes.to_owned()];
+    s.report_file = Some(report.to_owned());
+    s.report_interval = Duration::from_secs(5);
+    s.drain_delay = Duration::ZERO;
+    let targets = |names: &[&str]| names.iter().map(|n| n.parse::<Target>()).collect::<Result<Vec<_>, String>>();
+    s.dns.targets =
+        Targets { blue: targets(&[BLUE_EDGE, BLUE_LEGACY])?, green: targets(&[GREEN_EDGE, "10.2.0.0/16"])? };
+    s.dns.live = true;
+    s.dns.resolver.servers = vec![dns];
+    s.dns.resolver.target_refresh = Duration::from_secs(1);
+    s.dns.resolver.timeout = Duration::from_millis(500);
+    s.dns.route53 = vec![(ZONE_ID.to_owned(), export.to_owned())];
+    s.dns.ttl_grace = Duration::from_secs(2);
+    Ok(s)
 }
 
 /// One keep-alive client connection.
 struct Client(hyper::client::conn::http1::SendRequest<Empty<Bytes>>);
 
 impl Client {
-    async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
+    async fn connect(addr: SocketAddr) -> DemoResult<Self> {
         let stream = TcpStream::connect(addr).await?;
         let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(conn);
         Ok(Self(tx))
     }
 
-    async fn get(&mut self, host: &str, path: &str, ua: &str) -> anyhow::Result<()> {
+    async fn get(&mut self, host: &str, path: &str, ua: &str) -> DemoResult<()> {
         self.0.ready().await?;
         let req = Request::get(path).header("host", host).header("user-agent", ua).body(Empty::<Bytes>::new())?;
         let resp = tokio::time::timeout(Duration::from_secs(10), self.0.send_request(req)).await??;
@@ -337,7 +333,7 @@ impl Client {
 }
 
 /// Blue: answers every request with a short text naming the host and path.
-async fn start_blue() -> anyhow::Result<SocketAddr> {
+async fn start_blue() -> DemoResult<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -356,7 +352,7 @@ async fn start_blue() -> anyhow::Result<SocketAddr> {
 }
 
 /// Sends the traffic mix over 8 keep-alive connections, with a progress bar on stderr.
-async fn replay(proxy: SocketAddr) -> anyhow::Result<()> {
+async fn replay(proxy: SocketAddr) -> DemoResult<()> {
     let mut plan: Vec<(String, String, &'static str)> = Vec::new();
     for (host, path, n, ua) in TRAFFIC {
         for i in 0..*n {
@@ -383,7 +379,7 @@ async fn replay(proxy: SocketAddr) -> anyhow::Result<()> {
                 resp.into_body().collect().await?;
                 done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            Ok::<_, anyhow::Error>(())
+            Ok::<_, DemoError>(())
         }));
     }
     let bar = tokio::spawn({
@@ -409,7 +405,7 @@ async fn replay(proxy: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn admin_get(admin: SocketAddr, path: &str) -> anyhow::Result<String> {
+async fn admin_get(admin: SocketAddr, path: &str) -> DemoResult<String> {
     let stream = TcpStream::connect(admin).await?;
     let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
@@ -428,9 +424,9 @@ fn print_table(report: &Report) {
     );
     println!("{:<52} {:>8}  {:<8} {:<15} {:<17} why", "host", "requests", "green", "dns", "action");
     println!("{}", "-".repeat(150));
-    for action in cutover_proxy::report::render::ACTION_ORDER {
+    for &action in Action::ALL {
         for h in report.hosts.iter().filter(|h| h.action == action) {
-            let green = serde_json::to_value(h.green.routed).ok().and_then(|v| v.as_str().map(str::to_owned));
+            let green = h.green.routed.as_str();
             let mut why = h.reason.clone();
             if why.len() > 90 {
                 let mut cut = 87;
@@ -444,7 +440,7 @@ fn print_table(report: &Report) {
                 "{:<52} {:>8}  {:<8} {:<15} {:<17} {}",
                 h.host,
                 h.requests,
-                green.unwrap_or_default(),
+                green,
                 h.dns.verdict,
                 format!("{}{}", action.as_str(), if h.urgent { "!" } else { "" }),
                 why

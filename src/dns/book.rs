@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use super::route53::{Route53, Route53Answer};
-use super::targets::{verdict_of_sides, Side, TargetAddrs, Targets};
-use crate::metrics::DnsCounters;
-use crate::record::ledger::MovedHosts;
-use crate::report::build::ts;
-use crate::report::model::{DnsAnswer, DnsEvidence};
+use super::counters::{DnsCounters, DnsErrorKind};
+use super::targets::{Side, TargetAddrs, Targets};
+use super::verdict::{verdict_of_sides, DnsAnswer, DnsEvidence, DnsSource, DnsVerdict};
+use super::zones::{ZoneAnswer, Zones};
+use crate::base::time::rfc3339;
+use crate::record::MovedHosts;
 
 /// Largest number of distinct answers kept per host (weighted sets rarely have more).
 const MAX_ANSWERS: usize = 16;
@@ -65,9 +65,9 @@ struct HostDns {
     /// Samples of the last successful live resolution.
     live: Vec<LiveAnswer>,
     live_error: Option<LookupFailure>,
-    r53: Option<Route53Answer>,
-    verdict: &'static str,
-    source: &'static str,
+    r53: Option<ZoneAnswer>,
+    verdict: DnsVerdict,
+    source: Option<DnsSource>,
     answers: Vec<DnsAnswer>,
     resolved_at_ms: u64,
     changed_at_ms: u64,
@@ -85,7 +85,7 @@ const GREEN_CONFIRMATIONS: u32 = 3;
 /// Every host's DNS evidence.
 pub struct DnsBook {
     targets: Targets,
-    route53: Route53,
+    route53: Zones,
     live: bool,
     ttl_grace_ms: u64,
     addrs: Mutex<TargetAddrs>,
@@ -98,18 +98,13 @@ impl DnsBook {
     /// A book for these targets and zones; `live` when hosts are resolved (not only Route53).
     pub fn new(
         targets: Targets,
-        route53: Route53,
+        route53: Zones,
         live: bool,
         ttl_grace_ms: u64,
         moves: Arc<MovedHosts>,
         counters: Arc<DnsCounters>,
     ) -> Self {
         Self { targets, route53, live, ttl_grace_ms, addrs: Mutex::default(), hosts: Mutex::default(), moves, counters }
-    }
-
-    /// Whether any DNS evidence is configured.
-    pub fn configured(&self) -> bool {
-        self.live || !self.route53.is_empty()
     }
 
     /// Whether hosts are resolved live.
@@ -123,18 +118,13 @@ impl DnsBook {
     }
 
     /// The imported zones.
-    pub fn route53(&self) -> &Route53 {
+    pub fn route53(&self) -> &Zones {
         &self.route53
     }
 
     /// One side's names resolved to these addresses; when that adds or moves an address, every
     /// verdict is judged again. Returns the hosts whose verdict changed, `(host, from, to)`.
-    pub fn set_target_addrs(
-        &self,
-        side: Side,
-        addrs: &[IpAddr],
-        now_ms: u64,
-    ) -> Vec<(String, &'static str, &'static str)> {
+    pub fn set_target_addrs(&self, side: Side, addrs: &[IpAddr], now_ms: u64) -> Vec<(String, DnsVerdict, DnsVerdict)> {
         let changed = {
             let mut a = self.addrs.lock().unwrap_or_else(|p| p.into_inner());
             let before = a.addrs.len();
@@ -156,7 +146,7 @@ impl DnsBook {
         host: &str,
         live: Option<Result<Vec<LiveAnswer>, LookupFailure>>,
         now_ms: u64,
-    ) -> Option<(&'static str, &'static str)> {
+    ) -> Option<(DnsVerdict, DnsVerdict)> {
         self.judge(host, Some(live), now_ms)
     }
 
@@ -165,7 +155,7 @@ impl DnsBook {
         host: &str,
         live: Option<Option<Result<Vec<LiveAnswer>, LookupFailure>>>,
         now_ms: u64,
-    ) -> Option<(&'static str, &'static str)> {
+    ) -> Option<(DnsVerdict, DnsVerdict)> {
         let addrs = self.addrs.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let r53 = (!self.route53.is_empty()).then(|| self.route53.answer(host, &self.targets, &addrs));
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
@@ -194,39 +184,39 @@ impl DnsBook {
         h.answers = answers;
         // Live DNS is what clients see; Route53 is what the zone says, used when live has no answer.
         let (mut verdict, source) = match (live_verdict, &h.r53) {
-            (Some(v), _) => (v, "live"),
-            (None, Some(r)) => (r.verdict, "route53"),
-            (None, None) if h.live_error.is_some() => ("unresolvable", "live"),
-            (None, None) => ("unknown", ""),
+            (Some(v), _) => (v, Some(DnsSource::Live)),
+            (None, Some(r)) => (r.verdict, Some(DnsSource::Route53)),
+            (None, None) if h.live_error.is_some() => (DnsVerdict::Unresolvable, Some(DnsSource::Live)),
+            (None, None) => (DnsVerdict::Unknown, None),
         };
         if resolved {
             h.green_streak = match (live_verdict, h.green_streak) {
-                (Some("green"), (0, _)) => (1, now_ms),
-                (Some("green"), (n, since)) => (n.saturating_add(1), since),
+                (Some(DnsVerdict::Green), (0, _)) => (1, now_ms),
+                (Some(DnsVerdict::Green), (n, since)) => (n.saturating_add(1), since),
                 _ => (0, 0),
             };
         }
         // Leaving blue for green takes a few green-only resolutions in a row; the move then dates
         // from the first of them.
         let mut moved_at = now_ms;
-        if verdict == "green" && source == "live" && matches!(h.verdict, "blue" | "split") {
+        if verdict == DnsVerdict::Green && source == Some(DnsSource::Live) && h.verdict.reaches_blue() {
             if h.green_streak.0 < GREEN_CONFIRMATIONS {
-                verdict = "split";
+                verdict = DnsVerdict::Split;
             } else {
                 moved_at = h.green_streak.1;
             }
         }
-        if verdict != "green" {
+        if verdict != DnsVerdict::Green {
             let seen = self.max_ttl(h);
             h.ttl_before_move = h.ttl_before_move.max(seen);
         }
-        let from = if first { "unknown" } else { h.verdict };
+        let from = if first { DnsVerdict::Unknown } else { h.verdict };
         let changed = (first || verdict != h.verdict).then_some((from, verdict));
         if changed.is_some() {
             h.changed_at_ms = now_ms;
         }
         let was_green = h.green_since_ms.is_some();
-        if verdict == "green" {
+        if verdict == DnsVerdict::Green {
             h.green_since_ms.get_or_insert(moved_at);
         } else {
             h.green_since_ms = None;
@@ -247,7 +237,7 @@ impl DnsBook {
         live.max(h.r53.as_ref().and_then(|r| r.max_ttl))
     }
 
-    fn live_verdict(&self, samples: &[LiveAnswer], addrs: &TargetAddrs) -> (Option<&'static str>, Vec<DnsAnswer>) {
+    fn live_verdict(&self, samples: &[LiveAnswer], addrs: &TargetAddrs) -> (Option<DnsVerdict>, Vec<DnsAnswer>) {
         if samples.is_empty() {
             return (None, Vec::new());
         }
@@ -265,16 +255,6 @@ impl DnsBook {
             }
         }
         (Some(verdict_of_sides(sides)), answers)
-    }
-
-    /// Hosts known to the book.
-    pub fn len(&self) -> usize {
-        self.hosts.lock().map(|h| h.len()).unwrap_or(0)
-    }
-
-    /// Whether no host is known yet.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The evidence of one host for a report (`unknown` when nothing is known).
@@ -299,8 +279,8 @@ impl DnsBook {
             .green_since_ms
             .map(|at| at.saturating_add(max_ttl.unwrap_or(60).saturating_mul(1000)).saturating_add(self.ttl_grace_ms));
         DnsEvidence {
-            verdict: h.verdict.to_owned(),
-            source: (!h.source.is_empty()).then(|| h.source.to_owned()),
+            verdict: h.verdict,
+            source: h.source,
             answers: h.answers.clone(),
             chain,
             ttl,
@@ -308,10 +288,10 @@ impl DnsBook {
             records: h.r53.as_ref().map(|r| r.records.clone()).unwrap_or_default(),
             zone_id: h.r53.as_ref().and_then(|r| r.zone_id.clone()),
             external_dns: h.r53.as_ref().and_then(|r| r.owner.clone()),
-            changed_at: Some(ts(h.changed_at_ms)),
-            green_since: h.green_since_ms.map(ts),
-            window_ends_at: window_end.map(ts),
-            resolved_at: (h.resolved_at_ms > 0).then(|| ts(h.resolved_at_ms)),
+            changed_at: Some(rfc3339(h.changed_at_ms)),
+            green_since: h.green_since_ms.map(rfc3339),
+            window_ends_at: window_end.map(rfc3339),
+            resolved_at: (h.resolved_at_ms > 0).then(|| rfc3339(h.resolved_at_ms)),
             error: h.live_error.as_ref().map(LookupFailure::describe),
         }
     }
@@ -321,10 +301,10 @@ impl DnsBook {
         self.counters.lookup();
         if let Some(f) = failure {
             self.counters.error(match f {
-                LookupFailure::NxDomain => "nxdomain",
-                LookupFailure::NoAnswer => "no_records",
-                LookupFailure::Timeout => "timeout",
-                LookupFailure::Failed(_) => "other",
+                LookupFailure::NxDomain => DnsErrorKind::NxDomain,
+                LookupFailure::NoAnswer => DnsErrorKind::NoRecords,
+                LookupFailure::Timeout => DnsErrorKind::Timeout,
+                LookupFailure::Failed(_) => DnsErrorKind::Other,
             });
         }
     }
@@ -339,7 +319,7 @@ mod tests {
             blue: vec!["blue-lb.elb.test".parse().unwrap(), "10.1.0.0/16".parse().unwrap()],
             green: vec!["green-lb.elb.test".parse().unwrap(), "10.2.0.0/16".parse().unwrap()],
         };
-        DnsBook::new(targets, Route53::default(), live, 30_000, Arc::default(), Arc::default())
+        DnsBook::new(targets, Zones::default(), live, 30_000, Arc::default(), Arc::default())
     }
 
     fn answer(chain: &[&str], ip: &str, ttl: u32) -> LiveAnswer {
@@ -355,34 +335,38 @@ mod tests {
     fn verdicts_and_the_window() {
         let b = book(true);
         b.observe("api.example.com", Some(Ok(vec![answer(&["blue-lb.elb.test"], "192.0.2.1", 60)])), 1_000);
-        assert_eq!(b.evidence("api.example.com").verdict, "blue");
+        assert_eq!(b.evidence("api.example.com").verdict, DnsVerdict::Blue);
         b.observe(
             "api.example.com",
             Some(Ok(vec![answer(&["blue-lb.elb.test"], "192.0.2.1", 60), answer(&[], "10.2.3.4", 30)])),
             2_000,
         );
-        assert_eq!(b.evidence("api.example.com").verdict, "split");
+        assert_eq!(b.evidence("api.example.com").verdict, DnsVerdict::Split);
         // Green-only answers must repeat before a host that was on blue counts as moved.
         for at in [3_000, 3_500] {
             b.observe("api.example.com", Some(Ok(vec![answer(&[], "10.2.3.4", 30)])), at);
-            assert_eq!(b.evidence("api.example.com").verdict, "split");
+            assert_eq!(b.evidence("api.example.com").verdict, DnsVerdict::Split);
             assert_eq!(b.moves.get("api.example.com"), None);
         }
         b.observe("api.example.com", Some(Ok(vec![answer(&[], "10.2.3.4", 30)])), 4_000);
         let e = b.evidence("api.example.com");
-        assert_eq!((e.verdict.as_str(), e.green_since.clone()), ("green", Some(ts(3_000))), "dated from the first");
+        assert_eq!(
+            (e.verdict, e.green_since.clone()),
+            (DnsVerdict::Green, Some(rfc3339(3_000))),
+            "dated from the first"
+        );
         // The window runs for the largest TTL met, blue's 60 s included: clients cached that one.
-        assert_eq!(e.window_ends_at, Some(ts(3_000 + 60_000 + 30_000)));
+        assert_eq!(e.window_ends_at, Some(rfc3339(3_000 + 60_000 + 30_000)));
         assert_eq!(b.moves.get("api.example.com"), Some(3_000));
         // A dead server keeps the last answer; NXDOMAIN replaces it.
         b.observe("api.example.com", Some(Err(LookupFailure::Timeout)), 4_000);
-        assert_eq!(b.evidence("api.example.com").verdict, "green");
+        assert_eq!(b.evidence("api.example.com").verdict, DnsVerdict::Green);
         b.observe("api.example.com", Some(Err(LookupFailure::NxDomain)), 5_000);
         let e = b.evidence("api.example.com");
-        assert_eq!((e.verdict.as_str(), e.error.as_deref()), ("unresolvable", Some("NXDOMAIN")));
+        assert_eq!((e.verdict, e.error.as_deref()), (DnsVerdict::Unresolvable, Some("NXDOMAIN")));
         assert_eq!(b.moves.get("api.example.com"), None);
         b.observe("odd.example.com", Some(Ok(vec![answer(&[], "203.0.113.5", 60)])), 5_000);
-        assert_eq!(b.evidence("odd.example.com").verdict, "unknown-target");
-        assert_eq!(b.evidence("never.example.com").verdict, "unknown");
+        assert_eq!(b.evidence("odd.example.com").verdict, DnsVerdict::UnknownTarget);
+        assert_eq!(b.evidence("never.example.com").verdict, DnsVerdict::Unknown);
     }
 }

@@ -7,44 +7,18 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use crate::base::host::{is_aws_load_balancer_name, is_nameless, lb_name};
+use crate::base::names::named_enum;
 
-/// The cluster an answer or record points at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Side {
-    /// The old cluster.
-    Blue,
-    /// The new cluster.
-    Green,
-    /// Neither target.
-    Neither,
-}
-
-impl Side {
-    /// `blue`, `green` or `neither`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Blue => "blue",
-            Side::Green => "green",
-            Side::Neither => "neither",
-        }
-    }
-}
-
-/// The verdict of the sides answers point at: `blue`, `green`, `split` (both) or `unknown-target`
-/// (neither); answers to neither side beside blue or green ones do not change it.
-pub fn verdict_of_sides(sides: impl IntoIterator<Item = Side>) -> &'static str {
-    let (mut blue, mut green) = (false, false);
-    for side in sides {
-        blue |= side == Side::Blue;
-        green |= side == Side::Green;
-    }
-    match (blue, green) {
-        (true, true) => "split",
-        (true, false) => "blue",
-        (false, true) => "green",
-        (false, false) => "unknown-target",
+named_enum! {
+    /// The cluster an answer or record points at.
+    pub enum Side {
+        /// The old cluster.
+        Blue = "blue",
+        /// The new cluster.
+        Green = "green",
+        /// Neither target.
+        Neither = "neither",
     }
 }
 
@@ -86,22 +60,6 @@ impl FromStr for Target {
             return Err(format!("`{s}` is neither a CIDR, an IP address nor a load balancer hostname"));
         }
         Ok(Target::Name(name))
-    }
-}
-
-impl<'de> Deserialize<'de> for Target {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// A DNS name as compared with targets: lowercase, no trailing dot, no `dualstack.` prefix (the
-/// same ELB).
-pub fn lb_name(s: &str) -> String {
-    let s = s.trim().trim_end_matches('.').to_ascii_lowercase();
-    match s.strip_prefix("dualstack.") {
-        Some(rest) => rest.to_owned(),
-        None => s,
     }
 }
 
@@ -172,14 +130,15 @@ impl Targets {
         addrs.addrs.get(&ip).map_or(Side::Neither, |(side, _)| *side)
     }
 
-    /// The one green load balancer name, if exactly one is configured (where new records point).
-    pub fn green_name(&self) -> Result<&str, String> {
-        let names: Vec<&str> = self.names(Side::Green).collect();
-        match names.as_slice() {
-            [one] => Ok(one),
-            [] => Err("no --green-target load balancer name is configured".into()),
-            _ => Err(format!("several green load balancers ({}); choose by hand", names.join(", "))),
+    /// Whether clients that send this (normalized) host reach blue without DNS: an IP literal, no
+    /// usable Host or SNI, an AWS load balancer's own name, or a configured target's name. DNS
+    /// changes will never move them (`fix-hardcoded`): the one place that decides it.
+    pub fn addressed_directly(&self, host: &str, ip_literal: bool) -> bool {
+        if ip_literal || is_nameless(host) || is_aws_load_balancer_name(host) {
+            return true;
         }
+        let name = lb_name(host);
+        self.blue.iter().chain(&self.green).any(|t| matches!(t, Target::Name(n) if *n == name))
     }
 }
 
@@ -209,6 +168,5 @@ mod tests {
         assert_eq!(t.side_of_ip("192.0.2.9".parse().unwrap(), &addrs), Side::Neither);
         assert!("not a name".parse::<Target>().is_err());
         assert!("nodot".parse::<Target>().is_err());
-        assert_eq!(t.green_name(), Ok("k8s-green-2.ap-northeast-2.elb.amazonaws.com"));
     }
 }

@@ -5,7 +5,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,35 +18,15 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::book::{DnsBook, LiveAnswer, LookupFailure};
-use super::targets::{lb_name, Side};
-use crate::error::ConfigError;
-use crate::record::ledger::OTHER_HOST;
-use crate::record::normalize::{is_load_balancer_name, INVALID_HOST, NO_HOST};
-use crate::report::build::now_unix_ms;
-
-/// How the resolver task works.
-#[derive(Debug, Clone)]
-pub struct DnsSettings {
-    /// `--dns-server` (empty: the system resolver).
-    pub servers: Vec<SocketAddr>,
-    /// Per-query timeout.
-    pub timeout: Duration,
-    /// Resolutions per lookup, to catch weighted answers.
-    pub samples: u32,
-    /// Lookups in flight at most.
-    pub concurrency: usize,
-    /// Lookups started per second at most.
-    pub rate: u32,
-    /// How often target names are resolved again.
-    pub target_refresh: Duration,
-    /// Shortest and longest wait before a host is resolved again (its TTL, clamped).
-    pub min_interval: Duration,
-    /// See `min_interval`.
-    pub max_interval: Duration,
-}
+use super::settings::ResolverSettings;
+use super::targets::{Side, Targets};
+use super::verdict::DnsVerdict;
+use crate::base::error::ConfigError;
+use crate::base::host::lb_name;
+use crate::base::time::unix_ms;
 
 /// A resolver with its cache off (every lookup asks the server, so TTLs are real).
-pub fn resolver(s: &DnsSettings) -> Result<TokioResolver, ConfigError> {
+pub fn resolver(s: &ResolverSettings) -> Result<TokioResolver, ConfigError> {
     let provider = TokioRuntimeProvider::default();
     let mut builder = if s.servers.is_empty() {
         TokioResolver::builder(provider)
@@ -75,26 +55,22 @@ pub fn resolver(s: &DnsSettings) -> Result<TokioResolver, ConfigError> {
     builder.build().map_err(|e| ConfigError::Invalid { what: "--dns-server", why: e.to_string() })
 }
 
-/// Hosts never resolved: IP literals, load balancer names, placeholders.
-pub fn resolvable(host: &str) -> bool {
-    !(host == NO_HOST
-        || host == INVALID_HOST
-        || host == OTHER_HOST
-        || host.starts_with('[')
-        || host.parse::<IpAddr>().is_ok()
-        || is_load_balancer_name(host)
-        || !host.contains('.'))
+/// Hosts worth resolving: names in some domain that clients do not address directly (IP
+/// literals, placeholders, load balancer names are not).
+pub fn resolvable(host: &str, targets: &Targets) -> bool {
+    let ip_literal = host.starts_with('[') || host.parse::<IpAddr>().is_ok();
+    host.contains('.') && !targets.addressed_directly(host, ip_literal)
 }
 
 /// Called with (host, from, to) when a host's verdict changes.
-pub type OnChange = Arc<dyn Fn(&str, &'static str, &'static str) + Send + Sync>;
+pub type OnChange = Arc<dyn Fn(&str, DnsVerdict, DnsVerdict) + Send + Sync>;
 
 /// Runs until `new_hosts` closes. `known_hosts` lists the ledger's hosts (hosts whose
 /// announcement was dropped because the channel was full are found there every minute).
 pub async fn run(
     book: Arc<DnsBook>,
     resolver: Option<TokioResolver>,
-    settings: DnsSettings,
+    settings: ResolverSettings,
     mut new_hosts: mpsc::Receiver<String>,
     known_hosts: impl Fn() -> Vec<String>,
     on_change: OnChange,
@@ -112,7 +88,7 @@ pub async fn run(
         let next_due = queue.peek().map(|Reverse((due, _))| *due);
         let room = inflight.len() < settings.concurrency;
         let wait = match next_due {
-            Some(due) if room => Duration::from_millis(due.saturating_sub(now_unix_ms())),
+            Some(due) if room => Duration::from_millis(due.saturating_sub(unix_ms())),
             _ => Duration::from_secs(3600),
         };
         tokio::select! {
@@ -135,7 +111,7 @@ pub async fn run(
             }
             Some(done) = inflight.join_next() => {
                 if let Ok((host, result)) = done {
-                    let now = now_unix_ms();
+                    let now = unix_ms();
                     let next = match &result {
                         Ok(samples) => {
                             let ttl = samples.iter().map(|s| s.min_ttl).min().unwrap_or(60);
@@ -153,7 +129,7 @@ pub async fn run(
                 }
             }
             _ = tokio::time::sleep(wait) => {
-                let now = now_unix_ms();
+                let now = unix_ms();
                 while inflight.len() < settings.concurrency {
                     match queue.peek() {
                         Some(Reverse((due, _))) if *due <= now => {}
@@ -186,12 +162,12 @@ fn admit(
     live: bool,
     on_change: &OnChange,
 ) {
-    if !resolvable(&host) || !known.insert(host.clone()) {
+    if !resolvable(&host, book.targets()) || !known.insert(host.clone()) {
         return;
     }
-    let now = now_unix_ms();
+    let now = unix_ms();
     if let Some((from, to)) = book.observe(&host, None, now) {
-        if to != "unknown" {
+        if to != DnsVerdict::Unknown {
             on_change(&host, from, to);
         }
     }
@@ -201,7 +177,12 @@ fn admit(
 }
 
 /// Resolves each side's load balancer names and hands the addresses to the book.
-async fn refresh_targets(book: Arc<DnsBook>, resolver: Arc<TokioResolver>, settings: DnsSettings, on_change: OnChange) {
+async fn refresh_targets(
+    book: Arc<DnsBook>,
+    resolver: Arc<TokioResolver>,
+    settings: ResolverSettings,
+    on_change: OnChange,
+) {
     for side in [Side::Blue, Side::Green] {
         let names: Vec<String> = book.targets().names(side).map(str::to_owned).collect();
         let mut addrs = Vec::new();
@@ -221,7 +202,7 @@ async fn refresh_targets(book: Arc<DnsBook>, resolver: Arc<TokioResolver>, setti
                 }
             }
         }
-        for (host, from, to) in book.set_target_addrs(side, &addrs, now_unix_ms()) {
+        for (host, from, to) in book.set_target_addrs(side, &addrs, unix_ms()) {
             on_change(&host, from, to);
         }
     }

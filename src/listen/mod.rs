@@ -2,7 +2,7 @@
 //! `SO_REUSEPORT` socket per listen address and its own [`Proxy`] (upstream pools included), so
 //! the kernel spreads connections and no request crosses a core.
 
-pub mod conn;
+pub mod passthrough;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,17 +11,16 @@ use std::time::Duration;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::error::ConfigError;
-use crate::io::ObservedIo;
+use crate::net::alarm::{Alarm, Expiry, Registry};
+use crate::net::conn::{self, ConnState};
+use crate::net::io::ObservedIo;
+use crate::net::shutdown::{Shutdown, Tracker};
 use crate::proxy::Proxy;
-use crate::shutdown::{Shutdown, Tracker};
 use crate::tls::certs::CertStore;
-use crate::tls::passthrough::{self, PassthroughSettings};
-use conn::{Alarm, ConnState, Expiry, Registry};
+use passthrough::PassthroughSettings;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Client-side timeouts.
@@ -33,30 +32,10 @@ pub struct ClientTimeouts {
     pub idle: Duration,
 }
 
-/// Binds `addr` once per worker with `SO_REUSEPORT`; port 0 is resolved by the first socket and
-/// reused by the others. Returns the sockets and the bound address.
-pub fn bind_reuseport(
-    addr: SocketAddr,
-    workers: usize,
-) -> Result<(Vec<std::net::TcpListener>, SocketAddr), ConfigError> {
-    let err = |source| ConfigError::Bind { addr, source };
-    let mut sockets = Vec::with_capacity(workers);
-    let mut bound = addr;
-    for _ in 0..workers {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
-        socket.set_reuse_address(true).map_err(err)?;
-        socket.set_reuse_port(true).map_err(err)?;
-        if addr.is_ipv6() {
-            socket.set_only_v6(true).map_err(err)?;
-        }
-        socket.set_nonblocking(true).map_err(err)?;
-        socket.bind(&bound.into()).map_err(err)?;
-        socket.listen(4096).map_err(err)?;
-        let listener: std::net::TcpListener = socket.into();
-        bound = listener.local_addr().map_err(err)?;
-        sockets.push(listener);
+impl Default for ClientTimeouts {
+    fn default() -> Self {
+        Self { header: Duration::from_secs(10), idle: Duration::from_secs(75) }
     }
-    Ok((sockets, bound))
 }
 
 /// What a listener does with its connections.

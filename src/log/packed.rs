@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::Version;
 
 use super::AccessRecord;
+use crate::base::cause::Cause;
 
 /// One worker's records, packed; bounded by `budget` bytes.
 #[derive(Debug)]
@@ -52,7 +53,7 @@ pub struct View<'a> {
     pub(super) bytes_out: u64,
     pub(super) duration: Duration,
     pub(super) upstream: &'a [u8],
-    pub(super) error: Option<&'a [u8]>,
+    pub(super) error: Option<Cause>,
     pub(super) stale_conn: bool,
     /// SNI, default certificate served, Host ≠ SNI.
     pub(super) tls: Option<(Option<&'a [u8]>, bool, bool)>,
@@ -73,7 +74,7 @@ impl<'a> View<'a> {
             bytes_out: rec.bytes_out,
             duration: rec.duration,
             upstream: rec.upstream.as_bytes(),
-            error: rec.error.map(str::as_bytes),
+            error: rec.error,
             stale_conn: rec.stale_conn,
             tls: rec.tls.as_ref().map(|t| (t.sni.as_ref().map(|s| s.as_bytes()), t.default_cert, t.sni_mismatch)),
         }
@@ -82,7 +83,7 @@ impl<'a> View<'a> {
 
 const VERSIONS: [Version; 5] = [Version::HTTP_09, Version::HTTP_10, Version::HTTP_11, Version::HTTP_2, Version::HTTP_3];
 
-/// Appends the packed form of `v` to `out`. Short strings (method, upstream, error) are cut at
+/// Appends the packed form of `v` to `out`. Short strings (method, upstream) are cut at
 /// 255 bytes, host, path and SNI at 4 GiB; nothing else is lost.
 pub(super) fn encode(v: &View<'_>, out: &mut Vec<u8>) {
     let ts = v.ts.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -114,7 +115,7 @@ pub(super) fn encode(v: &View<'_>, out: &mut Vec<u8>) {
     short(out, v.method);
     short(out, v.upstream);
     if let Some(e) = v.error {
-        short(out, e);
+        out.push(e.index() as u8);
     }
     if let Some(h) = v.host {
         long(out, h);
@@ -194,7 +195,7 @@ impl<'a> Decoder<'a> {
         let (flags, tls) = (self.u8()?, self.u8()?);
         let method = self.short()?;
         let upstream = self.short()?;
-        let error = if flags & 4 != 0 { Some(self.short()?) } else { None };
+        let error = if flags & 4 != 0 { Some(*Cause::ALL.get(self.u8()? as usize)?) } else { None };
         let host = if flags & 2 != 0 { Some(self.long()?) } else { None };
         let path = self.long()?;
         let tls = if tls & 1 != 0 {
@@ -241,7 +242,7 @@ mod tests {
     use super::*;
     use crate::log::{Text, TlsLog};
 
-    fn rec(host: Option<&str>, path: &str, tls: Option<TlsLog>, error: Option<&'static str>) -> AccessRecord {
+    fn rec(host: Option<&str>, path: &str, tls: Option<TlsLog>, error: Option<Cause>) -> AccessRecord {
         AccessRecord {
             ts: UNIX_EPOCH + Duration::new(1_764_000_000, 123_456_789),
             client_ip: "2001:db8::7".parse().unwrap(),
@@ -269,7 +270,7 @@ mod tests {
                 None,
                 &long_path,
                 Some(TlsLog { sni: None, default_cert: true, sni_mismatch: false }),
-                Some("upstream_reset"),
+                Some(Cause::Reset),
             ),
             rec(
                 Some("ünïcode.example"),

@@ -9,8 +9,10 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::body::Finish;
-use crate::shutdown::{now_ms, TrackGuard};
+use super::record::RequestRecord;
+use crate::base::cause::Cause;
+use crate::base::time::coarse_ms;
+use crate::net::shutdown::TrackGuard;
 use crate::upstream::pool::UpConn;
 
 /// How long both sides get to hand over their upgraded connections.
@@ -22,7 +24,7 @@ const LINGER: Duration = Duration::from_secs(2);
 pub async fn run(
     client: OnUpgrade,
     upstream: OnUpgrade,
-    mut finish: Box<Finish>,
+    mut record: Box<RequestRecord>,
     up: Arc<UpConn>,
     idle: Duration,
     _guard: TrackGuard,
@@ -32,11 +34,11 @@ pub async fn run(
         Ok(Ok(pair)) => pair,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "upgrade handover failed");
-            finish.error = Some("upgrade_failed");
+            record.error = Some(Cause::UpgradeFailed);
             return;
         }
         Err(_) => {
-            finish.error = Some("upgrade_failed");
+            record.error = Some(Cause::UpgradeFailed);
             return;
         }
     };
@@ -55,19 +57,19 @@ pub async fn run(
                 res = &mut upward => break linger(res, downward).await,
                 res = &mut downward => break linger(res, upward).await,
                 _ = &mut sleep => {
-                    let quiet = now_ms().saturating_sub(finish.conn.last_io().max(up.last_io()));
+                    let quiet = coarse_ms().saturating_sub(record.conn.last_io().max(up.last_io()));
                     if quiet >= idle_ms {
-                        break Some("tunnel_idle_timeout");
+                        break Some(Cause::TunnelIdleTimeout);
                     }
                     sleep.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(idle_ms - quiet));
                 }
             }
         }
     };
-    finish.tunnel_in = sent_up;
-    finish.bytes_out = sent_down;
-    finish.error = outcome;
-    finish.complete = true;
+    record.tunnel_in = sent_up;
+    record.bytes_out = sent_down;
+    record.error = outcome;
+    record.complete = true;
 }
 
 /// When one side has closed, the other direction gets a moment to deliver what is in flight (a
@@ -75,10 +77,10 @@ pub async fn run(
 async fn linger<F: std::future::Future<Output = std::io::Result<()>>>(
     first: std::io::Result<()>,
     other: std::pin::Pin<&mut F>,
-) -> Option<&'static str> {
+) -> Option<Cause> {
     let second = tokio::time::timeout(LINGER, other).await;
     match (first, second) {
-        (Err(_), _) | (_, Ok(Err(_))) => Some("tunnel_reset"),
+        (Err(_), _) | (_, Ok(Err(_))) => Some(Cause::TunnelReset),
         _ => None,
     }
 }

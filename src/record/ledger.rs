@@ -1,10 +1,9 @@
-//! The traffic ledger: normalized host → path template → counters, in 64 independently locked
-//! shards (no global lock; two workers rarely meet on one shard). Bounded by `--max-hosts` and
-//! `--max-paths-per-host`; beyond them traffic lands in `(other)` / `{other}`, so totals stay exact.
+//! The traffic ledger: normalized host → path template → counters, one lane per worker (no
+//! counter shared between cores), merged for reports. Bounded by `--max-hosts`,
+//! `--max-paths-per-host` and `--max-paths`; beyond them traffic lands in `(other)` / `{other}`,
+//! so totals stay exact.
 
-use std::cell::RefCell;
 use std::hash::{BuildHasher, RandomState};
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -12,134 +11,27 @@ use arc_swap::ArcSwap;
 use hashbrown::hash_map::EntryRef;
 use hashbrown::HashMap;
 
-use super::normalize::{normalize_host_into, Glob, Templater, MAX_PATH_LEN};
-use super::stats::{Counters, Minutes, PassthroughCounts, TlsCounts, TopK};
-use crate::routes::{RouteRef, RouteTable};
+use super::host::{Agent, HostStats, PathStats, MAX_AGENT_LEN};
+use super::lane::{Lane, TotalCounts};
+use super::moved::MovedHosts;
+use super::normalize::{Glob, Templater};
+use super::observation::{Observation, PassthroughObservation, Recorded, Sighting};
+use super::scratch::{next_ledger_id, SCRATCH};
+use crate::base::host::{normalize_host_into, OTHER_HOST, OTHER_PATH};
+use crate::routes::RouteTable;
 
-/// Ledger key of hosts beyond `--max-hosts`.
-pub const OTHER_HOST: &str = "(other)";
-/// Ledger key of paths beyond `--max-paths-per-host`.
-pub const OTHER_PATH: &str = "{other}";
-/// Top client IPs / user agents kept per host.
-pub const TOP_K: usize = 10;
-/// Longest user agent kept (longer ones are cut).
-pub const MAX_AGENT_LEN: usize = 200;
+/// Shards of the shared first-sighting sets.
 const SHARDS: usize = 64;
 
-/// Hosts whose DNS points only at green, with the first time that was seen (unix ms). Published by
-/// the DNS evidence whenever the set changes, read on every recorded request (one load and, when
-/// any host has moved, one hash lookup).
-#[derive(Default)]
-pub struct MovedHosts {
-    map: ArcSwap<HashMap<String, u64, RandomState>>,
-    /// Whether the map has any host: one relaxed load on the common path, before the map's.
-    any: std::sync::atomic::AtomicBool,
-}
-
-impl MovedHosts {
-    /// Replaces the set.
-    pub fn publish(&self, moved: Vec<(String, u64)>) {
-        let mut map = HashMap::with_capacity_and_hasher(moved.len(), RandomState::new());
-        map.extend(moved);
-        let any = !map.is_empty();
-        self.map.store(Arc::new(map));
-        self.any.store(any, Ordering::Release);
-    }
-
-    /// Whether no host has moved.
-    pub fn is_empty(&self) -> bool {
-        !self.any.load(Ordering::Acquire)
-    }
-
-    /// When `host` (normalized) moved to green, if it has.
-    pub fn get(&self, host: &str) -> Option<u64> {
-        if self.is_empty() {
-            return None;
-        }
-        self.map.load().get(host).copied()
-    }
-}
-
-/// Clients kept per host after its move (the most active).
-pub const LATE_CLIENTS: usize = 16;
-
-/// A client (IP and user agent) seen after its host's DNS moved to green.
-#[derive(Debug, Clone)]
-pub struct LateClient {
-    /// Client IP.
-    pub ip: IpAddr,
-    /// Its first user agent.
-    pub agent: Box<str>,
-    /// Requests after the move.
-    pub requests: u64,
-    /// Last request, unix ms.
-    pub last_seen_ms: u64,
-    /// Oldest connection age seen, ms.
-    pub conn_age_ms: u64,
-    /// Some request came on a connection opened before the move.
-    pub opened_before_move: bool,
-}
-
-/// Traffic of a host after its DNS moved: the evidence for `wait-ttl` vs `fix-clients`.
-#[derive(Debug, Clone, Default)]
-pub struct AfterMove {
-    /// Requests after the move.
-    pub requests: u64,
-    /// Of those, on connections opened before the move.
-    pub on_old_connections: u64,
-    /// The clients, at most [`LATE_CLIENTS`] (space-saving: a newcomer replaces the least active).
-    pub clients: Vec<LateClient>,
-}
-
-impl AfterMove {
-    fn add(&mut self, o: &Observation<'_>, old_conn: bool) {
-        self.requests += 1;
-        self.on_old_connections += old_conn as u64;
-        let ua = o.user_agent.map(|ua| &ua[..ua.len().min(MAX_AGENT_LEN)]).unwrap_or_default();
-        // Compared as stored: lossy UTF-8 (borrowed, no copy, when the agent is valid UTF-8).
-        let ua = String::from_utf8_lossy(ua);
-        if let Some(c) = self.clients.iter_mut().find(|c| c.ip == o.client_ip && *c.agent == *ua) {
-            c.requests += 1;
-            c.last_seen_ms = c.last_seen_ms.max(o.at_ms);
-            c.conn_age_ms = c.conn_age_ms.max(o.conn_age_ms);
-            c.opened_before_move |= old_conn;
-            return;
-        }
-        let agent: Box<str> = ua.into();
-        let fresh = LateClient {
-            ip: o.client_ip,
-            agent,
-            requests: 1,
-            last_seen_ms: o.at_ms,
-            conn_age_ms: o.conn_age_ms,
-            opened_before_move: old_conn,
-        };
-        if self.clients.len() < LATE_CLIENTS {
-            self.clients.push(fresh);
-        } else if let Some(least) = self.clients.iter_mut().min_by_key(|c| c.requests) {
-            let requests = least.requests + 1;
-            *least = LateClient { requests, ..fresh };
-        }
-    }
-
-    /// Adds another lane's.
-    pub fn merge(&mut self, o: &AfterMove) {
-        self.requests += o.requests;
-        self.on_old_connections += o.on_old_connections;
-        for c in &o.clients {
-            match self.clients.iter_mut().find(|m| m.ip == c.ip && m.agent == c.agent) {
-                Some(m) => {
-                    m.requests += c.requests;
-                    m.last_seen_ms = m.last_seen_ms.max(c.last_seen_ms);
-                    m.conn_age_ms = m.conn_age_ms.max(c.conn_age_ms);
-                    m.opened_before_move |= c.opened_before_move;
-                }
-                None => self.clients.push(c.clone()),
-            }
-        }
-        self.clients.sort_by_key(|c| std::cmp::Reverse(c.requests));
-        self.clients.truncate(LATE_CLIENTS);
-    }
+/// How a host's traffic found its entry in a lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// The lane had it.
+    Known,
+    /// Admitted now; `first` when no lane had seen it before (a `new_host` to announce).
+    New { first: bool },
+    /// Past `--max-hosts`: counted under `(other)`.
+    Overflow,
 }
 
 /// Limits and filters of the ledger.
@@ -159,297 +51,17 @@ pub struct LedgerSettings {
     pub templater: Templater,
 }
 
-/// One forwarded request (or upgraded connection), as the ledger needs it.
-#[derive(Debug)]
-pub struct Observation<'a> {
-    /// Host as received (`:authority` for HTTP/2).
-    pub host: Option<&'a [u8]>,
-    /// Request path (query ignored).
-    pub path: &'a str,
-    /// Method.
-    pub method: &'a http::Method,
-    /// Status sent to the client.
-    pub status: u16,
-    /// Request body bytes.
-    pub bytes_in: u64,
-    /// Response body bytes.
-    pub bytes_out: u64,
-    /// Client IP.
-    pub client_ip: IpAddr,
-    /// User-Agent header.
-    pub user_agent: Option<&'a [u8]>,
-    /// Age of the client's connection when the request arrived.
-    pub conn_age_ms: u64,
-    /// Arrived over terminated TLS (`None` on plain listeners).
-    pub tls: Option<TlsObservation>,
-    /// Wall clock of the request, unix milliseconds.
-    pub at_ms: u64,
-}
-
-/// What TLS termination adds to a request's record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TlsObservation {
-    /// The Host names another server than the SNI.
-    pub sni_mismatch: bool,
-    /// No certificate named the SNI (or there was none): the default was served.
-    pub default_cert: bool,
-}
-
-/// One passthrough connection, recorded when it ends.
-#[derive(Debug)]
-pub struct PassthroughObservation<'a> {
-    /// The SNI, or `(no-sni)` / `(not-tls)`.
-    pub host: &'a str,
-    /// `host` is an SNI (to be normalized), not one of the markers.
-    pub sni: bool,
-    /// Client IP (the TCP peer).
-    pub client_ip: IpAddr,
-    /// Bytes from the client.
-    pub bytes_in: u64,
-    /// Bytes toward the client.
-    pub bytes_out: u64,
-    /// How long the connection was open.
-    pub duration_ms: u64,
-    /// When it ended, unix milliseconds.
-    pub at_ms: u64,
-}
-
-/// What recording one request found out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Recorded {
-    /// Matched an ignore rule: counted as ignored only.
-    Ignored,
-    /// Recorded; `routed` is green's verdict for its host/path (`None`: no route table).
-    Counted {
-        /// Whether green routes this host/path.
-        routed: Option<bool>,
-        /// The host's DNS had moved to green and this request came on a connection opened before
-        /// the move (keep-alive stickiness).
-        stale_conn: bool,
-    },
-}
-
-/// A first sighting, announced as an `event` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Sighting {
-    /// A host never seen before.
-    NewHost {
-        /// The normalized host.
-        host: String,
-        /// Green's verdict for its first path (`None`: no route table).
-        routed: Option<bool>,
-    },
-    /// A path template never seen before on its host.
-    NewPath {
-        /// The normalized host.
-        host: String,
-        /// The template.
-        path: String,
-        /// Green's verdict (`None`: no route table).
-        routed: Option<bool>,
-        /// The green object that serves it.
-        matched: Option<RouteRef>,
-    },
-}
-
-/// Counters of one path template.
-#[derive(Debug, Clone)]
-pub struct PathStats {
-    /// Requests, first/last seen, methods, status classes, bytes.
-    pub counts: Counters,
-    /// The first concrete path seen, matched against green's routes.
-    pub example: Box<str>,
-    /// Green's verdict and the route table version it was computed with.
-    pub green: Option<RouteRef>,
-    green_version: u64,
-}
-
-impl PathStats {
-    fn new(o: &Observation<'_>) -> Self {
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        let globs = |list: &[&str]| list.iter().filter_map(|g| g.parse().ok()).collect();
         Self {
-            counts: Counters::starting(o.at_ms),
-            example: cut(o.path.split('?').next().unwrap_or("/"), MAX_PATH_LEN).into(),
-            green: None,
-            green_version: 0,
+            max_hosts: 100_000,
+            max_paths_per_host: 1_000,
+            max_paths: 200_000,
+            ignore_paths: globs(&["/healthz", "/readyz", "/livez"]),
+            ignore_user_agents: globs(&["ELB-HealthChecker/*", "kube-probe/*"]),
+            templater: Templater::default(),
         }
-    }
-}
-
-/// `s` cut to at most `max` bytes on a character boundary.
-fn cut(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-/// A user agent kept in a host's top-k.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Agent {
-    /// The user agent (lossy UTF-8, cut at [`MAX_AGENT_LEN`] bytes).
-    pub text: Box<str>,
-}
-
-impl Agent {
-    fn new(raw: &[u8]) -> Self {
-        Self { text: String::from_utf8_lossy(raw).into() }
-    }
-}
-
-/// Counters of one host.
-#[derive(Debug, Clone)]
-pub struct HostStats {
-    /// Requests, first/last seen, methods, status classes, bytes.
-    pub counts: Counters,
-    /// The client addressed an IP literal.
-    pub ip_literal: bool,
-    /// Top client IPs.
-    pub clients: TopK<IpAddr>,
-    /// Top user agents.
-    pub agents: TopK<Agent>,
-    /// Oldest client connection seen carrying a request, ms.
-    pub oldest_conn_age_ms: u64,
-    /// Requests per minute, last 24 h.
-    pub minutes: Minutes,
-    /// Requests over terminated TLS: SNI mismatches, default certificate.
-    pub tls: TlsCounts,
-    /// Passthrough connections.
-    pub passthrough: PassthroughCounts,
-    /// Path templates.
-    pub paths: HashMap<String, PathStats, RandomState>,
-    /// Traffic after the host's DNS moved to green (`None` until then).
-    pub after_move: Option<Box<AfterMove>>,
-}
-
-impl HostStats {
-    fn new(at_ms: u64, ip_literal: bool) -> Self {
-        Self {
-            counts: Counters::starting(at_ms),
-            ip_literal,
-            clients: TopK::new(TOP_K),
-            agents: TopK::new(TOP_K),
-            oldest_conn_age_ms: 0,
-            minutes: Minutes::default(),
-            tls: TlsCounts::default(),
-            passthrough: PassthroughCounts::default(),
-            paths: HashMap::with_hasher(RandomState::new()),
-            after_move: None,
-        }
-    }
-}
-
-/// A sum of [`Totals`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TotalCounts {
-    /// Every request recorded (not ignored).
-    pub requests: u64,
-    /// Requests that matched an ignore rule.
-    pub ignored: u64,
-    /// Requests whose host/path green does not route.
-    pub unrouted: u64,
-    /// Requests counted under `(other)`.
-    pub hosts_overflowed: u64,
-    /// Requests counted under `{other}`.
-    pub paths_overflowed: u64,
-    /// Requests over terminated TLS.
-    pub tls_requests: u64,
-    /// Of those, whose Host differed from the SNI.
-    pub sni_mismatch: u64,
-    /// Of those, on connections served the default certificate.
-    pub default_cert: u64,
-    /// Passthrough connections.
-    pub passthrough_connections: u64,
-}
-
-impl HostStats {
-    /// Adds another lane's counters for the same host.
-    pub fn merge(&mut self, o: &HostStats) {
-        self.counts.merge(&o.counts);
-        self.ip_literal |= o.ip_literal;
-        self.clients.merge(&o.clients);
-        self.agents.merge(&o.agents);
-        self.oldest_conn_age_ms = self.oldest_conn_age_ms.max(o.oldest_conn_age_ms);
-        self.minutes.merge(&o.minutes);
-        if let Some(theirs) = &o.after_move {
-            self.after_move.get_or_insert_with(Default::default).merge(theirs);
-        }
-        self.tls.merge(&o.tls);
-        self.passthrough.merge(&o.passthrough);
-        for (template, p) in &o.paths {
-            match self.paths.get_mut(template.as_str()) {
-                Some(mine) => mine.merge(p),
-                None => {
-                    self.paths.insert(template.clone(), p.clone());
-                }
-            }
-        }
-    }
-}
-
-impl PathStats {
-    fn merge(&mut self, o: &PathStats) {
-        self.counts.merge(&o.counts);
-        if o.green_version > self.green_version {
-            self.green = o.green.clone();
-            self.green_version = o.green_version;
-        }
-    }
-}
-
-/// Totals over everything recorded, exact whatever the bounds.
-#[derive(Debug, Default)]
-pub struct Totals {
-    /// Every request recorded (not ignored).
-    pub requests: AtomicU64,
-    /// Requests that matched an ignore rule.
-    pub ignored: AtomicU64,
-    /// Requests whose host/path green does not route.
-    pub unrouted: AtomicU64,
-    /// Requests counted under `(other)`.
-    pub hosts_overflowed: AtomicU64,
-    /// Requests counted under `{other}`.
-    pub paths_overflowed: AtomicU64,
-    /// Requests over terminated TLS.
-    pub tls_requests: AtomicU64,
-    /// Of those, whose Host differed from the SNI.
-    pub sni_mismatch: AtomicU64,
-    /// Of those, on connections served the default certificate.
-    pub default_cert: AtomicU64,
-    /// Passthrough connections.
-    pub passthrough_connections: AtomicU64,
-}
-
-/// One worker's part of the ledger: its own hosts and totals, so two cores never write the same
-/// counters (a busy host seen by every worker would otherwise bounce its cache lines between
-/// cores on every request). Reports merge the lanes.
-///
-/// A lane's hosts are split over [`LANE_SHARDS`] maps, each behind its own lock: a report's
-/// snapshot then holds one shard at a time (measured: 100 000 hosts take ≈ 220 ms to copy, which
-/// a single lock would have made the worker wait for), while a request takes one shard's lock,
-/// uncontended.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub struct Lane {
-    /// This worker's totals.
-    pub totals: Totals,
-    shards: [Mutex<HashMap<String, HostStats, RandomState>>; LANE_SHARDS],
-}
-
-/// Host maps per lane.
-pub const LANE_SHARDS: usize = 16;
-
-impl Lane {
-    /// The shard of a (normalized) host: a cheap multiplicative hash (the shard only spreads the
-    /// copy of a snapshot; the maps keep their own keyed hashing).
-    fn shard(&self, host: &str) -> &Mutex<HashMap<String, HostStats, RandomState>> {
-        let mut x = host.len() as u64;
-        for chunk in host.as_bytes().chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            x = (x ^ u64::from_le_bytes(word)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-        &self.shards[(x >> 60) as usize % LANE_SHARDS]
     }
 }
 
@@ -477,75 +89,6 @@ pub struct Ledger {
     route_version: AtomicU64,
     moves: Arc<MovedHosts>,
     new_hosts: std::sync::OnceLock<tokio::sync::mpsc::Sender<String>>,
-}
-
-thread_local! {
-    static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch::new()) };
-}
-
-/// A worker's buffers for the normalized host and path template, which also remember the last
-/// raw host and path: a keep-alive connection mostly repeats them, and normalizing (an IP literal
-/// is parsed and printed, an IDN converted) costs more than comparing a few bytes.
-struct Scratch {
-    host: String,
-    path: String,
-    /// Raw host whose normalized form `host` holds (`None`: nothing cached).
-    last_host: Option<Vec<u8>>,
-    last_ip_literal: bool,
-    /// Raw path whose template `path` holds, and which ledger's templater made it.
-    last_path: Option<(u64, String)>,
-}
-
-impl Scratch {
-    const fn new() -> Self {
-        Self { host: String::new(), path: String::new(), last_host: None, last_ip_literal: false, last_path: None }
-    }
-
-    /// Longest raw host or path remembered (longer ones are normalized every time).
-    const MAX_CACHED: usize = 256;
-
-    fn host(&mut self, raw: Option<&[u8]>) -> bool {
-        if let (Some(raw), Some(last)) = (raw, &self.last_host) {
-            if raw == last.as_slice() {
-                return self.last_ip_literal;
-            }
-        }
-        let ip_literal = normalize_host_into(raw, &mut self.host);
-        match raw {
-            Some(raw) if raw.len() <= Self::MAX_CACHED => {
-                let last = self.last_host.get_or_insert_with(Vec::new);
-                last.clear();
-                last.extend_from_slice(raw);
-                self.last_ip_literal = ip_literal;
-            }
-            _ => self.last_host = None,
-        }
-        ip_literal
-    }
-
-    fn path(&mut self, ledger: u64, templater: &Templater, raw: &str) {
-        if let Some((id, last)) = &self.last_path {
-            if *id == ledger && last == raw {
-                return;
-            }
-        }
-        templater.template_into(raw, &mut self.path);
-        if raw.len() <= Self::MAX_CACHED {
-            let (id, last) = self.last_path.get_or_insert_with(|| (ledger, String::new()));
-            *id = ledger;
-            last.clear();
-            last.push_str(raw);
-        } else {
-            self.last_path = None;
-        }
-    }
-}
-
-/// A process-unique id per ledger, so a thread's cached template never comes from another
-/// ledger's templater.
-fn next_ledger_id() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Ledger {
@@ -693,29 +236,42 @@ impl Ledger {
         };
         // Seen from when the connection opened until it closed; counted in the minute it closed.
         let opened_ms = o.at_ms.saturating_sub(o.duration_ms);
-        // `(other)` goes to the overflowing host's shard: snapshots merge it across shards.
         let mut hosts = lane.shard(&host).lock().unwrap_or_else(|p| p.into_inner());
-        let mut new_host = false;
-        let key = if hosts.contains_key(host.as_str()) {
-            host.as_str()
-        } else {
-            match self.admit_host(&host) {
-                Some(first) => {
-                    new_host = first;
-                    hosts.insert(host.clone(), HostStats::new(opened_ms, ip_literal));
-                    host.as_str()
-                }
-                None => OTHER_HOST,
+        self.with_host(&mut hosts, &host, opened_ms, ip_literal, |key, entry, admission| {
+            entry.passthrough.count(o.bytes_in, o.bytes_out, o.duration_ms);
+            entry.counts.touch(opened_ms);
+            entry.counts.touch(o.at_ms);
+            entry.minutes.add(o.at_ms / 60_000, 1);
+            entry.clients.add(&o.client_ip, 1);
+            if admission == (Admission::New { first: true }) {
+                sighted(Sighting::NewHost { host: key.to_owned(), routed: None });
             }
+        });
+    }
+
+    /// The one admission of both record paths: `f` gets the host's entry in this lane's shard
+    /// (found, or admitted now under `--max-hosts`) or, past the bound, `(other)`'s, with the key
+    /// used. `(other)` goes to the overflowing host's shard: snapshots merge it across shards.
+    fn with_host<R>(
+        &self,
+        hosts: &mut HashMap<String, HostStats, RandomState>,
+        host: &str,
+        first_seen_ms: u64,
+        ip_literal: bool,
+        f: impl FnOnce(&str, &mut HostStats, Admission) -> R,
+    ) -> R {
+        let found = match hosts.entry_ref(host) {
+            EntryRef::Occupied(e) => Some((e.into_mut(), Admission::Known)),
+            EntryRef::Vacant(v) => self
+                .admit_host(host)
+                .map(|first| (v.insert(HostStats::new(first_seen_ms, ip_literal)), Admission::New { first })),
         };
-        let entry = hosts.entry_ref(key).or_insert_with(|| HostStats::new(opened_ms, false));
-        entry.passthrough.count(o.bytes_in, o.bytes_out, o.duration_ms);
-        entry.counts.touch(opened_ms);
-        entry.counts.touch(o.at_ms);
-        entry.minutes.add(o.at_ms / 60_000, 1);
-        entry.clients.add(&o.client_ip, 1);
-        if new_host {
-            sighted(Sighting::NewHost { host: key.to_owned(), routed: None });
+        match found {
+            Some((entry, admission)) => f(host, entry, admission),
+            None => {
+                let other = hosts.entry_ref(OTHER_HOST).or_insert_with(|| HostStats::new(first_seen_ms, false));
+                f(OTHER_HOST, other, Admission::Overflow)
+            }
         }
     }
 
@@ -758,31 +314,32 @@ impl Ledger {
         o: &Observation<'_>,
         sighted: &mut impl FnMut(Sighting),
     ) -> (Option<bool>, bool) {
-        let totals = &lane.totals;
-        let mut new_host = false;
-        // `(other)` goes to the overflowing host's shard: snapshots merge it across shards.
         let mut hosts = lane.shard(host).lock().unwrap_or_else(|p| p.into_inner());
-        let mut overflow = false;
-        let entry = match hosts.entry_ref(host) {
-            EntryRef::Occupied(e) => Some(e.into_mut()),
-            EntryRef::Vacant(v) => match self.admit_host(host) {
-                Some(first) => {
-                    new_host = first;
-                    Some(v.insert(HostStats::new(o.at_ms, ip_literal)))
-                }
-                None => {
-                    overflow = true;
-                    None
-                }
-            },
-        };
-        let (key, entry) = match entry {
-            Some(e) => (host, e),
-            None => {
-                totals.hosts_overflowed.fetch_add(1, Ordering::Relaxed);
-                (OTHER_HOST, hosts.entry_ref(OTHER_HOST).or_insert_with(|| HostStats::new(o.at_ms, false)))
-            }
-        };
+        self.with_host(&mut hosts, host, o.at_ms, ip_literal, |key, entry, admission| {
+            self.count_request(lane, key, entry, admission, template, o, sighted)
+        })
+    }
+
+    /// Counts one request in its host's entry (and path), judges the path against green's table
+    /// and announces first sightings; returns green's verdict and whether it was a stale
+    /// connection's.
+    #[allow(clippy::too_many_arguments)]
+    fn count_request(
+        &self,
+        lane: &Lane,
+        key: &str,
+        entry: &mut HostStats,
+        admission: Admission,
+        template: &str,
+        o: &Observation<'_>,
+        sighted: &mut impl FnMut(Sighting),
+    ) -> (Option<bool>, bool) {
+        let totals = &lane.totals;
+        let new_host = admission == Admission::New { first: true };
+        let overflow = admission == Admission::Overflow;
+        if overflow {
+            totals.hosts_overflowed.fetch_add(1, Ordering::Relaxed);
+        }
         entry.counts.count(o.method, o.status, o.bytes_in, o.bytes_out, o.at_ms);
         if let Some(t) = o.tls {
             entry.tls.count(t.sni_mismatch, t.default_cert);
@@ -938,30 +495,5 @@ impl Ledger {
     /// Distinct path templates recorded over all hosts (without `{other}`).
     pub fn path_count(&self) -> usize {
         self.paths.load(Ordering::Relaxed)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts_spread_over_a_lanes_shards() {
-        let lane = Lane::default();
-        let mut counts = [0usize; LANE_SHARDS];
-        for i in 0..16_000 {
-            for name in [
-                format!("h{i}.example.com"),
-                format!("tenant-{i}.saas.example.org"),
-                format!("10.0.{}.{}", i / 250, i % 250),
-            ] {
-                let shard = lane.shard(&name) as *const _;
-                let at = lane.shards.iter().position(|s| std::ptr::eq(s, shard)).unwrap();
-                counts[at] += 1;
-            }
-        }
-        // 48 000 names, 3 000 per shard if even: no shard holds twice its share (a snapshot holds
-        // one shard's lock at a time).
-        assert!(counts.iter().all(|&c| c > 1_500 && c < 6_000), "{counts:?}");
     }
 }

@@ -1,15 +1,15 @@
 //! Ledger snapshot → [`Report`]: green verdicts per host, the action, sorting. Also re-derives
 //! verdicts and actions for merged reports, so one rule set serves both.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::model::*;
+use crate::base::host::{OTHER_HOST, OTHER_PATH};
+use crate::base::time::{parse_rfc3339, rfc3339, unix_ms};
 use crate::classify::{classify, Evidence};
 use crate::dns::book::DnsBook;
-use crate::log::rfc3339;
-use crate::record::ledger::{HostStats, Ledger, OTHER_HOST, OTHER_PATH};
-use crate::record::normalize::{is_load_balancer_name, INVALID_HOST, NO_HOST};
-use crate::tls::passthrough::{NOT_TLS, NO_SNI};
+use crate::dns::targets::Targets;
+use crate::record::{HostStats, Ledger};
 
 /// How a report judges hosts.
 #[derive(Debug, Clone, Copy)]
@@ -18,19 +18,15 @@ pub struct ReportSettings {
     pub quiet_period: Duration,
 }
 
-/// Unix ms → RFC 3339.
-pub fn ts(ms: u64) -> String {
-    rfc3339(UNIX_EPOCH + Duration::from_millis(ms))
-}
-
-/// Now, unix ms.
-pub fn now_unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+impl Default for ReportSettings {
+    fn default() -> Self {
+        Self { quiet_period: Duration::from_secs(15 * 60) }
+    }
 }
 
 /// Makes the report of everything recorded so far, with the DNS evidence when it is configured.
 pub fn build(ledger: &Ledger, started_at_ms: u64, settings: &ReportSettings, dns: Option<&DnsBook>) -> Report {
-    build_at(ledger, started_at_ms, settings, dns, now_unix_ms())
+    build_at(ledger, started_at_ms, settings, dns, unix_ms())
 }
 
 /// [`build`] judged as of `now` (unix ms): `analyze` judges old logs as of their last line.
@@ -43,8 +39,10 @@ pub fn build_at(
 ) -> Report {
     let routes = ledger.routes();
     let loaded = !routes.is_empty();
+    let no_targets = Targets::default();
+    let targets = dns.map_or(&no_targets, |book| book.targets());
     let mut hosts: Vec<HostReport> =
-        ledger.snapshot().into_iter().map(|(host, stats)| host_report(host, &stats, loaded)).collect();
+        ledger.snapshot().into_iter().map(|(host, stats)| host_report(host, &stats, loaded, targets)).collect();
     if let Some(book) = dns {
         for h in hosts.iter_mut().filter(|h| !h.hardcoded) {
             h.dns = book.evidence(&h.host);
@@ -53,8 +51,8 @@ pub fn build_at(
     let t = ledger.totals();
     let mut report = Report {
         schema: SCHEMA.into(),
-        generated_at: ts(now),
-        started_at: ts(started_at_ms),
+        generated_at: rfc3339(now),
+        started_at: rfc3339(started_at_ms),
         replicas: 1,
         totals: Totals {
             requests: t.requests,
@@ -90,7 +88,7 @@ fn summary(book: &DnsBook) -> DnsSummary {
     }
 }
 
-fn host_report(host: String, s: &HostStats, loaded: bool) -> HostReport {
+fn host_report(host: String, s: &HostStats, loaded: bool, targets: &Targets) -> HostReport {
     let mut paths: Vec<PathReport> = s
         .paths
         .iter()
@@ -99,8 +97,8 @@ fn host_report(host: String, s: &HostStats, loaded: bool) -> HostReport {
             PathReport {
                 path: template.to_string(),
                 requests: p.counts.requests,
-                first_seen: ts(p.counts.first_seen_ms),
-                last_seen: ts(p.counts.last_seen_ms),
+                first_seen: rfc3339(p.counts.first_seen_ms),
+                last_seen: rfc3339(p.counts.last_seen_ms),
                 green_routed: judged.then_some(p.green.is_some()),
                 matched_route: if judged { p.green.as_ref().map(|r| r.to_string()) } else { None },
                 methods: p.counts.methods.names(),
@@ -119,15 +117,13 @@ fn host_report(host: String, s: &HostStats, loaded: bool) -> HostReport {
             ip: c.ip.to_string(),
             user_agent: c.agent.to_string(),
             requests: c.requests,
-            last_seen: ts(c.last_seen_ms),
+            last_seen: rfc3339(c.last_seen_ms),
             connection_age_s: c.conn_age_ms as f64 / 1000.0,
             opened_before_move: c.opened_before_move,
         })
         .collect();
     late_clients.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.ip.cmp(&b.ip)));
-    let hardcoded = s.ip_literal
-        || is_load_balancer_name(&host)
-        || [NO_HOST, INVALID_HOST, NO_SNI, NOT_TLS].contains(&host.as_str());
+    let hardcoded = targets.addressed_directly(&host, s.ip_literal);
     let p = &s.passthrough;
     let passthrough = (p.connections > 0).then(|| PassthroughReport {
         connections: p.connections,
@@ -137,11 +133,11 @@ fn host_report(host: String, s: &HostStats, loaded: bool) -> HostReport {
     });
     HostReport {
         requests: s.counts.requests,
-        first_seen: ts(s.counts.first_seen_ms),
-        last_seen: ts(s.counts.last_seen_ms),
+        first_seen: rfc3339(s.counts.first_seen_ms),
+        last_seen: rfc3339(s.counts.last_seen_ms),
         hardcoded,
         green: GreenVerdict { routed: Routed::Unknown, missing_paths: Vec::new() },
-        dns: DnsEvidence::default(),
+        dns: Default::default(),
         action: Action::Unknown,
         urgent: false,
         reason: String::new(),
@@ -191,7 +187,7 @@ pub fn judge(h: &mut HostReport, now_ms: u64, settings: &ReportSettings, green_t
         Routed::Partial
     };
     h.green.missing_paths = missing;
-    let last_seen_ms = parse_ts(&h.last_seen).unwrap_or(now_ms);
+    let last_seen_ms = parse_rfc3339(&h.last_seen).unwrap_or(now_ms);
     let quiet_for_ms = now_ms.saturating_sub(last_seen_ms);
     let (action, urgent, reason) = classify(&Evidence {
         host: &h.host,
@@ -199,18 +195,18 @@ pub fn judge(h: &mut HostReport, now_ms: u64, settings: &ReportSettings, green_t
         routed: h.green.routed,
         missing_paths: &h.green.missing_paths,
         paths: h.paths.len(),
-        dns: &h.dns.verdict,
+        dns: h.dns.verdict,
         quiet_for_ms,
         quiet_period_ms: settings.quiet_period.as_millis() as u64,
         now_ms,
         last_seen_ms,
-        window_end_ms: h.dns.window_ends_at.as_deref().and_then(parse_ts),
+        window_end_ms: h.dns.window_ends_at.as_deref().and_then(parse_rfc3339),
         late_clients: &h.late_clients,
     });
     h.action = action;
     h.urgent = urgent;
     h.reason = reason;
-    h.dns_change_blocked = if action == Action::SwitchDns { super::route53::check(h, green_targets) } else { None };
+    h.dns_change_blocked = if action == Action::SwitchDns { super::changes::check(h, green_targets) } else { None };
     if h.sni_mismatch_requests > 0 {
         h.reason.push_str(&format!(
             "; Host differs from the TLS SNI on {} of {} TLS requests",
@@ -228,56 +224,4 @@ pub fn judge(h: &mut HostReport, now_ms: u64, settings: &ReportSettings, green_t
 /// Most requests first; ties by name so reports are stable.
 pub fn sort_hosts(hosts: &mut [HostReport]) {
     hosts.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.host.cmp(&b.host)));
-}
-
-/// RFC 3339 (`2026-11-25T22:08:46.123Z`, fraction optional, `Z` only) → unix ms.
-pub fn parse_ts(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut ms = 0i64;
-    let rest = &s[19..];
-    let rest = if let Some(frac) = rest.strip_prefix('.') {
-        let digits: String = frac.chars().take_while(|c| c.is_ascii_digit()).collect();
-        let padded = format!("{:0<3}", &digits[..digits.len().min(3)]);
-        ms = padded.parse().ok()?;
-        &frac[digits.len()..]
-    } else {
-        rest
-    };
-    if rest != "Z" || !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let days = days_from_civil(y, mo as u32, d as u32);
-    let total = ((days * 86_400 + h * 3600 + mi * 60 + sec) * 1000) + ms;
-    u64::try_from(total).ok()
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_round_trip() {
-        for ms in [0u64, 951_782_400_000, 1_795_990_126_123, 1_764_108_526_999] {
-            assert_eq!(parse_ts(&ts(ms)), Some(ms));
-        }
-        assert_eq!(parse_ts("2026-11-25T22:08:46Z"), Some(1_795_990_126_000 - 4 * 86_400_000));
-        assert_eq!(parse_ts("nonsense"), None);
-        assert_eq!(parse_ts("2026-13-25T22:08:46Z"), None);
-    }
 }

@@ -62,7 +62,7 @@ pub fn read(path: &Path) -> Result<Report, ReportFileError> {
 /// zone's further batches beyond 1 000 changes), `externaldns-patch.sh` when some
 /// records are owned by ExternalDNS, `skipped.json` listing hosts without a change. Returns the
 /// files written.
-pub fn write_export(dir: &Path, export: &super::route53::Export) -> Result<Vec<PathBuf>, ReportFileError> {
+pub fn write_export(dir: &Path, export: &super::changes::Export) -> Result<Vec<PathBuf>, ReportFileError> {
     let io = |e: std::io::Error| ReportFileError::Io { path: dir.to_owned(), source: e };
     std::fs::create_dir_all(dir).map_err(io)?;
     let mut written = Vec::new();

@@ -3,9 +3,13 @@
 
 use std::collections::HashMap;
 
-use super::build::{judge, parse_ts, sort_hosts, ts, ReportSettings};
+use super::build::{judge, sort_hosts, ReportSettings};
 use super::model::*;
+use crate::base::host::OTHER_HOST;
+use crate::base::time::{parse_rfc3339, rfc3339};
+use crate::dns::verdict::DnsVerdict;
 use crate::record::stats::{Methods, StatusClasses};
+use crate::record::LATE_CLIENTS;
 
 /// Why reports cannot be merged.
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +34,8 @@ pub fn merge(reports: Vec<Report>, settings: &ReportSettings) -> Result<Report, 
             return Err(MergeError::Schema { index, schema: r.schema.clone() });
         }
     }
-    let newest = reports.iter().filter_map(|r| parse_ts(&r.generated_at)).max().ok_or(MergeError::Empty)?;
-    let started = reports.iter().filter_map(|r| parse_ts(&r.started_at)).min().unwrap_or(newest);
+    let newest = reports.iter().filter_map(|r| parse_rfc3339(&r.generated_at)).max().ok_or(MergeError::Empty)?;
+    let started = reports.iter().filter_map(|r| parse_rfc3339(&r.started_at)).min().unwrap_or(newest);
     let mut totals = Totals::default();
     let mut green = GreenSummary::default();
     let mut dns = DnsSummary::default();
@@ -75,7 +79,7 @@ pub fn merge(reports: Vec<Report>, settings: &ReportSettings) -> Result<Report, 
         }
     }
     let mut hosts: Vec<HostReport> = by_host.into_values().collect();
-    totals.hosts = hosts.iter().filter(|h| h.host != crate::record::ledger::OTHER_HOST).count() as u64;
+    totals.hosts = hosts.iter().filter(|h| h.host != OTHER_HOST).count() as u64;
     for h in hosts.iter_mut() {
         h.paths.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.path.cmp(&b.path)));
         judge(h, newest, settings, &dns.green_targets);
@@ -83,8 +87,8 @@ pub fn merge(reports: Vec<Report>, settings: &ReportSettings) -> Result<Report, 
     sort_hosts(&mut hosts);
     Ok(Report {
         schema: SCHEMA.into(),
-        generated_at: ts(newest),
-        started_at: ts(started),
+        generated_at: rfc3339(newest),
+        started_at: rfc3339(started),
         replicas,
         totals,
         green,
@@ -94,16 +98,16 @@ pub fn merge(reports: Vec<Report>, settings: &ReportSettings) -> Result<Report, 
 }
 
 fn min_ts(a: &str, b: &str) -> String {
-    match (parse_ts(a), parse_ts(b)) {
-        (Some(x), Some(y)) => ts(x.min(y)),
+    match (parse_rfc3339(a), parse_rfc3339(b)) {
+        (Some(x), Some(y)) => rfc3339(x.min(y)),
         (Some(_), None) => a.to_owned(),
         _ => b.to_owned(),
     }
 }
 
 fn max_ts(a: &str, b: &str) -> String {
-    match (parse_ts(a), parse_ts(b)) {
-        (Some(x), Some(y)) => ts(x.max(y)),
+    match (parse_rfc3339(a), parse_rfc3339(b)) {
+        (Some(x), Some(y)) => rfc3339(x.max(y)),
         (Some(_), None) => a.to_owned(),
         _ => b.to_owned(),
     }
@@ -140,9 +144,9 @@ fn merge_host(acc: &mut HostReport, mut h: HostReport) {
         _ => {}
     }
     // Replicas resolve on their own: keep the newest resolution (a known verdict over `unknown`).
-    let newer =
-        parse_ts(h.dns.resolved_at.as_deref().unwrap_or("")) > parse_ts(acc.dns.resolved_at.as_deref().unwrap_or(""));
-    if acc.dns.verdict == "unknown" || (h.dns.verdict != "unknown" && newer) {
+    let newer = parse_rfc3339(h.dns.resolved_at.as_deref().unwrap_or(""))
+        > parse_rfc3339(acc.dns.resolved_at.as_deref().unwrap_or(""));
+    if acc.dns.verdict == DnsVerdict::Unknown || (h.dns.verdict != DnsVerdict::Unknown && newer) {
         acc.dns = h.dns.clone();
     }
     acc.requests_after_move += h.requests_after_move;
@@ -159,7 +163,7 @@ fn merge_host(acc: &mut HostReport, mut h: HostReport) {
         }
     }
     acc.late_clients.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.ip.cmp(&b.ip)));
-    acc.late_clients.truncate(crate::record::ledger::LATE_CLIENTS);
+    acc.late_clients.truncate(LATE_CLIENTS);
     let mut minutes = acc.minutes();
     minutes.merge(&h.minutes());
     acc.requests_per_minute = minutes.iter().map(|(minute, requests)| MinuteCount { minute, requests }).collect();

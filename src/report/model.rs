@@ -4,9 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dns::route53::{ExternalDnsOwner, RecordEvidence};
-use crate::dns::targets::Side;
+use crate::base::names::named_enum;
+use crate::dns::verdict::DnsEvidence;
 use crate::record::stats::{Minutes, StatusClasses, TopK};
+use crate::record::TOP_K;
 
 /// The schema tag every report carries.
 pub const SCHEMA: &str = "cutover-proxy/report/v1";
@@ -100,18 +101,18 @@ pub struct ZoneSummary {
     pub name: String,
 }
 
-/// Green's verdict for one host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Routed {
-    /// Every path seen is routed by green.
-    All,
-    /// Some paths are not.
-    Partial,
-    /// None is.
-    None,
-    /// No route table loaded, or only overflow paths seen.
-    Unknown,
+named_enum! {
+    /// Green's verdict for one host.
+    pub enum Routed {
+        /// Every path seen is routed by green.
+        All = "all",
+        /// Some paths are not.
+        Partial = "partial",
+        /// None is.
+        None = "none",
+        /// No route table loaded, or only overflow paths seen.
+        Unknown = "unknown",
+    }
 }
 
 /// Green's side of one host.
@@ -123,118 +124,27 @@ pub struct GreenVerdict {
     pub missing_paths: Vec<String>,
 }
 
-/// The one thing to do about a host (verdicts.md; first that applies wins).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "kebab-case")]
-pub enum Action {
-    /// The Host is an IP literal or a load balancer's own name: DNS will never move these clients.
-    FixHardcoded,
-    /// Green lacks a route for some seen path.
-    AddGreenRoute,
-    /// Green serves everything; DNS still points at blue (or splits).
-    SwitchDns,
-    /// DNS moved to green within the TTL window: propagating.
-    WaitTtl,
-    /// DNS moved to green long ago: cached DNS or old connections.
-    FixClients,
-    /// DNS points at neither side, does not resolve, or is outside the imported zones.
-    InvestigateDns,
-    /// Not enough evidence to choose (no DNS evidence configured).
-    Unknown,
-    /// The host stopped arriving.
-    None,
-}
-
-impl Action {
-    /// The name used in reports, flags and the dashboard.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::FixHardcoded => "fix-hardcoded",
-            Action::AddGreenRoute => "add-green-route",
-            Action::SwitchDns => "switch-dns",
-            Action::WaitTtl => "wait-ttl",
-            Action::FixClients => "fix-clients",
-            Action::InvestigateDns => "investigate-dns",
-            Action::Unknown => "unknown",
-            Action::None => "none",
-        }
+named_enum! {
+    /// The one thing to do about a host (verdicts.md; first that applies wins). Declared in the
+    /// order an operator works through them.
+    pub enum Action {
+        /// The Host is an IP literal or a load balancer's own name: DNS will never move these clients.
+        FixHardcoded = "fix-hardcoded",
+        /// Green lacks a route for some seen path.
+        AddGreenRoute = "add-green-route",
+        /// Green serves everything; DNS still points at blue (or splits).
+        SwitchDns = "switch-dns",
+        /// DNS moved to green within the TTL window: propagating.
+        WaitTtl = "wait-ttl",
+        /// DNS moved to green long ago: cached DNS or old connections.
+        FixClients = "fix-clients",
+        /// DNS points at neither side, does not resolve, or is outside the imported zones.
+        InvestigateDns = "investigate-dns",
+        /// Not enough evidence to choose (no DNS evidence configured).
+        Unknown = "unknown",
+        /// The host stopped arriving.
+        None = "none",
     }
-}
-
-/// DNS evidence of a host: live resolution and Route53 joined (`unknown` until configured).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct DnsEvidence {
-    /// `blue`, `split`, `green`, `unknown-target`, `unresolvable`, `external` or `unknown`.
-    pub verdict: String,
-    /// Where the verdict comes from: `live` (what clients see) or `route53` (what the zone says).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// Addresses clients get (over every sample), each with its side.
-    #[serde(default)]
-    pub answers: Vec<DnsAnswer>,
-    /// CNAME chain from the host to the final name.
-    #[serde(default)]
-    pub chain: Vec<String>,
-    /// Lowest TTL met, seconds.
-    #[serde(default)]
-    pub ttl: Option<u64>,
-    /// Largest TTL met (chain, final records, Route53 records), seconds: the TTL window's length.
-    #[serde(default)]
-    pub max_ttl: Option<u64>,
-    /// Route53 records answering for the host.
-    #[serde(default)]
-    pub records: Vec<RecordEvidence>,
-    /// The imported hosted zone that holds the host.
-    #[serde(default)]
-    pub zone_id: Option<String>,
-    /// ExternalDNS owns the record (its TXT registry record): edit the Ingress annotations, not Route53.
-    #[serde(default)]
-    pub external_dns: Option<ExternalDnsOwner>,
-    /// When the verdict last changed (RFC 3339).
-    #[serde(default)]
-    pub changed_at: Option<String>,
-    /// First observation of DNS pointing only at green (RFC 3339).
-    #[serde(default)]
-    pub green_since: Option<String>,
-    /// `green_since` + largest TTL + `--ttl-grace`: traffic after this is stale clients.
-    #[serde(default)]
-    pub window_ends_at: Option<String>,
-    /// Last live resolution (RFC 3339).
-    #[serde(default)]
-    pub resolved_at: Option<String>,
-    /// Why the last live resolution found no address.
-    #[serde(default)]
-    pub error: Option<String>,
-}
-
-impl Default for DnsEvidence {
-    fn default() -> Self {
-        Self {
-            verdict: "unknown".into(),
-            source: None,
-            answers: Vec::new(),
-            chain: Vec::new(),
-            ttl: None,
-            max_ttl: None,
-            records: Vec::new(),
-            zone_id: None,
-            external_dns: None,
-            changed_at: None,
-            green_since: None,
-            window_ends_at: None,
-            resolved_at: None,
-            error: None,
-        }
-    }
-}
-
-/// One address a host resolved to.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct DnsAnswer {
-    /// The address.
-    pub address: String,
-    /// Which cluster it belongs to.
-    pub side: Side,
 }
 
 /// A client still arriving after the host's DNS moved to green.
@@ -411,7 +321,7 @@ impl HostReport {
 
     /// Top clients as a mergeable summary.
     pub fn clients_topk(&self) -> TopK<String> {
-        let mut t = TopK::new(crate::record::ledger::TOP_K);
+        let mut t = TopK::new(TOP_K);
         for c in &self.top_clients {
             t.add(&c.ip, c.requests);
         }
@@ -420,7 +330,7 @@ impl HostReport {
 
     /// Top user agents as a mergeable summary.
     pub fn agents_topk(&self) -> TopK<String> {
-        let mut t = TopK::new(crate::record::ledger::TOP_K);
+        let mut t = TopK::new(TOP_K);
         for a in &self.top_user_agents {
             t.add(&a.user_agent, a.requests);
         }

@@ -4,16 +4,18 @@
 use std::fmt::Write;
 
 use super::model::{Action, HostReport, Report};
+use crate::base::names::named_enum;
 
-/// Output formats of `report render`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// The report itself (schema v1).
-    Json,
-    /// One row per host and path.
-    Csv,
-    /// Hosts grouped by action.
-    Markdown,
+named_enum! {
+    /// Output formats of a report.
+    pub enum Format {
+        /// The report itself (schema v1).
+        Json = "json",
+        /// One row per host and path.
+        Csv = "csv",
+        /// Hosts grouped by action.
+        Markdown = "markdown",
+    }
 }
 
 /// Renders in `format`.
@@ -46,8 +48,8 @@ pub fn csv(report: &Report) -> String {
             h.action.as_str().to_owned(),
             h.urgent.to_string(),
             h.requests.to_string(),
-            h.dns.verdict.clone(),
-            routed_name(h).to_owned(),
+            h.dns.verdict.to_string(),
+            h.green.routed.to_string(),
         ];
         if h.paths.is_empty() {
             let row: Vec<String> = host_cols
@@ -106,27 +108,6 @@ fn push_row(out: &mut String, cells: &[String]) {
     out.push('\n');
 }
 
-fn routed_name(h: &HostReport) -> &'static str {
-    match h.green.routed {
-        super::model::Routed::All => "all",
-        super::model::Routed::Partial => "partial",
-        super::model::Routed::None => "none",
-        super::model::Routed::Unknown => "unknown",
-    }
-}
-
-/// Actions in the order an operator works through them.
-pub const ACTION_ORDER: [Action; 8] = [
-    Action::FixHardcoded,
-    Action::AddGreenRoute,
-    Action::SwitchDns,
-    Action::WaitTtl,
-    Action::FixClients,
-    Action::InvestigateDns,
-    Action::Unknown,
-    Action::None,
-];
-
 /// Hosts grouped by action, biggest first, with what to do for each.
 pub fn markdown(report: &Report) -> String {
     let mut out = String::new();
@@ -166,7 +147,7 @@ pub fn markdown(report: &Report) -> String {
             t.hosts_overflowed_requests, t.paths_overflowed_requests
         );
     }
-    for action in ACTION_ORDER {
+    for &action in Action::ALL {
         let hosts: Vec<&HostReport> = report.hosts.iter().filter(|h| h.action == action).collect();
         if hosts.is_empty() {
             continue;
@@ -181,7 +162,7 @@ pub fn markdown(report: &Report) -> String {
                 h.top_clients.iter().take(3).map(|c| format!("{} ({})", c.ip, c.requests)).collect();
             let dns = match h.dns.ttl {
                 Some(ttl) => format!("{} (TTL {ttl} s)", h.dns.verdict),
-                None => h.dns.verdict.clone(),
+                None => h.dns.verdict.to_string(),
             };
             let mut why = h.reason.clone();
             if let Some(blocked) = &h.dns_change_blocked {
@@ -197,7 +178,7 @@ pub fn markdown(report: &Report) -> String {
                 if h.urgent { " **URGENT**" } else { "" },
                 h.requests,
                 h.last_seen,
-                routed_name(h),
+                h.green.routed,
                 md(&dns),
                 md(&why),
                 md(&clients.join(", "))

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,10 +12,19 @@ use serde_json::json;
 use super::build::{build, ReportSettings};
 use super::file::write_atomic;
 use super::render::json;
+use crate::base::time::{parse_rfc3339, unix_ms};
 use crate::dns::book::DnsBook;
 use crate::log::AccessLog;
-use crate::metrics::ReportWrites;
-use crate::record::ledger::Ledger;
+use crate::record::Ledger;
+
+/// Report files written, and writes that failed, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ReportWrites {
+    /// Successful writes.
+    pub ok: AtomicU64,
+    /// Failed writes (disk full, read-only file system...).
+    pub failed: AtomicU64,
+}
 
 /// Writes the report file and the summary event.
 #[derive(Clone)]
@@ -63,12 +72,12 @@ impl Reporter {
         for h in &report.hosts {
             *actions.entry(h.action.as_str()).or_default() += 1;
         }
-        let now = super::build::now_unix_ms();
+        let now = unix_ms();
         let quiet_ms = self.settings.quiet_period.as_millis() as u64;
         let arriving = report
             .hosts
             .iter()
-            .filter(|h| super::build::parse_ts(&h.last_seen).is_some_and(|t| now.saturating_sub(t) < quiet_ms))
+            .filter(|h| parse_rfc3339(&h.last_seen).is_some_and(|t| now.saturating_sub(t) < quiet_ms))
             .count();
         self.log.event(
             "summary",

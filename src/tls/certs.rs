@@ -251,7 +251,7 @@ fn load_pair(name: String, cert_file: &Path, key_file: &Path, resumption: &Resum
     let leaf_info = der::leaf_info(leaf.as_ref())
         .map_err(|e| CertError::new(cert_file, format!("the first certificate is not valid X.509: {e}")))?;
     let dns_names = leaf_info.dns_names;
-    if leaf_info.not_after_ms.is_some_and(|t| t < crate::report::build::now_unix_ms()) {
+    if leaf_info.not_after_ms.is_some_and(|t| t < crate::base::time::unix_ms()) {
         tracing::warn!(file = %cert_file.display(), "certificate has expired: clients will refuse it");
     }
     let key = PrivateKeyDer::from_pem_file(key_file)

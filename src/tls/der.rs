@@ -2,6 +2,8 @@
 //! functions over bytes, every read bounds-checked (a malformed certificate is an error, never a
 //! panic).
 
+use crate::base::time::unix_seconds;
+
 /// One DER TLV: (tag, contents, what follows). Single-byte tags, definite lengths up to 4 bytes.
 fn tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), ()> {
     let (&tag, rest) = input.split_first().ok_or(())?;
@@ -115,26 +117,29 @@ fn walk(cert: &[u8]) -> Result<LeafInfo, ()> {
 
 /// UTCTime (`YYMMDDHHMMSSZ`, years 1950–2049) or GeneralizedTime (`YYYYMMDDHHMMSSZ`) → unix ms.
 fn der_time(tag: u8, raw: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(raw).ok()?;
-    let full = match (tag, text.len()) {
-        (0x17, 13) => {
-            let yy: u32 = text.get(..2)?.parse().ok()?;
-            format!("{}{text}", if yy >= 50 { "19" } else { "20" })
-        }
-        (0x18, 15) => text.to_owned(),
-        _ => return None,
-    };
-    let f = |r: std::ops::Range<usize>| full.get(r);
-    let rfc3339 = format!("{}-{}-{}T{}:{}:{}Z", f(0..4)?, f(4..6)?, f(6..8)?, f(8..10)?, f(10..12)?, f(12..14)?);
-    if !full.ends_with('Z') {
+    let digits = raw.strip_suffix(b"Z")?;
+    if !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    crate::report::build::parse_ts(&rfc3339)
+    let num =
+        |r: std::ops::Range<usize>| digits.get(r).map(|d| d.iter().fold(0i64, |n, c| n * 10 + i64::from(c - b'0')));
+    let (year, rest) = match (tag, digits.len()) {
+        (0x17, 12) => {
+            let yy = num(0..2)?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, 2)
+        }
+        (0x18, 14) => (num(0..4)?, 4),
+        _ => return None,
+    };
+    let f = |i: usize| num(rest + i * 2..rest + i * 2 + 2);
+    let secs = unix_seconds(year, f(0)?, f(1)?, f(2)?, f(3)?, f(4)?)?;
+    u64::try_from(secs).ok()?.checked_mul(1000)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::time::parse_rfc3339;
 
     #[test]
     fn names_and_expiry_are_read() {
@@ -146,13 +151,13 @@ mod tests {
         let cert = params.self_signed(&key).unwrap();
         let info = leaf_info(cert.der()).unwrap();
         assert_eq!(info.dns_names, ["a.example.com", "*.b.example.com"]);
-        assert_eq!(info.not_after_ms, crate::report::build::parse_ts("2031-07-09T00:00:00Z"));
+        assert_eq!(info.not_after_ms, parse_rfc3339("2031-07-09T00:00:00Z"));
         params.not_after = rcgen::date_time_ymd(2049, 12, 31);
         let info = leaf_info(params.self_signed(&key).unwrap().der()).unwrap();
-        assert_eq!(info.not_after_ms, crate::report::build::parse_ts("2049-12-31T00:00:00Z"), "UTCTime");
+        assert_eq!(info.not_after_ms, parse_rfc3339("2049-12-31T00:00:00Z"), "UTCTime");
         params.not_after = rcgen::date_time_ymd(2050, 1, 2);
         let info = leaf_info(params.self_signed(&key).unwrap().der()).unwrap();
-        assert_eq!(info.not_after_ms, crate::report::build::parse_ts("2050-01-02T00:00:00Z"), "GeneralizedTime");
+        assert_eq!(info.not_after_ms, parse_rfc3339("2050-01-02T00:00:00Z"), "GeneralizedTime");
         assert_eq!(leaf_info(b"\x30\x03\x02\x01"), Err(Malformed));
         // Truncations and corruptions of a real certificate never panic.
         let der = cert.der().to_vec();
@@ -166,9 +171,9 @@ mod tests {
 
     #[test]
     fn times() {
-        assert_eq!(der_time(0x17, b"991231235959Z"), crate::report::build::parse_ts("1999-12-31T23:59:59Z"));
-        assert_eq!(der_time(0x17, b"300101000000Z"), crate::report::build::parse_ts("2030-01-01T00:00:00Z"));
-        assert_eq!(der_time(0x18, b"21000101000000Z"), crate::report::build::parse_ts("2100-01-01T00:00:00Z"));
+        assert_eq!(der_time(0x17, b"991231235959Z"), parse_rfc3339("1999-12-31T23:59:59Z"));
+        assert_eq!(der_time(0x17, b"300101000000Z"), parse_rfc3339("2030-01-01T00:00:00Z"));
+        assert_eq!(der_time(0x18, b"21000101000000Z"), parse_rfc3339("2100-01-01T00:00:00Z"));
         assert_eq!(der_time(0x17, b"3001010000Z"), None);
         assert_eq!(der_time(0x18, b"2100010100000+0100"), None);
     }

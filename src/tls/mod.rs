@@ -1,6 +1,6 @@
-//! TLS: termination with certificates chosen by SNI ([`certs`]), passthrough that only reads the
-//! ClientHello ([`clienthello`], [`passthrough`]), and the dev certificate generator
-//! ([`generate`]). TLS toward blue lives in `upstream::tls`.
+//! TLS: termination with certificates chosen by SNI ([`certs`]), the ClientHello reader that
+//! passthrough listeners use ([`clienthello`]), and the dev certificate generator ([`generate`]).
+//! TLS toward blue lives in `upstream::tls`; the passthrough listener in `listen::passthrough`.
 //!
 //! One crypto provider, rustls' `ring`: it builds with a plain C compiler on a fresh machine.
 
@@ -8,7 +8,6 @@ pub mod certs;
 pub mod clienthello;
 pub mod der;
 pub mod generate;
-pub mod passthrough;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,7 +98,7 @@ pub async fn accept(
 /// under a wildcard certificate) show up here too: the log flags, it does not refuse.
 pub fn sni_mismatch(sni: &str, host: &[u8]) -> bool {
     let host = match std::str::from_utf8(host) {
-        Ok(h) => crate::upstream::strip_port(h),
+        Ok(h) => crate::base::host::strip_port(h),
         Err(_) => return true,
     };
     let host = host.strip_suffix('.').unwrap_or(host);

@@ -1,13 +1,13 @@
 //! Where requests go: blue's address (resolved in the background, never on the request path), the
 //! per-host overrides, and the per-worker connection pools in [`pool`].
 
-pub mod h1;
+pub mod body;
+pub mod lean;
 pub mod pool;
 pub mod tls;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,66 +15,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use rustls_pki_types::ServerName;
-use serde::Deserialize;
 
-use crate::config::HostUpstream;
-
-/// An upstream URL: `http://host:port` (port 80 when left out) or `https://host:port` (443).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamUrl {
-    /// Host name or IP literal (IPv6 without brackets).
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// `https://`: TLS toward the upstream.
-    pub tls: bool,
-}
-
-impl UpstreamUrl {
-    /// `host:port` as written in a URL authority (IPv6 in brackets).
-    pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-impl std::fmt::Display for UpstreamUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}", if self.tls { "https" } else { "http" }, self.authority())
-    }
-}
-
-impl FromStr for UpstreamUrl {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (rest, tls) = if let Some(rest) = s.strip_prefix("http://") {
-            (rest, false)
-        } else if let Some(rest) = s.strip_prefix("https://") {
-            (rest, true)
-        } else {
-            return Err(format!("`{s}` is not an upstream URL (expected http://host:port or https://host:port)"));
-        };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains('/') || rest.contains('?') || rest.contains('@') {
-            return Err(format!("`{s}`: give only scheme, host and port (no path, query or user)"));
-        }
-        let uri: http::uri::Authority = rest.parse().map_err(|_| format!("`{s}`: invalid host or port"))?;
-        let host = uri.host().trim_start_matches('[').trim_end_matches(']').to_owned();
-        if host.is_empty() {
-            return Err(format!("`{s}`: no host"));
-        }
-        Ok(Self { host, port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }), tls })
-    }
-}
-
-impl<'de> Deserialize<'de> for UpstreamUrl {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
-}
+use crate::base::host::strip_port;
+use crate::base::values::{HostUpstream, UpstreamUrl};
 
 /// One upstream: its URL, its current addresses, and a name for the log.
 #[derive(Debug)]
@@ -228,34 +171,9 @@ impl Upstreams {
     }
 }
 
-/// `host[:port]` or `[v6]:port` → host part.
-pub fn strip_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match host.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_urls() {
-        let u: UpstreamUrl = "http://blue.internal:8080".parse().unwrap();
-        assert_eq!((u.host.as_str(), u.port), ("blue.internal", 8080));
-        let u: UpstreamUrl = "http://[::1]:9/".parse().unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.authority().as_str()), ("::1", 9, "[::1]:9"));
-        assert_eq!("http://lb".parse::<UpstreamUrl>().unwrap().port, 80);
-        let u: UpstreamUrl = "https://blue.internal".parse().unwrap();
-        assert_eq!((u.port, u.tls, u.to_string().as_str()), (443, true, "https://blue.internal:443"));
-        for bad in ["blue:80", "https://blue/x", "http://blue/path", "http://", "ftp://x"] {
-            assert!(bad.parse::<UpstreamUrl>().is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn picks_by_host() {
@@ -275,13 +193,5 @@ mod tests {
         assert_eq!(pick("example.com"), "10.0.0.1");
         assert_eq!(pick("other.org"), "10.0.0.1");
         assert_eq!(ups.pick(None), 0);
-    }
-
-    #[test]
-    fn strips_ports() {
-        assert_eq!(strip_port("a.com:80"), "a.com");
-        assert_eq!(strip_port("a.com"), "a.com");
-        assert_eq!(strip_port("[::1]:80"), "::1");
-        assert_eq!(strip_port("::1"), "::1");
     }
 }

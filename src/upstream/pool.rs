@@ -15,13 +15,13 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
-use super::h1::RawConn;
+use super::body::RequestBody;
+use super::lean::LeanPool;
 use super::tls::UpStream;
 use super::Upstream;
-use crate::error::UpstreamError;
-use crate::io::{IoObserver, ObservedIo};
-use crate::proxy::body::RequestBody;
-use crate::shutdown::now_ms;
+use crate::base::cause::Cause;
+use crate::base::time::coarse_ms;
+use crate::net::io::{IoObserver, ObservedIo};
 
 /// Timeouts and limits of the pools.
 #[derive(Debug, Clone)]
@@ -66,7 +66,7 @@ impl UpConn {
 
     /// Bytes were just read or written.
     pub(crate) fn touch(&self) {
-        self.last_io.store(now_ms(), Ordering::Relaxed);
+        self.last_io.store(coarse_ms(), Ordering::Relaxed);
     }
 }
 
@@ -150,28 +150,23 @@ impl Checkout {
     }
 }
 
-/// One worker's connections to one upstream. Aligned to its own cache lines, like [`crate::proxy::Proxy`]:
+/// One worker's connections to one upstream. Aligned to its own cache lines, like the proxy:
 /// its idle stacks are locked on every request, and the workers' pools are allocated side by side.
 #[repr(align(128))]
 pub struct Pool {
     upstream: Arc<Upstream>,
     settings: Arc<PoolSettings>,
     idle: Mutex<Vec<Idle>>,
-    /// Idle connections of the lean exchange ([`super::h1`]), most recently used last.
-    raw_idle: Mutex<Vec<RawConn>>,
+    /// For a plain `http://` upstream spoken to in HTTP/1.1: the lean exchange's connections.
+    lean: Option<Arc<LeanPool>>,
     h2: Mutex<Option<(http2::SendRequest<RequestBody>, Arc<UpConn>)>>,
 }
 
 impl Pool {
     /// An empty pool for `upstream`.
     pub fn new(upstream: Arc<Upstream>, settings: Arc<PoolSettings>) -> Arc<Self> {
-        Arc::new(Self {
-            upstream,
-            settings,
-            idle: Mutex::new(Vec::new()),
-            raw_idle: Mutex::new(Vec::new()),
-            h2: Mutex::new(None),
-        })
+        let lean = (!settings.h2 && !upstream.url.tls).then(|| LeanPool::new(upstream.clone(), settings.clone()));
+        Arc::new(Self { upstream, settings, idle: Mutex::new(Vec::new()), lean, h2: Mutex::new(None) })
     }
 
     /// The upstream this pool connects to.
@@ -179,27 +174,14 @@ impl Pool {
         &self.upstream
     }
 
-    /// Whether requests without a body may take the lean HTTP/1.1 exchange ([`super::h1`]):
-    /// a plain `http://` upstream spoken to in HTTP/1.1.
-    pub fn lean(&self) -> bool {
-        !self.settings.h2 && !self.upstream.url.tls
-    }
-
-    pub(crate) fn settings(&self) -> &PoolSettings {
-        &self.settings
-    }
-
-    pub(crate) fn raw_idle(&self) -> &Mutex<Vec<RawConn>> {
-        &self.raw_idle
-    }
-
-    /// The watchdog of a new connection.
-    pub(crate) fn watchdog(&self, conn: Arc<UpConn>) -> Watchdog {
-        Watchdog { conn, silence: self.settings.upstream_timeout, idle: self.settings.idle_timeout }
+    /// The lean exchange's pool, for requests without a body ([`super::lean`]): a plain `http://`
+    /// upstream spoken to in HTTP/1.1.
+    pub fn lean(&self) -> Option<&Arc<LeanPool>> {
+        self.lean.as_ref()
     }
 
     /// A ready connection: the most recently used idle one, or a new one.
-    pub async fn checkout(self: &Arc<Self>) -> Result<Checkout, UpstreamError> {
+    pub async fn checkout(self: &Arc<Self>) -> Result<Checkout, Cause> {
         if self.settings.h2 {
             let shared = self.h2.lock().ok().and_then(|g| g.clone());
             if let Some((tx, conn)) = shared {
@@ -216,7 +198,9 @@ impl Pool {
                 Err(_) => None,
             };
             let Some(entry) = entry else { break };
-            if entry.tx.is_closed() || !entry.tx.is_ready() || now_ms().saturating_sub(entry.conn.last_io()) >= idle_ms
+            if entry.tx.is_closed()
+                || !entry.tx.is_ready()
+                || coarse_ms().saturating_sub(entry.conn.last_io()) >= idle_ms
             {
                 continue;
             }
@@ -237,34 +221,32 @@ impl Pool {
     }
 
     /// Opens a new connection (trying each address within the connect timeout).
-    async fn connect(self: &Arc<Self>) -> Result<Checkout, UpstreamError> {
+    async fn connect(self: &Arc<Self>) -> Result<Checkout, Cause> {
         let budget = self.settings.connect_timeout;
         let stream = tokio::time::timeout(budget, async {
             let tcp = connect_any(&self.upstream, budget).await?;
             self.secure(tcp).await
         })
         .await
-        .map_err(|_| UpstreamError::ConnectTimeout)??;
+        .map_err(|_| Cause::ConnectTimeout)??;
         let conn = Arc::new(UpConn::default());
         conn.set_busy(true);
         let io = TokioIo::new(ObservedIo::new(stream, conn.clone()));
-        let watch =
-            Watchdog { conn: conn.clone(), silence: self.settings.upstream_timeout, idle: self.settings.idle_timeout };
+        let watch = Watchdog::new(conn.clone(), &self.settings);
         if self.settings.h2 {
             let (tx, c) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .keep_alive_interval(Duration::from_secs(30))
                 .handshake::<Io, RequestBody>(io)
                 .await
-                .map_err(|_| UpstreamError::Protocol)?;
+                .map_err(|_| Cause::Protocol)?;
             watch.spawn(c);
             if let Ok(mut shared) = self.h2.lock() {
                 *shared = Some((tx.clone(), conn.clone()));
             }
             return Ok(Checkout { tx: Sender::H2(tx), conn, reused: false, pool: self.clone() });
         }
-        let (tx, c) =
-            http1::Builder::new().handshake::<Io, RequestBody>(io).await.map_err(|_| UpstreamError::Protocol)?;
+        let (tx, c) = http1::Builder::new().handshake::<Io, RequestBody>(io).await.map_err(|_| Cause::Protocol)?;
         watch.spawn(c.with_upgrades());
         Ok(Checkout { tx: Sender::H1(tx), conn, reused: false, pool: self.clone() })
     }
@@ -272,16 +254,16 @@ impl Pool {
 
 impl Pool {
     /// TLS over the new TCP connection for `https://` upstreams (within the connect timeout).
-    async fn secure(&self, tcp: TcpStream) -> Result<UpStream, UpstreamError> {
+    async fn secure(&self, tcp: TcpStream) -> Result<UpStream, Cause> {
         let up = &self.upstream;
         let (Some(config), Some(name)) = (&self.settings.tls, &up.server_name) else {
-            return if up.url.tls { Err(UpstreamError::Tls) } else { Ok(UpStream::Plain(tcp)) };
+            return if up.url.tls { Err(Cause::Tls) } else { Ok(UpStream::Plain(tcp)) };
         };
         match tokio_rustls::TlsConnector::from(config.clone()).connect(name.clone(), tcp).await {
             Ok(tls) => Ok(UpStream::Tls(Box::new(tls))),
             Err(e) => {
                 tracing::warn!(upstream = %up.name, error = %e, "TLS handshake with the upstream failed");
-                Err(UpstreamError::Tls)
+                Err(Cause::Tls)
             }
         }
     }
@@ -289,13 +271,13 @@ impl Pool {
 
 /// Tries the addresses in turn; each gets a share of the connect timeout (at least a second), so
 /// one address that drops SYNs does not use up the whole budget.
-pub(crate) async fn connect_any(up: &Upstream, budget: Duration) -> Result<TcpStream, UpstreamError> {
+pub(crate) async fn connect_any(up: &Upstream, budget: Duration) -> Result<TcpStream, Cause> {
     let (addrs, start) = up.addrs();
     if addrs.is_empty() {
-        return Err(UpstreamError::Unresolved);
+        return Err(Cause::Unresolved);
     }
     let each = (budget / addrs.len() as u32).max(Duration::from_secs(1)).min(budget);
-    let mut last = UpstreamError::ConnectFailed;
+    let mut last = Cause::ConnectFailed;
     for i in 0..addrs.len() {
         let addr: SocketAddr = addrs[(start + i) % addrs.len()];
         match tokio::time::timeout(each, TcpStream::connect(addr)).await {
@@ -303,9 +285,9 @@ pub(crate) async fn connect_any(up: &Upstream, budget: Duration) -> Result<TcpSt
                 let _ = s.set_nodelay(true);
                 return Ok(s);
             }
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => last = UpstreamError::ConnectRefused,
-            Ok(Err(_)) => last = UpstreamError::ConnectFailed,
-            Err(_) => last = UpstreamError::ConnectTimeout,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => last = Cause::ConnectRefused,
+            Ok(Err(_)) => last = Cause::ConnectFailed,
+            Err(_) => last = Cause::ConnectTimeout,
         }
     }
     Err(last)
@@ -320,6 +302,11 @@ pub(crate) struct Watchdog {
 }
 
 impl Watchdog {
+    /// The watchdog of a new connection.
+    pub(crate) fn new(conn: Arc<UpConn>, settings: &PoolSettings) -> Self {
+        Self { conn, silence: settings.upstream_timeout, idle: settings.idle_timeout }
+    }
+
     /// Spawns the connection future and its watchdog.
     fn spawn<F>(self, conn_future: F)
     where
@@ -344,7 +331,7 @@ impl Watchdog {
         let mut wait = self.silence.min(self.idle);
         loop {
             tokio::time::sleep(wait).await;
-            let quiet = now_ms().saturating_sub(self.conn.last_io());
+            let quiet = coarse_ms().saturating_sub(self.conn.last_io());
             let busy = self.conn.busy.load(Ordering::Relaxed);
             let limit = if busy { silence_ms } else { idle_ms };
             if quiet >= limit {

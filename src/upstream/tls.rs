@@ -16,7 +16,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::error::ConfigError;
+use crate::base::error::ConfigError;
 
 /// How the proxy verifies blue's certificate.
 #[derive(Debug, Clone, Default)]

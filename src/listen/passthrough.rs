@@ -13,10 +13,11 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::clienthello::{self, Hello, MAX_HELLO_BYTES};
+use crate::base::cause::Cause;
+use crate::base::time::coarse_ms;
 use crate::proxy::Proxy;
-use crate::record::ledger::PassthroughObservation;
-use crate::shutdown::now_ms;
+use crate::record::PassthroughObservation;
+use crate::tls::clienthello::{self, Hello, MAX_HELLO_BYTES};
 use crate::upstream::Upstream;
 
 /// Host key of passthrough connections whose first bytes are not a TLS ClientHello.
@@ -58,17 +59,17 @@ pub async fn serve(proxy: Arc<Proxy>, settings: Arc<PassthroughSettings>, mut cl
         ts,
         up: AtomicU64::new(first.len() as u64),
         down: AtomicU64::new(0),
-        error: Some("shutdown"),
+        error: Some(Cause::Shutdown),
     };
     record.error = match connect(&settings.upstream, settings.connect_timeout).await {
         Err(e) => {
             record.up.store(0, Ordering::Relaxed);
-            Some(e.cause())
+            Some(e)
         }
         Ok(mut upstream) => match upstream.write_all(&first).await {
             Err(_) => {
                 record.up.store(0, Ordering::Relaxed);
-                Some("upstream_reset")
+                Some(Cause::Reset)
             }
             Ok(()) => splice(client, upstream, settings.idle_timeout, &record.up, &record.down).await,
         },
@@ -85,7 +86,7 @@ struct Record {
     ts: SystemTime,
     up: AtomicU64,
     down: AtomicU64,
-    error: Option<&'static str>,
+    error: Option<Cause>,
 }
 
 impl Drop for Record {
@@ -125,7 +126,7 @@ impl Drop for Record {
                 "duration_ms": (duration.as_micros() as f64 / 1000.0), "upstream": self.upstream,
             });
             if let (Some(e), Some(obj)) = (self.error, fields.as_object_mut()) {
-                obj.insert("error".into(), e.into());
+                obj.insert("error".into(), e.as_str().into());
             }
             proxy.log().event("passthrough", fields);
         }
@@ -172,21 +173,21 @@ async fn read_hello<S: AsyncRead + Unpin>(client: &mut S, timeout: Duration) -> 
     }
 }
 
-async fn connect(up: &Upstream, timeout: Duration) -> Result<TcpStream, crate::error::UpstreamError> {
+async fn connect(up: &Upstream, timeout: Duration) -> Result<TcpStream, Cause> {
     tokio::time::timeout(timeout, crate::upstream::pool::connect_any(up, timeout))
         .await
-        .map_err(|_| crate::error::UpstreamError::ConnectTimeout)?
+        .map_err(|_| Cause::ConnectTimeout)?
 }
 
 /// Copies both ways, each direction half-closing the other side at its end of stream, until both
 /// ended, one failed, or nothing moved either way for `idle`, adding the bytes moved to `up` and
 /// `down` as they go (read by the connection's record, even if this is dropped). Returns the cause.
-pub async fn splice<A, B>(a: A, b: B, idle: Duration, up: &AtomicU64, down: &AtomicU64) -> Option<&'static str>
+pub async fn splice<A, B>(a: A, b: B, idle: Duration, up: &AtomicU64, down: &AtomicU64) -> Option<Cause>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let last_io = AtomicU64::new(now_ms());
+    let last_io = AtomicU64::new(coarse_ms());
     let (mut a_rd, mut a_wr) = tokio::io::split(a);
     let (mut b_rd, mut b_wr) = tokio::io::split(b);
     let outcome = {
@@ -199,11 +200,11 @@ where
         tokio::pin!(sleep);
         loop {
             tokio::select! {
-                res = &mut both => break res.err().map(|_| "tunnel_reset"),
+                res = &mut both => break res.err().map(|_| Cause::TunnelReset),
                 _ = &mut sleep => {
-                    let quiet = now_ms().saturating_sub(last_io.load(Ordering::Relaxed));
+                    let quiet = coarse_ms().saturating_sub(last_io.load(Ordering::Relaxed));
                     if quiet >= idle_ms {
-                        break Some("tunnel_idle_timeout");
+                        break Some(Cause::TunnelIdleTimeout);
                     }
                     sleep.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(idle_ms - quiet));
                 }
@@ -228,7 +229,7 @@ where
         }
         wr.write_all(&buf[..n]).await?;
         count.fetch_add(n as u64, Ordering::Relaxed);
-        last_io.store(now_ms(), Ordering::Relaxed);
+        last_io.store(coarse_ms(), Ordering::Relaxed);
     }
 }
 

@@ -4,6 +4,9 @@
 //! `/metrics` (both from a report at most [`CACHE_FOR`] old, so frequent scrapes and page reloads
 //! do not rebuild it each time).
 
+pub mod dashboard;
+pub mod metrics;
+
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,14 +19,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
+use crate::admin::metrics::MetricsSources;
 use crate::dns::book::DnsBook;
-use crate::metrics::MetricsSources;
-use crate::record::ledger::Ledger;
+use crate::net::shutdown::Shutdown;
+use crate::record::Ledger;
 use crate::report::build::{build, ReportSettings};
+use crate::report::changes::{export, ExportSettings};
 use crate::report::model::Report;
 use crate::report::render::{render, Format};
-use crate::report::route53::{export, ExportSettings};
-use crate::shutdown::Shutdown;
 
 /// What the admin endpoints read.
 pub struct AdminState {
@@ -181,7 +184,7 @@ async fn dashboard(state: &AdminState) -> Response<Full<Bytes>> {
     let Some(report) = state.cached_report(ledger).await else {
         return text(StatusCode::INTERNAL_SERVER_ERROR, "report failed\n");
     };
-    let page = crate::dashboard::render(&report, state.report.quiet_period);
+    let page = crate::admin::dashboard::render(&report, state.report.quiet_period);
     with_type(page, "text/html; charset=utf-8")
 }
 
@@ -190,9 +193,13 @@ async fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
         Some(ledger) => state.cached_report(ledger).await,
         None => None,
     };
-    let body =
-        crate::metrics::render(&state.metrics, state.ledger.as_deref(), report.as_deref(), state.shutdown.is_ready());
-    with_type(body, crate::metrics::CONTENT_TYPE)
+    let body = crate::admin::metrics::render(
+        &state.metrics,
+        state.ledger.as_deref(),
+        report.as_deref(),
+        state.shutdown.is_ready(),
+    );
+    with_type(body, crate::admin::metrics::CONTENT_TYPE)
 }
 
 fn with_type(body: String, content_type: &'static str) -> Response<Full<Bytes>> {

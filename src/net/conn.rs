@@ -2,18 +2,17 @@
 //! timeout (from the first byte of a request, or from accept, until its header is complete) and the
 //! idle keep-alive timeout (no request in flight) without arming a timer per request.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::sync::oneshot;
 
 use http::HeaderValue;
 
-use crate::io::IoObserver;
-use crate::shutdown::now_ms;
+use super::alarm::{Alarm, Expiry};
+use super::io::IoObserver;
+use crate::base::time::coarse_ms;
+use crate::tls::TlsInfo;
 
 /// The HTTP/2 connection preface starts with these bytes.
 const H2_PREFACE_START: &[u8] = b"PRI * HTTP/2";
@@ -30,7 +29,7 @@ pub struct ConnState {
     /// When the connection was accepted (process clock, ms).
     pub accepted_ms: u64,
     /// What the TLS handshake told (`None` on plain listeners).
-    pub tls: Option<crate::tls::TlsInfo>,
+    pub tls: Option<TlsInfo>,
     in_flight: AtomicU32,
     /// 1 + the time the pending request's header started; 0 when no header is pending.
     header_started: AtomicU64,
@@ -44,7 +43,7 @@ pub struct ConnState {
 impl ConnState {
     /// A fresh connection: its first request header is due within the header timeout.
     pub fn new(peer: SocketAddr, peer_trusted: bool) -> Self {
-        let now = now_ms();
+        let now = coarse_ms();
         let ip = match peer.ip() {
             std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(peer.ip()),
             v4 => v4,
@@ -83,7 +82,7 @@ impl ConnState {
     }
 
     /// The same, for a connection that completed a TLS handshake.
-    pub fn with_tls(mut self, tls: crate::tls::TlsInfo) -> Self {
+    pub fn with_tls(mut self, tls: TlsInfo) -> Self {
         self.tls = Some(tls);
         self
     }
@@ -97,7 +96,7 @@ impl ConnState {
     /// A request's response is over (or its tunnel closed).
     pub fn request_done(&self) {
         if self.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.idle_since.store(now_ms(), Ordering::Relaxed);
+            self.idle_since.store(coarse_ms(), Ordering::Relaxed);
         }
     }
 
@@ -109,7 +108,7 @@ impl ConnState {
 
 impl IoObserver for ConnState {
     fn on_read(&self, bytes: &[u8]) {
-        let now = now_ms();
+        let now = coarse_ms();
         self.last_io.store(now, Ordering::Relaxed);
         if !self.first_read.swap(true, Ordering::Relaxed) {
             let n = bytes.len().min(H2_PREFACE_START.len());
@@ -129,91 +128,7 @@ impl IoObserver for ConnState {
     }
 
     fn on_write(&self) {
-        self.last_io.store(now_ms(), Ordering::Relaxed);
-    }
-}
-
-/// Why a connection should close.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expiry {
-    /// A request header did not complete in time (slowloris, or a silent new connection).
-    HeaderTimeout,
-    /// No request for the idle timeout.
-    Idle,
-    /// The proxy is shutting down: finish what is in flight, then close.
-    Drain,
-    /// `--close-stale-connections`: the host's DNS moved to green; close gracefully (HTTP/2
-    /// GOAWAY) but keep watching the connection's timeouts.
-    Stale,
-}
-
-/// Rings a connection's task once, from its watchdog or from a shutdown. The task only polls the
-/// receiving end, a cheap check, instead of a timer and a shared notifier on every wake-up.
-#[derive(Debug)]
-pub struct Alarm(Mutex<Option<oneshot::Sender<Expiry>>>);
-
-impl Alarm {
-    /// A new alarm and the receiver the connection task selects on.
-    pub fn new() -> (Arc<Alarm>, oneshot::Receiver<Expiry>) {
-        let (tx, rx) = oneshot::channel();
-        (Arc::new(Alarm(Mutex::new(Some(tx)))), rx)
-    }
-
-    /// A fresh receiver after a [`Expiry::Stale`] ring, so later rings (idle, drain) still arrive.
-    pub fn rearm(&self) -> oneshot::Receiver<Expiry> {
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(tx);
-        }
-        rx
-    }
-
-    /// Rings with `why`; only the first ring counts.
-    pub fn ring(&self, why: Expiry) {
-        if let Some(tx) = self.0.lock().ok().and_then(|mut g| g.take()) {
-            let _ = tx.send(why);
-        }
-    }
-}
-
-/// One worker's live connections, so a shutdown can ring every one of them.
-#[derive(Debug, Default)]
-pub struct Registry {
-    draining: AtomicBool,
-    next: AtomicU64,
-    alarms: Mutex<HashMap<u64, Arc<Alarm>>>,
-}
-
-impl Registry {
-    /// Registers a connection's alarm; rings it at once if a drain already began.
-    pub fn add(&self, alarm: Arc<Alarm>) -> u64 {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut map) = self.alarms.lock() {
-            map.insert(id, alarm.clone());
-        }
-        if self.draining.load(Ordering::Acquire) {
-            alarm.ring(Expiry::Drain);
-        }
-        id
-    }
-
-    /// Forgets a closed connection.
-    pub fn remove(&self, id: u64) {
-        if let Ok(mut map) = self.alarms.lock() {
-            map.remove(&id);
-        }
-    }
-
-    /// Rings every connection with [`Expiry::Drain`].
-    pub fn drain_all(&self) {
-        self.draining.store(true, Ordering::Release);
-        let alarms: Vec<Arc<Alarm>> = match self.alarms.lock() {
-            Ok(map) => map.values().cloned().collect(),
-            Err(_) => Vec::new(),
-        };
-        for a in alarms {
-            a.ring(Expiry::Drain);
-        }
+        self.last_io.store(coarse_ms(), Ordering::Relaxed);
     }
 }
 
@@ -230,7 +145,7 @@ pub async fn watchdog(state: &ConnState, header_timeout: Duration, idle_timeout:
     tokio::pin!(sleep);
     loop {
         (&mut sleep).await;
-        let now = now_ms();
+        let now = coarse_ms();
         let wait_ms = if state.in_flight.load(Ordering::Relaxed) > 0 {
             idle_ms.min(header_ms)
         } else {

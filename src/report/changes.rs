@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::model::{Action, HostReport, Report};
-use crate::dns::route53::RecordEvidence;
-use crate::dns::targets::{lb_name, Side};
+use crate::base::host::lb_name;
+use crate::dns::targets::Side;
+use crate::dns::zones::RecordEvidence;
 
 /// How changes are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

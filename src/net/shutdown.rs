@@ -3,67 +3,10 @@
 //! [`Shutdown`] is shared by every worker and the admin server; [`Tracker`] counts live connections
 //! and tunnels so a worker knows when it may exit.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use tokio::sync::{watch, Notify};
-
-/// Milliseconds since the process started, refreshed every [`TICK`] by a ticker thread: a
-/// relaxed atomic load instead of a clock read on every socket read and write. Only coarse
-/// deadlines (timeouts of a second or more) use it.
-pub fn now_ms() -> u64 {
-    clock().ms.load(Ordering::Relaxed)
-}
-
-/// The wall-clock time of the monotonic instant `at`, without a second clock read: the ticker
-/// thread keeps the wall time of the process's start instant current, so a clock step (NTP) shows
-/// within a [`TICK`].
-pub fn wall_clock(at: Instant) -> SystemTime {
-    let c = clock();
-    let base = UNIX_EPOCH + Duration::from_nanos(c.wall_at_start_ns.load(Ordering::Relaxed));
-    base + at.saturating_duration_since(c.start)
-}
-
-struct Clock {
-    start: Instant,
-    ms: AtomicU64,
-    /// Wall time of `start`, in nanoseconds since the Unix epoch.
-    wall_at_start_ns: AtomicU64,
-}
-
-impl Clock {
-    fn wall_at_start_ns(start: Instant) -> u64 {
-        let now = SystemTime::now();
-        let since = start.elapsed();
-        now.checked_sub(since).and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as u64)
-    }
-}
-
-fn clock() -> &'static Clock {
-    static CLOCK: OnceLock<Arc<Clock>> = OnceLock::new();
-    CLOCK.get_or_init(|| {
-        let start = Instant::now();
-        let clock = Arc::new(Clock {
-            start,
-            ms: AtomicU64::new(0),
-            wall_at_start_ns: AtomicU64::new(Clock::wall_at_start_ns(start)),
-        });
-        let ticker = clock.clone();
-        let spawned = std::thread::Builder::new().name("coarse-clock".into()).spawn(move || loop {
-            std::thread::sleep(TICK);
-            ticker.ms.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
-            ticker.wall_at_start_ns.store(Clock::wall_at_start_ns(start), Ordering::Relaxed);
-        });
-        if spawned.is_err() {
-            tracing::error!("cannot start the clock thread; timeouts will not fire");
-        }
-        clock
-    })
-}
-
-/// Resolution of [`now_ms`].
-pub const TICK: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The shared shutdown state.
 #[derive(Debug)]

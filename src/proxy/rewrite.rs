@@ -1,4 +1,4 @@
-//! Header rules of a standard reverse proxy: hop-by-hop removal (RFC 9110 §7.6.1), X-Forwarded-*,
+//! The header edits a standard reverse proxy makes: hop-by-hop removal (RFC 9110 §7.6.1), X-Forwarded-*,
 //! and which client IP to believe. Pure functions, tested with tables.
 
 use std::net::IpAddr;

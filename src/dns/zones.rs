@@ -1,4 +1,4 @@
-//! `--route53-records`: what Route53 *says*, from `aws route53 list-resource-record-sets --output
+//! `--route53-records`: what the Route53 zones *say*, from `aws route53 list-resource-record-sets --output
 //! json` exports (one page, several pages as a JSON array, or pages concatenated). Decodes `\052`
 //! wildcards and other octal escapes, trailing dots and `dualstack.`; understands alias vs CNAME vs
 //! A, weighted sets and ExternalDNS TXT ownership records. Pure: no AWS call, no I/O but the read.
@@ -8,8 +8,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::targets::{lb_name, verdict_of_sides, Side, TargetAddrs, Targets};
-use crate::error::ConfigError;
+use super::targets::{Side, TargetAddrs, Targets};
+use super::verdict::{verdict_of_sides, DnsVerdict};
+use crate::base::error::ConfigError;
+use crate::base::host::lb_name;
 
 /// One record set, decoded, with its exported JSON kept verbatim (a DELETE must match it exactly).
 #[derive(Debug, Clone)]
@@ -118,10 +120,10 @@ impl RecordEvidence {
 
 /// What Route53 says about one host.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Route53Answer {
-    /// `blue`, `green`, `split`, `unknown-target`, `unresolvable` (zone holds no such name) or
-    /// `external` (no imported zone holds it).
-    pub verdict: &'static str,
+pub struct ZoneAnswer {
+    /// `unresolvable` when the zone holds no such name, `external` when no imported zone holds
+    /// it, else the sides its records point at.
+    pub verdict: DnsVerdict,
     /// The zone that holds the host.
     pub zone_id: Option<String>,
     /// The records that answer for it.
@@ -134,7 +136,7 @@ pub struct Route53Answer {
 
 /// Every imported zone.
 #[derive(Debug, Clone, Default)]
-pub struct Route53 {
+pub struct Zones {
     /// Zones, as imported.
     pub zones: Vec<Zone>,
 }
@@ -274,7 +276,7 @@ fn in_zone(name: &str, zone: &str) -> bool {
         || (name.len() > zone.len() && name.ends_with(zone) && name.as_bytes()[name.len() - zone.len() - 1] == b'.')
 }
 
-impl Route53 {
+impl Zones {
     /// Whether any zone was imported.
     pub fn is_empty(&self) -> bool {
         self.zones.is_empty()
@@ -286,9 +288,15 @@ impl Route53 {
     }
 
     /// What Route53 says about `host`.
-    pub fn answer(&self, host: &str, targets: &Targets, addrs: &TargetAddrs) -> Route53Answer {
+    pub fn answer(&self, host: &str, targets: &Targets, addrs: &TargetAddrs) -> ZoneAnswer {
         let Some(zone) = self.zone_of(host) else {
-            return Route53Answer { verdict: "external", zone_id: None, records: vec![], owner: None, max_ttl: None };
+            return ZoneAnswer {
+                verdict: DnsVerdict::External,
+                zone_id: None,
+                records: vec![],
+                owner: None,
+                max_ttl: None,
+            };
         };
         let sets = address_sets(zone, host);
         let owner = owner(zone, host);
@@ -297,7 +305,7 @@ impl Route53 {
             records.push(RecordEvidence::of(zone, r, side_of(zone, r, targets, addrs, 0)));
         }
         let max_ttl = sets.iter().map(|r| r.ttl.unwrap_or(ALIAS_TTL)).max();
-        let verdict = if records.is_empty() { "unresolvable" } else { verdict_of(&records) };
+        let verdict = if records.is_empty() { DnsVerdict::Unresolvable } else { verdict_of(&records) };
         // A wildcard's other record types (TXT, MX…) go along, so the export can tell that an
         // explicit record for this host would hide them.
         if let Some(wild) = sets.first().map(|r| r.name.as_str()).filter(|n| n.starts_with("*.") && *n != host) {
@@ -305,13 +313,13 @@ impl Route53 {
                 records.push(RecordEvidence::of(zone, r, Side::Neither));
             }
         }
-        Route53Answer { verdict, zone_id: Some(zone.id.clone()), records, owner, max_ttl }
+        ZoneAnswer { verdict, zone_id: Some(zone.id.clone()), records, owner, max_ttl }
     }
 }
 
 /// The side of the active answers: weight 0 sets get no traffic unless every weight is 0 (then
 /// Route53 splits equally).
-fn verdict_of(records: &[RecordEvidence]) -> &'static str {
+fn verdict_of(records: &[RecordEvidence]) -> DnsVerdict {
     let all_zero = records.iter().all(|r| r.weight == Some(0));
     let active = records.iter().filter(|r| all_zero || r.weight != Some(0));
     verdict_of_sides(active.map(|r| r.side))
@@ -450,21 +458,21 @@ mod tests {
             let zone = parse("Z1", &text).unwrap();
             assert_eq!(zone.name, "example.com");
         }
-        let r53 = Route53 { zones: vec![parse("Z1", EXPORT).unwrap()] };
+        let r53 = Zones { zones: vec![parse("Z1", EXPORT).unwrap()] };
         let (t, a) = (targets(), TargetAddrs::default());
         let api = r53.answer("api.example.com", &t, &a);
-        assert_eq!(api.verdict, "blue", "green's weight 0 gets nothing");
+        assert_eq!(api.verdict, DnsVerdict::Blue, "green's weight 0 gets nothing");
         assert_eq!(api.records.len(), 2);
         assert_eq!(api.max_ttl, Some(ALIAS_TTL));
         assert_eq!(api.owner.as_ref().map(|o| o.owner.as_str()), Some("eks-blue"));
-        assert_eq!(r53.answer("legacy.example.com", &t, &a).verdict, "blue");
+        assert_eq!(r53.answer("legacy.example.com", &t, &a).verdict, DnsVerdict::Blue);
         let tenant = r53.answer("a.b.tenant.example.com", &t, &a);
-        assert_eq!((tenant.verdict, tenant.records[0].name.as_str()), ("blue", "*.tenant.example.com"));
-        assert_eq!(r53.answer("nothing.example.com", &t, &a).verdict, "unresolvable");
-        assert_eq!(r53.answer("shop.other.org", &t, &a).verdict, "external");
+        assert_eq!((tenant.verdict, tenant.records[0].name.as_str()), (DnsVerdict::Blue, "*.tenant.example.com"));
+        assert_eq!(r53.answer("nothing.example.com", &t, &a).verdict, DnsVerdict::Unresolvable);
+        assert_eq!(r53.answer("shop.other.org", &t, &a).verdict, DnsVerdict::External);
         let moved = EXPORT.replace("\"Weight\": 100", "\"Weight\": 0");
-        let r53 = Route53 { zones: vec![parse("Z1", &moved).unwrap()] };
-        assert_eq!(r53.answer("api.example.com", &t, &a).verdict, "split", "all weights 0 split equally");
+        let r53 = Zones { zones: vec![parse("Z1", &moved).unwrap()] };
+        assert_eq!(r53.answer("api.example.com", &t, &a).verdict, DnsVerdict::Split, "all weights 0 split equally");
     }
 
     #[test]

@@ -1,16 +1,14 @@
 //! `GET /metrics`: the Prometheus (OpenMetrics text) exposition, rendered at scrape time with the
 //! `prometheus-client` crate from counters that already exist or that each worker keeps for itself.
 //!
-//! The request path adds nothing shared between cores: each worker owns a [`WorkerStats`] (in-flight
-//! requests, upstream errors by cause) on a cache line of its own, and its connection and tunnel
-//! [`Tracker`]s; a scrape sums them. Per-action series come from a report built from the ledger
-//! (cached briefly by the admin server). Host names appear only in a bounded top-N family.
-//!
-//! DNS counters live in [`DnsCounters`]: `serve` creates one and hands an `Arc` of it to whatever
-//! resolves hosts (the DNS evidence task), which calls [`DnsCounters::lookup`] and
-//! [`DnsCounters::error`].
+//! It only reads counters their owners keep, and nothing imports it: each worker's
+//! `proxy::stats::WorkerStats` (in-flight requests, errors by cause) and its connection and tunnel
+//! trackers, the ledger's totals, the log's dropped lines, the report writer's writes, the DNS
+//! task's `DnsCounters`; a scrape sums the workers. Per-action series come from a report built
+//! from the ledger (cached briefly by the admin server). Host names appear only in a bounded
+//! top-N family.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use prometheus_client::encoding::text::encode;
@@ -19,116 +17,19 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::error::UpstreamError;
+use crate::base::cause::Cause;
+use crate::dns::counters::{DnsCounters, DnsErrorKind};
 use crate::log::AccessLog;
-use crate::record::ledger::Ledger;
-use crate::report::model::Report;
-use crate::report::render::ACTION_ORDER;
-use crate::shutdown::Tracker;
+use crate::proxy::stats::WorkerView;
+use crate::record::Ledger;
+use crate::report::model::{Action, Report};
+use crate::report::writer::ReportWrites;
 
 /// Hosts shown with their own `host` label (the busiest ones); the rest are not labelled.
 pub const TOP_HOSTS: usize = 20;
 
 /// The content type of the exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// Counters one worker keeps for itself (no other core writes them). Aligned to its own cache lines:
-/// every worker's stats are allocated one after the other at start-up.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub struct WorkerStats {
-    in_flight: AtomicU64,
-    upstream_errors: [AtomicU64; UpstreamError::ALL.len()],
-}
-
-impl WorkerStats {
-    /// A request arrived (its record exists).
-    #[inline]
-    pub fn request_started(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A request is no longer in flight: its response ended, or it became a tunnel (counted as one
-    /// from then on).
-    #[inline]
-    pub fn request_ended(&self) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Counts a request's log `error` value when it is an upstream cause.
-    #[inline]
-    pub fn count_error(&self, error: Option<&str>) {
-        if let Some(cause) = error {
-            if let Some(i) = UpstreamError::ALL.iter().position(|e| e.cause() == cause) {
-                self.upstream_errors[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Requests in flight on this worker.
-    pub fn in_flight(&self) -> u64 {
-        self.in_flight.load(Ordering::Relaxed)
-    }
-
-    /// Upstream errors of one cause so far.
-    pub fn upstream_errors(&self, e: UpstreamError) -> u64 {
-        UpstreamError::ALL.iter().position(|x| *x == e).map_or(0, |i| self.upstream_errors[i].load(Ordering::Relaxed))
-    }
-}
-
-/// What a scrape reads of one worker.
-#[derive(Debug, Clone)]
-pub struct WorkerView {
-    /// Requests and errors.
-    pub stats: Arc<WorkerStats>,
-    /// Open client connections.
-    pub conns: Arc<Tracker>,
-    /// Open upgraded tunnels.
-    pub tunnels: Arc<Tracker>,
-}
-
-/// DNS lookups made for DNS evidence, and their failures by kind. The resolver increments them;
-/// a scrape reads them.
-#[derive(Debug, Default)]
-pub struct DnsCounters {
-    lookups: AtomicU64,
-    errors: [AtomicU64; DNS_ERROR_KINDS.len()],
-}
-
-/// The `kind` label values of `cutover_dns_errors_total`.
-pub const DNS_ERROR_KINDS: [&str; 4] = ["nxdomain", "no_records", "timeout", "other"];
-
-impl DnsCounters {
-    /// One lookup was sent.
-    pub fn lookup(&self) {
-        self.lookups.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// One lookup failed; `kind` is one of [`DNS_ERROR_KINDS`] (anything else counts as `other`).
-    pub fn error(&self, kind: &str) {
-        let i = DNS_ERROR_KINDS.iter().position(|k| *k == kind).unwrap_or(DNS_ERROR_KINDS.len() - 1);
-        self.errors[i].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Lookups so far.
-    pub fn lookups(&self) -> u64 {
-        self.lookups.load(Ordering::Relaxed)
-    }
-
-    /// Errors of one kind so far.
-    pub fn errors(&self, kind: &str) -> u64 {
-        DNS_ERROR_KINDS.iter().position(|k| *k == kind).map_or(0, |i| self.errors[i].load(Ordering::Relaxed))
-    }
-}
-
-/// Report files written, and writes that failed.
-#[derive(Debug, Default)]
-pub struct ReportWrites {
-    /// Successful writes.
-    pub ok: AtomicU64,
-    /// Failed writes (disk full, read-only file system...).
-    pub failed: AtomicU64,
-}
 
 /// Everything a scrape reads.
 #[derive(Clone)]
@@ -175,9 +76,9 @@ pub fn render(src: &MetricsSources, ledger: Option<&Ledger>, report: Option<&Rep
         conns += w.conns.live();
         tunnels += w.tunnels.live();
     }
-    for e in UpstreamError::ALL {
-        let n: u64 = src.workers.iter().map(|w| w.stats.upstream_errors(e)).sum();
-        errors.get_or_create(&vec![("cause", e.cause().to_owned())]).inc_by(n);
+    for &cause in Cause::ALL {
+        let n: u64 = src.workers.iter().map(|w| w.stats.errors(cause)).sum();
+        errors.get_or_create(&vec![("cause", cause.as_str().to_owned())]).inc_by(n);
     }
     gauge(&mut r, "cutover_in_flight_requests", "Requests being forwarded now", as_i64(in_flight));
     gauge(&mut r, "cutover_in_flight_tunnels", "Upgraded (WebSocket) tunnels open now", conns_i64(tunnels));
@@ -194,8 +95,8 @@ pub fn render(src: &MetricsSources, ledger: Option<&Ledger>, report: Option<&Rep
     );
 
     let dns = Family::<Labels, Counter<u64>>::default();
-    for kind in DNS_ERROR_KINDS {
-        dns.get_or_create(&vec![("kind", kind.to_owned())]).inc_by(src.dns.errors(kind));
+    for &kind in DnsErrorKind::ALL {
+        dns.get_or_create(&vec![("kind", kind.as_str().to_owned())]).inc_by(src.dns.errors(kind));
     }
     counter(&mut r, "cutover_dns_lookups", "DNS lookups made for DNS evidence", src.dns.lookups());
     r.register("cutover_dns_errors", "DNS lookups that failed, by kind", dns);
@@ -250,7 +151,7 @@ fn report_families(r: &mut Registry, report: &Report) {
     let by_action = Family::<Labels, Gauge<i64>>::default();
     let hosts = Family::<Labels, Gauge<i64>>::default();
     let mut total = [0u64; 5];
-    for action in ACTION_ORDER {
+    for action in Action::ALL {
         hosts.get_or_create(&vec![("action", action.as_str().to_owned())]).set(0);
     }
     for h in &report.hosts {

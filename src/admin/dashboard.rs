@@ -9,9 +9,9 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::report::build::{now_unix_ms, parse_ts};
+use crate::base::time::{parse_rfc3339, unix_ms};
 use crate::report::model::{Action, HostReport, Report, Routed};
-use crate::report::render::{action_advice, ACTION_ORDER};
+use crate::report::render::action_advice;
 
 /// Hosts shown per action group; the rest are counted and left to `/report`.
 pub const MAX_HOSTS_PER_ACTION: usize = 50;
@@ -43,7 +43,7 @@ fn color(action: Action) -> &'static str {
     }
 }
 
-/// The groups in working order: urgent add-green-route first, then [`ACTION_ORDER`].
+/// The groups in working order: urgent add-green-route first, then `Action::ALL`.
 fn groups(report: &Report) -> Vec<Group<'_>> {
     let mut out = vec![Group {
         id: "urgent",
@@ -52,7 +52,7 @@ fn groups(report: &Report) -> Vec<Group<'_>> {
         advice: "DNS already sends these hosts to green, which answers 404 for the paths listed: add the routes on green now.",
         hosts: report.hosts.iter().filter(|h| h.action == Action::AddGreenRoute && h.urgent).collect(),
     }];
-    for action in ACTION_ORDER {
+    for &action in Action::ALL {
         out.push(Group {
             id: action.as_str(),
             title: action.as_str(),
@@ -70,12 +70,12 @@ fn groups(report: &Report) -> Vec<Group<'_>> {
 
 /// The whole page. `quiet_period` tells which hosts still arrive.
 pub fn render(report: &Report, quiet_period: Duration) -> String {
-    let now = parse_ts(&report.generated_at).unwrap_or_else(now_unix_ms);
+    let now = parse_rfc3339(&report.generated_at).unwrap_or_else(unix_ms);
     let quiet_ms = quiet_period.as_millis() as u64;
     let arriving = report
         .hosts
         .iter()
-        .filter(|h| parse_ts(&h.last_seen).is_some_and(|t| now.saturating_sub(t) < quiet_ms))
+        .filter(|h| parse_rfc3339(&h.last_seen).is_some_and(|t| now.saturating_sub(t) < quiet_ms))
         .count();
     let groups = groups(report);
     let mut o = String::with_capacity(16 * 1024 + report.hosts.len().min(400) * 2048);
@@ -181,7 +181,7 @@ fn group(o: &mut String, g: &Group<'_>, now_ms: u64) {
 }
 
 fn row(o: &mut String, h: &HostReport, now_ms: u64) {
-    let last = parse_ts(&h.last_seen).map(|t| ago(now_ms.saturating_sub(t))).unwrap_or_else(|| "?".into());
+    let last = parse_rfc3339(&h.last_seen).map(|t| ago(now_ms.saturating_sub(t))).unwrap_or_else(|| "?".into());
     let urgent = if h.urgent { " <span class=\"urgent\">URGENT</span>" } else { "" };
     let routed = match h.green.routed {
         Routed::All => "all",
@@ -199,7 +199,7 @@ fn row(o: &mut String, h: &HostReport, now_ms: u64) {
         spark = sparkline(h, now_ms),
         last_abs = esc(&h.last_seen),
         last = esc(&last),
-        dns = esc(&h.dns.verdict),
+        dns = esc(h.dns.verdict.as_str()),
         why = esc(&h.reason),
     );
 }
@@ -315,6 +315,7 @@ margin-left:6px;font-variant-numeric:tabular-nums}\
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::verdict::{DnsEvidence, DnsVerdict};
     use crate::record::stats::StatusClasses;
     use crate::report::model::*;
 
@@ -326,7 +327,7 @@ mod tests {
             last_seen: "2026-11-25T22:59:00Z".into(),
             hardcoded: false,
             green: GreenVerdict { routed: Routed::Partial, missing_paths: vec!["/x".into()] },
-            dns: DnsEvidence { verdict: "green".into(), ..Default::default() },
+            dns: DnsEvidence { verdict: DnsVerdict::Green, ..Default::default() },
             action,
             urgent,
             reason: "green does not route 1 of 2 seen paths: /x".into(),
@@ -369,7 +370,7 @@ mod tests {
 
     #[test]
     fn sparkline_is_the_last_hour_zero_filled() {
-        let now = parse_ts("2026-11-25T23:00:30Z").unwrap();
+        let now = parse_rfc3339("2026-11-25T23:00:30Z").unwrap();
         let m = now / 60_000;
         let h = host("a.example.com", Action::SwitchDns, false, &[(m - 120, 5), (m - 59, 7), (m - 1, 3), (m, 2)]);
         let hour = last_hour(&h, now);
@@ -382,7 +383,7 @@ mod tests {
 
     #[test]
     fn urgent_hosts_come_first_and_network_strings_are_escaped() {
-        let now_min = parse_ts("2026-11-25T23:00:30Z").unwrap() / 60_000;
+        let now_min = parse_rfc3339("2026-11-25T23:00:30Z").unwrap() / 60_000;
         let mut evil = host("<script>alert(1)</script>", Action::FixHardcoded, false, &[(now_min, 1)]);
         evil.reason = "\"><img src=x onerror=alert(2)>".into();
         let page = render(
@@ -408,7 +409,7 @@ mod tests {
 
     #[test]
     fn groups_are_bounded_and_say_so() {
-        let now_min = parse_ts("2026-11-25T23:00:30Z").unwrap() / 60_000;
+        let now_min = parse_rfc3339("2026-11-25T23:00:30Z").unwrap() / 60_000;
         let hosts = (0..MAX_HOSTS_PER_ACTION + 7)
             .map(|i| host(&format!("h{i:03}.example.com"), Action::SwitchDns, false, &[(now_min, 1)]))
             .collect();

@@ -1,0 +1,185 @@
+//! Flag groups shared by several subcommands (each flag declared once) and the value parsers of
+//! the CLI's own types.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::Args;
+
+use crate::base::error::ConfigError;
+use crate::base::names::Named;
+use crate::base::values::Dur;
+use crate::dns::targets::{Target, Targets};
+use crate::dns::zones::split_arg;
+use crate::record::normalize::{Glob, Templater};
+use crate::record::LedgerSettings;
+use crate::report::build::ReportSettings;
+use crate::report::changes::ExportSettings;
+
+/// A parser that accepts exactly the names of a closed set (and lists them in `--help`).
+pub(super) fn named<T: Named + FromStr<Err = String> + Clone + Send + Sync + 'static>(
+) -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(T::ALL.iter().map(|v| v.as_str())).try_map(|s| s.parse::<T>())
+}
+
+/// Clears a flag's environment variable: only `serve` reads `CUTOVER_*`.
+pub(super) fn no_env(arg: clap::Arg) -> clap::Arg {
+    arg.env(None::<&str>)
+}
+
+/// An `--id-pattern` regex, checked at start-up.
+#[derive(Debug, Clone)]
+pub(super) struct IdPattern(pub regex::Regex);
+
+impl FromStr for IdPattern {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        regex::Regex::new(s).map(IdPattern).map_err(|e| format!("invalid regex `{s}`: {e}"))
+    }
+}
+
+/// The ledger's bounds and filters (`serve`, `analyze`).
+#[derive(Debug, Clone, Args)]
+pub(super) struct LedgerArgs {
+    /// Distinct hosts recorded; more go to the `(other)` bucket (totals stay exact).
+    #[arg(long, env = "CUTOVER_MAX_HOSTS", value_name = "N", default_value_t = LedgerSettings::default().max_hosts)]
+    pub max_hosts: usize,
+
+    /// Distinct path templates per host; more go to `{other}`.
+    #[arg(long, env = "CUTOVER_MAX_PATHS_PER_HOST", value_name = "N", default_value_t = LedgerSettings::default().max_paths_per_host)]
+    pub max_paths_per_host: usize,
+
+    /// Distinct path templates over all hosts; more go to `{other}` (bounds the ledger's memory).
+    #[arg(long, env = "CUTOVER_MAX_PATHS", value_name = "N", default_value_t = LedgerSettings::default().max_paths)]
+    pub max_paths: usize,
+
+    /// Paths (glob, `*` and `?`) still forwarded but only counted as ignored; repeatable.
+    #[arg(long, env = "CUTOVER_IGNORE_PATH", value_name = "GLOB", value_delimiter = ',', default_values_t = LedgerSettings::default().ignore_paths)]
+    pub ignore_path: Vec<Glob>,
+
+    /// User agents (glob) still forwarded but only counted as ignored; repeatable.
+    #[arg(long, env = "CUTOVER_IGNORE_USER_AGENT", value_name = "GLOB", value_delimiter = ',', default_values_t = LedgerSettings::default().ignore_user_agents)]
+    pub ignore_user_agent: Vec<Glob>,
+
+    /// Extra regex for path segments that are ids (whole segment becomes `{id}`); repeatable.
+    #[arg(long, env = "CUTOVER_ID_PATTERN", value_name = "REGEX")]
+    pub id_pattern: Vec<IdPattern>,
+}
+
+impl LedgerArgs {
+    /// The ledger's settings.
+    pub fn settings(&self) -> LedgerSettings {
+        LedgerSettings {
+            max_hosts: self.max_hosts,
+            max_paths_per_host: self.max_paths_per_host,
+            max_paths: self.max_paths,
+            ignore_paths: self.ignore_path.clone(),
+            ignore_user_agents: self.ignore_user_agent.clone(),
+            templater: Templater::new(self.id_pattern.iter().map(|p| p.0.clone()).collect()),
+        }
+    }
+}
+
+/// Green's route table (`serve`, `analyze`).
+#[derive(Debug, Clone, Args)]
+pub(super) struct RoutesArgs {
+    /// Green's routes: Ingress / HTTPRoute / VirtualService files or folders (JSON or YAML); repeatable.
+    #[arg(long, env = "CUTOVER_GREEN_ROUTES", value_name = "PATH", value_delimiter = ',')]
+    pub green_routes: Vec<PathBuf>,
+}
+
+/// When a host counts as stopped (`serve`, `analyze`, `report`).
+#[derive(Debug, Clone, Args)]
+pub(super) struct QuietArgs {
+    /// A host with no request for this long gets the action `none`.
+    #[arg(long, env = "CUTOVER_QUIET_PERIOD", value_name = "DURATION", default_value_t = Dur(ReportSettings::default().quiet_period))]
+    pub quiet_period: Dur,
+}
+
+/// The two sides and the Route53 zones (`serve`, `analyze`).
+#[derive(Debug, Clone, Args)]
+pub(super) struct TargetArgs {
+    /// Blue's load balancer hostname (re-resolved every --target-refresh) or a CIDR; repeatable.
+    #[arg(
+        long,
+        env = "CUTOVER_BLUE_TARGET",
+        value_name = "LB|CIDR",
+        value_delimiter = ',',
+        help_heading = "DNS evidence"
+    )]
+    pub blue_target: Vec<Target>,
+
+    /// Green's load balancer hostname or a CIDR; repeatable.
+    #[arg(
+        long,
+        env = "CUTOVER_GREEN_TARGET",
+        value_name = "LB|CIDR",
+        value_delimiter = ',',
+        help_heading = "DNS evidence"
+    )]
+    pub green_target: Vec<Target>,
+
+    /// `aws route53 list-resource-record-sets` output, as ZONEID=FILE or a file named Z….json; repeatable.
+    #[arg(
+        long,
+        env = "CUTOVER_ROUTE53_RECORDS",
+        value_name = "ZONEID=FILE",
+        value_delimiter = ',',
+        help_heading = "DNS evidence"
+    )]
+    pub route53_records: Vec<String>,
+}
+
+impl TargetArgs {
+    /// Both sides, checked: a target cannot be on both.
+    pub fn targets(&self) -> Result<Targets, ConfigError> {
+        for t in &self.blue_target {
+            if self.green_target.contains(t) {
+                return Err(ConfigError::Invalid {
+                    what: "--green-target",
+                    why: format!("`{t}` is also a --blue-target"),
+                });
+            }
+        }
+        Ok(Targets { blue: self.blue_target.clone(), green: self.green_target.clone() })
+    }
+
+    /// The Route53 exports as (zone id, file).
+    pub fn zones(&self) -> Result<Vec<(String, PathBuf)>, ConfigError> {
+        self.route53_records
+            .iter()
+            .map(|arg| {
+                let (zone, file) =
+                    split_arg(arg).map_err(|why| ConfigError::Invalid { what: "--route53-records", why })?;
+                Ok((zone, PathBuf::from(file)))
+            })
+            .collect()
+    }
+}
+
+/// How Route53 change batches are written (`serve`, `report route53`).
+#[derive(Debug, Clone, Args)]
+pub(super) struct ExportArgs {
+    /// Weight green's record gets in the exported Route53 changes (1-255; blue's goes to 0).
+    #[arg(
+        long,
+        env = "CUTOVER_GREEN_WEIGHT",
+        value_name = "N",
+        default_value_t = ExportSettings::default().green_weight,
+        value_parser = clap::value_parser!(u8).range(1..),
+        help_heading = "DNS evidence"
+    )]
+    pub green_weight: u8,
+
+    /// TTL of CNAME/A records in the exported Route53 changes, seconds.
+    #[arg(long, env = "CUTOVER_DNS_TTL", value_name = "SECONDS", default_value_t = ExportSettings::default().dns_ttl, help_heading = "DNS evidence")]
+    pub dns_ttl: u32,
+}
+
+impl ExportArgs {
+    /// The export's settings.
+    pub fn settings(&self) -> ExportSettings {
+        ExportSettings { green_weight: self.green_weight, dns_ttl: self.dns_ttl }
+    }
+}
