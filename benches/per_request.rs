@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use cutover_proxy::internals::{
-    client_ip, format_access, set_forwarded, strip_hop_by_hop, AccessRecord, LogWriter, Text, TrustedProxies,
+    client_ip, format_access, set_forwarded, strip_hop_by_hop, AccessLog, AccessRecord, Text, TrustedProxies,
 };
 use http::{HeaderMap, HeaderValue, Method, Version};
 
@@ -83,7 +83,7 @@ fn log_line(c: &mut Criterion) {
     });
     // The worker's side of an access line: pack the record into its lane (the writer thread,
     // started on a sink, swaps the lane out every 2 ms meanwhile).
-    let (log, writer) = LogWriter::start(std::io::sink(), 2048).unwrap();
+    let (log, writer) = AccessLog::start(std::io::sink(), 2048).unwrap();
     let lane = log.lane();
     c.bench_function("log: hand one record to the writer (pack into the worker's lane)", |b| {
         b.iter(|| {

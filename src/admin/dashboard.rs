@@ -315,7 +315,8 @@ margin-left:6px;font-variant-numeric:tabular-nums}\
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::verdict::{DnsEvidence, DnsVerdict};
+    use crate::dns::evidence::DnsEvidence;
+    use crate::dns::verdict::DnsVerdict;
     use crate::record::stats::StatusClasses;
     use crate::report::model::*;
 

@@ -8,8 +8,9 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use super::counters::{DnsCounters, DnsErrorKind};
+use super::evidence::{DnsAnswer, DnsEvidence};
 use super::targets::{Side, TargetAddrs, Targets};
-use super::verdict::{verdict_of_sides, DnsAnswer, DnsEvidence, DnsSource, DnsVerdict};
+use super::verdict::{verdict_of_sides, DnsSource, DnsVerdict};
 use super::zones::{ZoneAnswer, Zones};
 use crate::base::time::rfc3339;
 use crate::record::MovedHosts;

@@ -5,6 +5,7 @@
 
 pub mod book;
 pub mod counters;
+pub mod evidence;
 pub mod settings;
 pub mod targets;
 pub mod task;

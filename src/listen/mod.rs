@@ -265,7 +265,7 @@ async fn serve_conn(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr) {
 async fn serve_tls(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr) {
     let ListenKind::Tls { certs, handshake_timeout } = &ctx.kind else { return };
     let _guard = ctx.conns.enter();
-    let (tls, info) = match crate::tls::accept(stream, certs, *handshake_timeout).await {
+    let (tls, info) = match crate::tls::accept::accept(stream, certs, *handshake_timeout).await {
         Ok(done) => done,
         Err((e, sni)) => {
             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use http::Version;
 
 use super::packed::View;
-use super::AccessRecord;
+use super::record::AccessRecord;
 use crate::base::time::{push_rfc3339, unix_ms_of};
 
 /// Appends one access line (JSON, newline-terminated) to `buf`.

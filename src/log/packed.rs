@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::Version;
 
-use super::AccessRecord;
+use super::record::AccessRecord;
 use crate::base::cause::Cause;
 
 /// One worker's records, packed; bounded by `budget` bytes.

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::format::format_view;
+use super::lane::Lane;
 use super::packed::Decoder;
-use super::{AccessLog, Lane};
 use crate::base::time::{rfc3339, unix_ms};
 
 /// The writer's pause between batches while lines arrive, and its longest pause when idle.
@@ -22,22 +22,24 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    /// Starts the writer thread on `out`, with room for `capacity` queued lines.
-    pub fn start<W: Write + Send + 'static>(out: W, capacity: usize) -> std::io::Result<(AccessLog, LogWriter)> {
-        let (first, tx, records) = Lane::new(capacity);
-        let (new_lanes, lanes_rx) = sync_channel(1024);
-        let dropped = Arc::new(AtomicU64::new(0));
+    /// Starts the writer thread on `out`, reading `first` and every lane sent on `new_lanes`;
+    /// lines dropped by handles are counted in `dropped` and reported.
+    pub(super) fn spawn<W: Write + Send + 'static>(
+        out: W,
+        first: Lane,
+        new_lanes: Receiver<Lane>,
+        dropped: Arc<AtomicU64>,
+    ) -> std::io::Result<Self> {
         let (done_tx, done) = sync_channel(1);
-        let counter = dropped.clone();
         std::thread::Builder::new().name("log-writer".into()).spawn(move || {
-            write_loop(out, first, lanes_rx, &counter);
+            write_loop(out, first, new_lanes, &dropped);
             let _ = done_tx.send(());
         })?;
-        Ok((AccessLog { tx, records, dropped, new_lanes, capacity }, LogWriter { done }))
+        Ok(LogWriter { done })
     }
 
-    /// Waits (at most `timeout`) for the thread to write everything; every [`AccessLog`] clone must
-    /// be dropped first.
+    /// Waits (at most `timeout`) for the thread to write everything; every handle to the log
+    /// must be dropped first.
     pub fn finish(self, timeout: Duration) {
         let _ = self.done.recv_timeout(timeout);
     }
@@ -113,6 +115,7 @@ mod tests {
 
     use super::*;
     use crate::log::format::tests::record;
+    use crate::log::AccessLog;
 
     /// A writer that keeps what it gets, slowly when asked.
     #[derive(Clone, Default)]
@@ -132,7 +135,7 @@ mod tests {
     #[test]
     fn every_lane_is_written_by_the_end_and_overflow_is_dropped_and_counted() {
         let sink = Sink::default();
-        let (log, writer) = LogWriter::start(sink.clone(), 64).unwrap();
+        let (log, writer) = AccessLog::start(sink.clone(), 64).unwrap();
         let lanes: Vec<AccessLog> = (0..3).map(|_| log.lane()).collect();
         for (i, lane) in lanes.iter().enumerate() {
             for _ in 0..10 {
@@ -149,7 +152,7 @@ mod tests {
 
         // A writer far behind: a lane queues 4 lines, the rest is counted.
         let slow = Sink(Arc::default(), Duration::from_millis(200));
-        let (log, writer) = LogWriter::start(slow.clone(), 4).unwrap();
+        let (log, writer) = AccessLog::start(slow.clone(), 4).unwrap();
         let lane = log.lane();
         std::thread::sleep(Duration::from_millis(20));
         for _ in 0..100 {

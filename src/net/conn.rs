@@ -12,7 +12,7 @@ use http::HeaderValue;
 use super::alarm::{Alarm, Expiry};
 use super::io::IoObserver;
 use crate::base::time::coarse_ms;
-use crate::tls::TlsInfo;
+use crate::tls::accept::TlsInfo;
 
 /// The HTTP/2 connection preface starts with these bytes.
 const H2_PREFACE_START: &[u8] = b"PRI * HTTP/2";

@@ -81,7 +81,7 @@ impl Proxy {
         let tls = conn.tls.as_ref().map(|t| TlsObservation {
             default_cert: t.cert == CertChoice::Default,
             sni_mismatch: match (&t.sni, host) {
-                (Some(sni), Some(host)) => crate::tls::sni_mismatch(sni, host.as_bytes()),
+                (Some(sni), Some(host)) => crate::tls::accept::sni_mismatch(sni, host.as_bytes()),
                 _ => false,
             },
         });

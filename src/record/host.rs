@@ -13,8 +13,6 @@ use crate::routes::RouteRef;
 
 /// Top client IPs / user agents kept per host.
 pub const TOP_K: usize = 10;
-/// Longest user agent kept (longer ones are cut).
-pub const MAX_AGENT_LEN: usize = 200;
 
 /// Counters of one path template.
 #[derive(Debug, Clone)]

@@ -11,11 +11,11 @@ use arc_swap::ArcSwap;
 use hashbrown::hash_map::EntryRef;
 use hashbrown::HashMap;
 
-use super::host::{Agent, HostStats, PathStats, MAX_AGENT_LEN};
+use super::host::{Agent, HostStats, PathStats};
 use super::lane::{Lane, TotalCounts};
 use super::moved::MovedHosts;
 use super::normalize::{Glob, Templater};
-use super::observation::{Observation, PassthroughObservation, Recorded, Sighting};
+use super::observation::{Observation, PassthroughObservation, Recorded, Sighting, MAX_AGENT_LEN};
 use super::scratch::{next_ledger_id, SCRATCH};
 use crate::base::host::{normalize_host_into, OTHER_HOST, OTHER_PATH};
 use crate::routes::RouteTable;

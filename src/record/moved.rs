@@ -9,8 +9,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use hashbrown::HashMap;
 
-use super::host::MAX_AGENT_LEN;
-use super::observation::Observation;
+use super::observation::{Observation, MAX_AGENT_LEN};
 
 /// Hosts whose DNS points only at green, with the first time that was seen (unix ms). Published by
 /// the DNS evidence whenever the set changes, read on every recorded request (one load and, when

@@ -5,6 +5,9 @@ use std::net::IpAddr;
 
 use crate::routes::RouteRef;
 
+/// Longest user agent kept (longer ones are cut).
+pub const MAX_AGENT_LEN: usize = 200;
+
 /// One forwarded request (or upgraded connection), as the ledger needs it.
 #[derive(Debug)]
 pub struct Observation<'a> {

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::base::names::named_enum;
-use crate::dns::verdict::DnsEvidence;
+use crate::dns::evidence::DnsEvidence;
 use crate::record::stats::{Minutes, StatusClasses, TopK};
 use crate::record::TOP_K;
 

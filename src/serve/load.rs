@@ -44,7 +44,7 @@ pub(super) struct Loaded {
 pub(super) fn load(s: &ServeSettings) -> Result<Loaded, ServeError> {
     let routes =
         Arc::new(if s.green_routes.is_empty() { RouteTable::empty() } else { RouteTable::load(&s.green_routes)? });
-    crate::tls::install_provider();
+    crate::tls::provider::install_provider();
     let certs = match &s.cert_dir {
         Some(dir) => Some(CertStore::load(dir, s.default_cert.clone())?),
         None => None,

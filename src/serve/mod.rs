@@ -15,7 +15,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::base::error::ConfigError;
 use crate::base::time::unix_ms;
-use crate::log::LogWriter;
+use crate::log::AccessLog;
 use crate::net::shutdown::Shutdown;
 use crate::report::writer::ReportWrites;
 use crate::routes::RouteError;
@@ -74,7 +74,7 @@ pub fn run_with(s: ServeSettings, hooks: Hooks) -> Result<(), ServeError> {
     let Hooks { out, ready, stop } = hooks;
     let started_at_ms = unix_ms();
     let loaded = load::load(&s)?;
-    let (log, writer) = LogWriter::start(out, LOG_QUEUE)?;
+    let (log, writer) = AccessLog::start(out, LOG_QUEUE)?;
     let bound = start::bind(&s, &loaded)?;
     let admin_addr = bound.admin.local_addr()?;
     let shutdown = Arc::new(Shutdown::default());

@@ -20,7 +20,8 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::{der, provider};
+use super::der;
+use super::provider::provider;
 
 /// A certificate folder or file that cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]

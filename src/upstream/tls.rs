@@ -32,7 +32,7 @@ pub struct UpstreamTlsSettings {
 /// Builds the client configuration once at start-up; an unreadable `--upstream-ca` names the file.
 /// Returns it with a description of the roots for the start-up log.
 pub fn client_config(s: &UpstreamTlsSettings) -> Result<(Arc<ClientConfig>, String), ConfigError> {
-    let provider = Arc::new(crate::tls::provider());
+    let provider = Arc::new(crate::tls::provider::provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| ConfigError::Invalid { what: "--upstream", why: format!("TLS: {e}") })?;
