@@ -162,43 +162,119 @@ mod tests {
         }
     }
 
-    #[test]
-    fn first_rule_wins() {
-        let missing = vec!["/v1/pay".to_owned()];
-        let mut e = ev(Routed::Partial, &missing, DnsVerdict::Unknown);
-        e.hardcoded = true;
-        assert_eq!(classify(&e).0, Action::FixHardcoded);
-        let (a, urgent, why) = classify(&ev(Routed::Partial, &missing, DnsVerdict::Unknown));
-        assert_eq!((a, urgent), (Action::AddGreenRoute, false));
-        assert!(why.contains("/v1/pay"), "{why}");
-        let (a, urgent, _) = classify(&ev(Routed::None, &missing, DnsVerdict::Green));
-        assert_eq!((a, urgent), (Action::AddGreenRoute, true));
-        assert_eq!(classify(&ev(Routed::All, &[], DnsVerdict::Blue)).0, Action::SwitchDns);
-        assert_eq!(classify(&ev(Routed::All, &[], DnsVerdict::Split)).0, Action::SwitchDns);
-        assert_eq!(classify(&ev(Routed::All, &[], DnsVerdict::Unresolvable)).0, Action::InvestigateDns);
-        assert_eq!(classify(&ev(Routed::All, &[], DnsVerdict::Unknown)).0, Action::Unknown);
-        assert_eq!(classify(&ev(Routed::Unknown, &[], DnsVerdict::Unknown)).0, Action::Unknown);
-        let (a, _, why) = classify(&ev(Routed::Unknown, &[], DnsVerdict::Blue));
-        assert_eq!(a, Action::Unknown, "no switch-dns without proof that green serves the host");
-        assert!(why.contains("not checked"), "{why}");
-        let mut green = ev(Routed::All, &[], DnsVerdict::Green);
-        green.window_end_ms = Some(150_000);
-        assert_eq!(classify(&green).0, Action::WaitTtl);
-        let late = [LateClient {
+    fn late(last_seen_ms: u64) -> LateClient {
+        LateClient {
             ip: "10.9.8.7".into(),
             user_agent: "Java/1.8.0_202".into(),
             requests: 40,
-            last_seen: rfc3339(200_000),
+            last_seen: rfc3339(last_seen_ms),
             connection_age_s: 3600.0,
             opened_before_move: true,
-        }];
-        green.late_clients = &late;
-        green.last_seen_ms = 200_000;
-        let (a, _, why) = classify(&green);
-        assert_eq!(a, Action::FixClients);
-        assert!(why.contains("10.9.8.7") && why.contains("Java/1.8.0_202") && why.contains("before the move"), "{why}");
-        let mut quiet = ev(Routed::All, &[], DnsVerdict::Unknown);
-        quiet.quiet_for_ms = 1_000_000;
-        assert_eq!(classify(&quiet).0, Action::None);
+        }
+    }
+
+    #[test]
+    fn the_first_rule_that_applies_wins() {
+        let missing = vec!["/v1/pay".to_owned()];
+        let late = [late(200_000)];
+        type Case<'a> = (&'a str, Evidence<'a>, Action, bool, &'a str);
+        let cases: Vec<Case> = vec![
+            (
+                "hardcoded beats a missing route",
+                Evidence { hardcoded: true, ..ev(Routed::Partial, &missing, DnsVerdict::Unknown) },
+                Action::FixHardcoded,
+                false,
+                "directly",
+            ),
+            (
+                "a missing path, DNS unknown",
+                ev(Routed::Partial, &missing, DnsVerdict::Unknown),
+                Action::AddGreenRoute,
+                false,
+                "/v1/pay",
+            ),
+            (
+                "no route while DNS sends clients to green is urgent",
+                ev(Routed::None, &missing, DnsVerdict::Green),
+                Action::AddGreenRoute,
+                true,
+                "answers 404",
+            ),
+            ("green serves all, DNS blue", ev(Routed::All, &[], DnsVerdict::Blue), Action::SwitchDns, false, "points at blue"),
+            ("green serves all, DNS split", ev(Routed::All, &[], DnsVerdict::Split), Action::SwitchDns, false, "split"),
+            (
+                "DNS does not resolve",
+                ev(Routed::All, &[], DnsVerdict::Unresolvable),
+                Action::InvestigateDns,
+                false,
+                "unresolvable",
+            ),
+            ("DNS points elsewhere", ev(Routed::All, &[], DnsVerdict::UnknownTarget), Action::InvestigateDns, false, ""),
+            ("outside the imported zones", ev(Routed::All, &[], DnsVerdict::External), Action::InvestigateDns, false, ""),
+            ("no DNS evidence", ev(Routed::All, &[], DnsVerdict::Unknown), Action::Unknown, false, "no DNS evidence"),
+            ("no evidence at all", ev(Routed::Unknown, &[], DnsVerdict::Unknown), Action::Unknown, false, "no green route table"),
+            (
+                "no switch-dns without proof that green serves the host",
+                ev(Routed::Unknown, &[], DnsVerdict::Blue),
+                Action::Unknown,
+                false,
+                "not checked",
+            ),
+            (
+                "passthrough: no path visible",
+                Evidence { paths: 0, ..ev(Routed::Unknown, &[], DnsVerdict::Blue) },
+                Action::Unknown,
+                false,
+                "passthrough",
+            ),
+            (
+                "moved, within the TTL window",
+                Evidence { window_end_ms: Some(150_000), ..ev(Routed::All, &[], DnsVerdict::Green) },
+                Action::WaitTtl,
+                false,
+                "TTL window",
+            ),
+            (
+                "moved, no window known yet",
+                ev(Routed::All, &[], DnsVerdict::Green),
+                Action::WaitTtl,
+                false,
+                "waiting",
+            ),
+            (
+                "moved, traffic past the window: the late clients are named",
+                Evidence {
+                    window_end_ms: Some(150_000),
+                    last_seen_ms: 200_000,
+                    late_clients: &late,
+                    ..ev(Routed::All, &[], DnsVerdict::Green)
+                },
+                Action::FixClients,
+                false,
+                "10.9.8.7 (Java/1.8.0_202; connection opened before the move",
+            ),
+            (
+                "stopped arriving",
+                Evidence { quiet_for_ms: 1_000_000, ..ev(Routed::All, &[], DnsVerdict::Unknown) },
+                Action::None,
+                false,
+                "no request for 1000 s",
+            ),
+            (
+                "a placeholder host is hardcoded with its own reason",
+                Evidence { host: "(none)", hardcoded: true, ..ev(Routed::Unknown, &[], DnsVerdict::Unknown) },
+                Action::FixHardcoded,
+                false,
+                "without a usable Host",
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (name, evidence, action, urgent, why_has) in cases {
+            let (got, got_urgent, why) = classify(&evidence);
+            if (got, got_urgent) != (action, urgent) || !why.contains(why_has) {
+                failures.push(format!("{name}: got {got} urgent={got_urgent} `{why}`, want {action} urgent={urgent} with `{why_has}`"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 }

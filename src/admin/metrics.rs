@@ -191,3 +191,55 @@ fn report_families(r: &mut Registry, report: &Report) {
 }
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::stats::WorkerStats;
+
+    fn sources(workers: Vec<WorkerView>) -> (MetricsSources, crate::log::writer::LogWriter) {
+        let (log, writer) = AccessLog::start(std::io::sink(), 16).unwrap();
+        let src = MetricsSources {
+            workers,
+            log,
+            dns: Arc::default(),
+            report_writes: Arc::default(),
+            bounds: (100, 200),
+        };
+        (src, writer)
+    }
+
+    fn view() -> WorkerView {
+        WorkerView { stats: Arc::new(WorkerStats::default()), conns: Arc::default(), tunnels: Arc::default() }
+    }
+
+    #[test]
+    fn every_cause_is_counted_and_summed_over_workers() {
+        let workers = vec![view(), view()];
+        for (i, &cause) in Cause::ALL.iter().enumerate() {
+            // Cause i counted i + 1 times, spread over both workers.
+            for n in 0..=i {
+                workers[n % 2].stats.count(cause);
+            }
+        }
+        let (src, _writer) = sources(workers);
+        let text = render(&src, None, None, true);
+        for (i, cause) in Cause::ALL.iter().enumerate() {
+            let line = format!("cutover_upstream_errors_total{{cause=\"{}\"}} {}", cause.as_str(), i + 1);
+            assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn every_dns_error_kind_is_exposed() {
+        let (src, _writer) = sources(vec![view()]);
+        for &kind in DnsErrorKind::ALL {
+            src.dns.error(kind);
+        }
+        let text = render(&src, None, None, true);
+        for kind in DnsErrorKind::ALL {
+            let line = format!("cutover_dns_errors_total{{kind=\"{}\"}} 1", kind.as_str());
+            assert!(text.lines().any(|l| l == line), "missing `{line}`");
+        }
+    }
+}

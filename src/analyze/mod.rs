@@ -67,7 +67,6 @@ pub struct LogRecord {
     pub host: Option<String>,
     /// Path, query included or not.
     pub path: String,
-    /// Method.
     pub method: http::Method,
     /// Status sent to the client.
     pub status: u16,
@@ -84,11 +83,9 @@ pub struct LogRecord {
 /// A line that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Malformed {
-    /// The file.
     pub file: PathBuf,
     /// 1-based line number.
     pub line: u64,
-    /// Why.
     pub why: String,
 }
 

@@ -34,7 +34,6 @@ pub struct LiveAnswer {
 /// Why a live resolution gave no address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LookupFailure {
-    /// NXDOMAIN.
     NxDomain,
     /// The name exists but has no A/AAAA (NODATA).
     NoAnswer,
@@ -113,7 +112,6 @@ impl DnsBook {
         self.live
     }
 
-    /// The targets.
     pub fn targets(&self) -> &Targets {
         &self.targets
     }

@@ -8,7 +8,6 @@ use crate::base::names::named_enum;
 named_enum! {
     /// Why a lookup found no address: the `kind` label of `cutover_dns_errors_total`.
     pub enum DnsErrorKind {
-        /// NXDOMAIN.
         NxDomain = "nxdomain",
         /// The name exists but has no A/AAAA (NODATA).
         NoRecords = "no_records",

@@ -10,7 +10,6 @@ use super::zones::{ExternalDnsOwner, RecordEvidence};
 /// DNS evidence of a host: live resolution and Route53 joined (`unknown` until configured).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DnsEvidence {
-    /// The verdict.
     pub verdict: DnsVerdict,
     /// Where the verdict comes from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,7 +76,6 @@ impl Default for DnsEvidence {
 /// One address a host resolved to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DnsAnswer {
-    /// The address.
     pub address: String,
     /// Which cluster it belongs to.
     pub side: Side,

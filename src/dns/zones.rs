@@ -89,7 +89,6 @@ pub struct RecordEvidence {
     pub rtype: String,
     /// Weighted set identifier.
     pub set_identifier: Option<String>,
-    /// Weight.
     pub weight: Option<u64>,
     /// Alias target or values.
     pub target: String,

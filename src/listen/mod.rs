@@ -251,8 +251,8 @@ async fn serve_conn(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr) {
     state.set_alarm(alarm.clone());
     let watchdog = tokio::spawn(conn::watch(state.clone(), alarm.clone(), ctx.timeouts.header, ctx.timeouts.idle));
     let id = ctx.registry.add(alarm);
-    if let Some(h2) = detect_h2(&stream, &mut rang).await {
-        serve_http(&ctx, stream, state, h2, rang, peer).await;
+    if let Some(preface) = detect_h2(&stream, &mut rang).await {
+        serve_http(&ctx, stream, state, preface == Preface::Http2, rang, peer).await;
     }
     watchdog.abort();
     ctx.registry.remove(id);
@@ -315,9 +315,17 @@ async fn serve_http<S>(
     }
 }
 
-/// Peeks at the first bytes: `Some(true)` for the HTTP/2 preface (`PRI * HTTP/2.0…`), `Some(false)`
-/// for anything else, `None` when the client left or the alarm rang first.
-async fn detect_h2(stream: &TcpStream, rang: &mut tokio::sync::oneshot::Receiver<Expiry>) -> Option<bool> {
+/// What a plain connection's first bytes say it speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Preface {
+    /// The HTTP/2 preface (`PRI * HTTP/2.0…`): h2c with prior knowledge.
+    Http2,
+    /// Anything else: HTTP/1.x.
+    Http1,
+}
+
+/// Peeks at the first bytes; `None` when the client left or the alarm rang first.
+async fn detect_h2(stream: &TcpStream, rang: &mut tokio::sync::oneshot::Receiver<Expiry>) -> Option<Preface> {
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
     let mut buf = [0u8; 16];
     let mut nap = Duration::from_millis(1);
@@ -327,8 +335,8 @@ async fn detect_h2(stream: &TcpStream, rang: &mut tokio::sync::oneshot::Receiver
             _ = &mut *rang => return None,
             peeked = stream.peek(&mut buf) => match peeked {
                 Ok(0) | Err(_) => return None,
-                Ok(n) if buf[..n] != PREFACE[..n] => return Some(false),
-                Ok(n) if n >= 3 => return Some(true),
+                Ok(n) if buf[..n] != PREFACE[..n] => return Some(Preface::Http1),
+                Ok(n) if n >= 3 => return Some(Preface::Http2),
                 // A prefix of the preface, cut short: wait for more bytes, backing off so a client
                 // that sends one byte and stops costs a few wake-ups, not thousands.
                 Ok(_) => {

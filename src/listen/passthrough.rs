@@ -100,6 +100,9 @@ impl Drop for Record {
         let duration = self.start.elapsed();
         let at_ms = (self.ts + duration).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let proxy = &self.proxy;
+        if let Some(cause) = self.error {
+            proxy.stats.count(cause);
+        }
         if let Some((ledger, lane)) = proxy.ledger() {
             ledger.record_passthrough(
                 lane,

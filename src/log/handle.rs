@@ -71,18 +71,13 @@ impl AccessLog {
 
     /// Announces a first sighting as a `new_host` / `new_path` event.
     pub fn sighting(&self, s: &Sighting) {
-        let verdict = |routed: &Option<bool>| match routed {
-            Some(true) => "routed",
-            Some(false) => "unrouted",
-            None => "unknown",
-        };
         match s {
-            Sighting::NewHost { host, routed } => {
-                self.event("new_host", serde_json::json!({"host": host, "green": verdict(routed)}))
+            Sighting::NewHost { host, green } => {
+                self.event("new_host", serde_json::json!({"host": host, "green": green.as_str()}))
             }
-            Sighting::NewPath { host, path, routed, matched } => self.event(
+            Sighting::NewPath { host, path, green, matched } => self.event(
                 "new_path",
-                serde_json::json!({"host": host, "path": path, "green": verdict(routed),
+                serde_json::json!({"host": host, "path": path, "green": green.as_str(),
                     "matched_route": matched.as_ref().map(|m| m.to_string())}),
             ),
         }

@@ -15,7 +15,6 @@ pub struct AccessRecord {
     pub ts: SystemTime,
     /// Client IP (after trusted X-Forwarded-For).
     pub client_ip: IpAddr,
-    /// Method.
     pub method: Method,
     /// Host as received.
     pub host: Option<Text>,

@@ -13,7 +13,7 @@ use crate::base::cause::Cause;
 use crate::base::time::unix_ms_of;
 use crate::log::{AccessRecord, Text, TlsLog};
 use crate::net::conn::ConnState;
-use crate::record::{Observation, Recorded, TlsObservation};
+use crate::record::{Observation, Recorded, Routing, TlsObservation};
 use crate::upstream::body::ReqShared;
 
 /// Everything the access log line needs; written when dropped (the response is over).
@@ -102,7 +102,7 @@ impl RequestRecord {
                 },
                 |sighting| proxy.log().sighting(&sighting),
             ),
-            None => Recorded::Counted { routed: None, stale_conn: false },
+            None => Recorded::Counted { green: Routing::Unknown, stale_conn: false },
         };
         self.recorded = Some(recorded.clone());
         recorded
@@ -144,7 +144,9 @@ impl Drop for RequestRecord {
         let wanted = match proxy.settings().log_requests {
             LogRequests::All => true,
             LogRequests::None => false,
-            LogRequests::Unrouted => matches!(recorded, Recorded::Counted { routed: Some(false) | None, .. }),
+            LogRequests::Unrouted => {
+                matches!(recorded, Recorded::Counted { green: Routing::Unrouted | Routing::Unknown, .. })
+            }
         };
         if !wanted {
             return;

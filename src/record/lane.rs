@@ -27,7 +27,6 @@ pub struct TotalCounts {
     pub sni_mismatch: u64,
     /// Of those, on connections served the default certificate.
     pub default_cert: u64,
-    /// Passthrough connections.
     pub passthrough_connections: u64,
 }
 
@@ -50,7 +49,6 @@ pub struct Totals {
     pub sni_mismatch: AtomicU64,
     /// Of those, on connections served the default certificate.
     pub default_cert: AtomicU64,
-    /// Passthrough connections.
     pub passthrough_connections: AtomicU64,
 }
 

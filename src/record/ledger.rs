@@ -15,7 +15,7 @@ use super::host::{Agent, HostStats, PathStats};
 use super::lane::{Lane, TotalCounts};
 use super::moved::MovedHosts;
 use super::normalize::{Glob, Templater};
-use super::observation::{Observation, PassthroughObservation, Recorded, Sighting, MAX_AGENT_LEN};
+use super::observation::{Observation, PassthroughObservation, Recorded, Routing, Sighting, MAX_AGENT_LEN};
 use super::scratch::{next_ledger_id, SCRATCH};
 use crate::base::host::{normalize_host_into, OTHER_HOST, OTHER_PATH};
 use crate::routes::RouteTable;
@@ -68,7 +68,6 @@ impl Default for LedgerSettings {
 /// First sightings and the host bound, shared by the lanes but consulted only on a lane's miss.
 type Seen<T> = Box<[Mutex<std::collections::HashSet<T>>]>;
 
-/// The ledger.
 pub struct Ledger {
     /// Process-unique, for the per-thread template cache.
     id: u64,
@@ -214,12 +213,11 @@ impl Ledger {
             let mut scratch = scratch.borrow_mut();
             let ip_literal = scratch.host(o.host);
             scratch.path(self.id, &self.settings.templater, o.path);
-            let (routed, stale_conn) =
-                self.record_normalized(lane, &scratch.host, ip_literal, &scratch.path, o, &mut sighted);
-            if routed == Some(false) {
+            let recorded = self.record_normalized(lane, &scratch.host, ip_literal, &scratch.path, o, &mut sighted);
+            if matches!(recorded, Recorded::Counted { green: Routing::Unrouted, .. }) {
                 totals.unrouted.fetch_add(1, Ordering::Relaxed);
             }
-            Recorded::Counted { routed, stale_conn }
+            recorded
         })
     }
 
@@ -244,7 +242,7 @@ impl Ledger {
             entry.minutes.add(o.at_ms / 60_000, 1);
             entry.clients.add(&o.client_ip, 1);
             if admission == (Admission::New { first: true }) {
-                sighted(Sighting::NewHost { host: key.to_owned(), routed: None });
+                sighted(Sighting::NewHost { host: key.to_owned(), green: Routing::Unknown });
             }
         });
     }
@@ -262,9 +260,10 @@ impl Ledger {
     ) -> R {
         let found = match hosts.entry_ref(host) {
             EntryRef::Occupied(e) => Some((e.into_mut(), Admission::Known)),
-            EntryRef::Vacant(v) => self
-                .admit_host(host)
-                .map(|first| (v.insert(HostStats::new(first_seen_ms, ip_literal)), Admission::New { first })),
+            EntryRef::Vacant(v) => match self.admit_host(host) {
+                Admission::Overflow => None,
+                admitted => Some((v.insert(HostStats::new(first_seen_ms, ip_literal)), admitted)),
+            },
         };
         match found {
             Some((entry, admission)) => f(host, entry, admission),
@@ -279,16 +278,16 @@ impl Ledger {
         (self.hasher.hash_one(key) as usize) % SHARDS
     }
 
-    /// A host this lane has not seen: admitted under the bound (`Some(true)`: first sighting
-    /// anywhere), already admitted by another lane (`Some(false)`), or over the bound (`None`).
-    fn admit_host(&self, host: &str) -> Option<bool> {
+    /// A host this lane has not seen: admitted under the bound (first sighting anywhere, or
+    /// already admitted by another lane), or past it.
+    fn admit_host(&self, host: &str) -> Admission {
         let mut seen = self.seen_hosts[self.shard_of(host)].lock().unwrap_or_else(|p| p.into_inner());
         if seen.contains(host) {
-            return Some(false);
+            return Admission::New { first: false };
         }
         if self.hosts.fetch_add(1, Ordering::Relaxed) >= self.settings.max_hosts {
             self.hosts.fetch_sub(1, Ordering::Relaxed);
-            return None;
+            return Admission::Overflow;
         }
         seen.insert(host.to_owned());
         drop(seen);
@@ -296,7 +295,7 @@ impl Ledger {
         if let Some(tx) = self.new_hosts.get() {
             let _ = tx.try_send(host.to_owned());
         }
-        Some(true)
+        Admission::New { first: true }
     }
 
     /// Whether this (host, template) pair is announced for the first time.
@@ -313,7 +312,7 @@ impl Ledger {
         template: &str,
         o: &Observation<'_>,
         sighted: &mut impl FnMut(Sighting),
-    ) -> (Option<bool>, bool) {
+    ) -> Recorded {
         let mut hosts = lane.shard(host).lock().unwrap_or_else(|p| p.into_inner());
         self.with_host(&mut hosts, host, o.at_ms, ip_literal, |key, entry, admission| {
             self.count_request(lane, key, entry, admission, template, o, sighted)
@@ -333,7 +332,7 @@ impl Ledger {
         template: &str,
         o: &Observation<'_>,
         sighted: &mut impl FnMut(Sighting),
-    ) -> (Option<bool>, bool) {
+    ) -> Recorded {
         let totals = &lane.totals;
         let new_host = admission == Admission::New { first: true };
         let overflow = admission == Admission::Overflow;
@@ -360,7 +359,7 @@ impl Ledger {
         entry.oldest_conn_age_ms = entry.oldest_conn_age_ms.max(o.conn_age_ms);
         entry.minutes.add(o.at_ms / 60_000, 1);
         if overflow {
-            return (None, false);
+            return Recorded::Counted { green: Routing::Unknown, stale_conn: false };
         }
         let mut stale = false;
         if let Some(moved_at) = self.moves.get(key) {
@@ -400,32 +399,32 @@ impl Ledger {
         path.counts.count(o.method, o.status, o.bytes_in, o.bytes_out, o.at_ms);
         if pkey == OTHER_PATH {
             if new_host {
-                sighted(Sighting::NewHost { host: key.to_owned(), routed: None });
+                sighted(Sighting::NewHost { host: key.to_owned(), green: Routing::Unknown });
             }
-            return (None, stale);
+            return Recorded::Counted { green: Routing::Unknown, stale_conn: stale };
         }
         let routes = self.routes.load();
-        let routed = if routes.is_empty() {
-            None
+        let green = if routes.is_empty() {
+            Routing::Unknown
         } else {
             if path.green_version != version {
                 path.green = routes.route(key, &path.example).cloned();
                 path.green_version = version;
             }
-            Some(path.green.is_some())
+            Routing::of(Some(path.green.is_some()))
         };
         if new_host {
-            sighted(Sighting::NewHost { host: key.to_owned(), routed });
+            sighted(Sighting::NewHost { host: key.to_owned(), green });
         }
         if is_new && self.first_path(key, pkey) {
             sighted(Sighting::NewPath {
                 host: key.to_owned(),
                 path: pkey.to_owned(),
-                routed,
+                green,
                 matched: path.green.clone(),
             });
         }
-        (routed, stale)
+        Recorded::Counted { green, stale_conn: stale }
     }
 
     /// Every host, the lanes merged (each locked briefly in turn), green verdicts brought up to

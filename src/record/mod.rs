@@ -14,4 +14,4 @@ pub use host::{HostStats, TOP_K};
 pub use lane::Lane;
 pub use ledger::{Ledger, LedgerSettings};
 pub use moved::{MovedHosts, LATE_CLIENTS};
-pub use observation::{Observation, PassthroughObservation, Recorded, Sighting, TlsObservation};
+pub use observation::{Observation, PassthroughObservation, Recorded, Routing, Sighting, TlsObservation};

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use crate::base::names::named_enum;
 use crate::routes::RouteRef;
 
 /// Longest user agent kept (longer ones are cut).
@@ -15,7 +16,6 @@ pub struct Observation<'a> {
     pub host: Option<&'a [u8]>,
     /// Request path (query ignored).
     pub path: &'a str,
-    /// Method.
     pub method: &'a http::Method,
     /// Status sent to the client.
     pub status: u16,
@@ -23,7 +23,6 @@ pub struct Observation<'a> {
     pub bytes_in: u64,
     /// Response body bytes.
     pub bytes_out: u64,
-    /// Client IP.
     pub client_ip: IpAddr,
     /// User-Agent header.
     pub user_agent: Option<&'a [u8]>,
@@ -63,15 +62,38 @@ pub struct PassthroughObservation<'a> {
     pub at_ms: u64,
 }
 
+named_enum! {
+    /// Green's verdict for one host and path, as the ledger judged it.
+    pub enum Routing {
+        /// Green's route table serves it.
+        Routed = "routed",
+        /// Green's route table does not.
+        Unrouted = "unrouted",
+        /// No route table is loaded, or the path fell into `{other}`.
+        Unknown = "unknown",
+    }
+}
+
+impl Routing {
+    /// The verdict of a table lookup; `None` when there is no table.
+    pub fn of(found: Option<bool>) -> Self {
+        match found {
+            Some(true) => Routing::Routed,
+            Some(false) => Routing::Unrouted,
+            None => Routing::Unknown,
+        }
+    }
+}
+
 /// What recording one request found out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
     /// Matched an ignore rule: counted as ignored only.
     Ignored,
-    /// Recorded; `routed` is green's verdict for its host/path (`None`: no route table).
+    /// Recorded.
     Counted {
-        /// Whether green routes this host/path.
-        routed: Option<bool>,
+        /// Green's verdict for its host and path.
+        green: Routing,
         /// The host's DNS had moved to green and this request came on a connection opened before
         /// the move (keep-alive stickiness).
         stale_conn: bool,
@@ -85,8 +107,8 @@ pub enum Sighting {
     NewHost {
         /// The normalized host.
         host: String,
-        /// Green's verdict for its first path (`None`: no route table).
-        routed: Option<bool>,
+        /// Green's verdict for its first path.
+        green: Routing,
     },
     /// A path template never seen before on its host.
     NewPath {
@@ -94,8 +116,8 @@ pub enum Sighting {
         host: String,
         /// The template.
         path: String,
-        /// Green's verdict (`None`: no route table).
-        routed: Option<bool>,
+        /// Green's verdict.
+        green: Routing,
         /// The green object that serves it.
         matched: Option<RouteRef>,
     },

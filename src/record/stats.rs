@@ -202,7 +202,6 @@ impl StatusClasses {
 /// What the ledger counts for a host and for each of its paths alike.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Requests.
     pub requests: u64,
     /// First request, unix ms.
     pub first_seen_ms: u64,
@@ -283,7 +282,6 @@ impl TlsCounts {
 /// A host's passthrough connections (TLS not terminated: no requests or paths are visible).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PassthroughCounts {
-    /// Connections.
     pub connections: u64,
     /// Bytes from clients.
     pub bytes_in: u64,

@@ -33,7 +33,6 @@ impl Default for ExportSettings {
 /// A host whose change could not be written, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skipped {
-    /// The host.
     pub host: String,
     /// Why.
     pub reason: String,

@@ -194,3 +194,73 @@ fn merge_host(acc: &mut HostReport, mut h: HostReport) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::report::samples::{host, path, report};
+
+    const T1: &str = "2026-11-25T10:00:00.000Z";
+    const T2: &str = "2026-11-25T11:00:00.000Z";
+
+    fn settings() -> ReportSettings {
+        ReportSettings::default()
+    }
+
+    #[test]
+    fn counts_add_up_and_times_take_the_extremes() {
+        let a = host(
+            "api.example.com",
+            3,
+            T1,
+            json!({"paths": [path("/v1", 3, T1, Some(true))], "top_clients": [{"ip": "10.0.0.1", "requests": 3}],
+                   "requests_per_minute": [{"minute": 100, "requests": 3}], "methods": ["GET"]}),
+        );
+        let b = host(
+            "api.example.com",
+            5,
+            T2,
+            json!({"paths": [path("/v1", 4, T2, None), path("/v2", 1, T2, Some(false))],
+                   "top_clients": [{"ip": "10.0.0.1", "requests": 4}, {"ip": "10.0.0.2", "requests": 1}],
+                   "requests_per_minute": [{"minute": 100, "requests": 1}, {"minute": 101, "requests": 4}],
+                   "methods": ["POST"]}),
+        );
+        let merged = merge(vec![report(T1, vec![a]), report(T2, vec![b])], &settings()).unwrap();
+        assert_eq!((merged.replicas, merged.totals.requests, merged.totals.hosts), (2, 8, 1));
+        assert_eq!((merged.generated_at.as_str(), merged.started_at.as_str()), (T2, T1));
+        let h = &merged.hosts[0];
+        assert_eq!((h.requests, h.first_seen.as_str(), h.last_seen.as_str()), (8, T1, T2));
+        assert_eq!(h.methods, ["GET", "POST"]);
+        let v1 = h.paths.iter().find(|p| p.path == "/v1").unwrap();
+        assert_eq!((v1.requests, v1.green_routed), (7, Some(true)), "a judged path keeps its verdict");
+        assert_eq!(h.paths[0].path, "/v1", "most requested first");
+        assert_eq!(h.top_clients[0].ip, "10.0.0.1");
+        assert_eq!(h.top_clients[0].requests, 7);
+        let minutes: Vec<(u64, u64)> = h.requests_per_minute.iter().map(|m| (m.minute, m.requests)).collect();
+        assert_eq!(minutes, [(100, 4), (101, 4)]);
+        assert_eq!(h.green.routed, Routed::Partial, "verdicts are judged again from the merged paths");
+        assert_eq!(h.green.missing_paths, ["/v2"]);
+    }
+
+    #[test]
+    fn distinct_hosts_stay_apart_and_sort_by_requests() {
+        let merged = merge(
+            vec![report(T1, vec![host("a.example.com", 1, T1, json!({}))]), report(T2, vec![host("b.example.com", 9, T2, json!({}))])],
+            &settings(),
+        )
+        .unwrap();
+        let names: Vec<&str> = merged.hosts.iter().map(|h| h.host.as_str()).collect();
+        assert_eq!(names, ["b.example.com", "a.example.com"]);
+    }
+
+    #[test]
+    fn another_schema_or_nothing_is_refused() {
+        let mut odd = report(T1, vec![]);
+        odd.schema = "someone-else/v9".into();
+        let err = merge(vec![report(T1, vec![]), odd], &settings()).unwrap_err();
+        assert!(err.to_string().contains("report 1") && err.to_string().contains("someone-else/v9"), "{err}");
+        assert!(matches!(merge(vec![], &settings()), Err(MergeError::Empty)));
+    }
+}

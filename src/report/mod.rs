@@ -7,4 +7,6 @@ pub mod file;
 pub mod merge;
 pub mod model;
 pub mod render;
+#[cfg(test)]
+mod samples;
 pub mod writer;

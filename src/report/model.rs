@@ -170,7 +170,6 @@ pub struct LateClient {
 pub struct HostReport {
     /// Normalized host (`(none)` without Host; `(other)` beyond `--max-hosts`).
     pub host: String,
-    /// Requests.
     pub requests: u64,
     /// First request (RFC 3339).
     pub first_seen: String,
@@ -221,7 +220,6 @@ pub struct HostReport {
     pub paths: Vec<PathReport>,
     /// Top client IPs.
     pub top_clients: Vec<ClientCount>,
-    /// Top user agents.
     pub top_user_agents: Vec<AgentCount>,
     /// Requests after the host's DNS moved to green.
     #[serde(default)]
@@ -239,7 +237,6 @@ pub struct HostReport {
 pub struct PathReport {
     /// Template (`{id}` for ids, `{other}` beyond `--max-paths-per-host`).
     pub path: String,
-    /// Requests.
     pub requests: u64,
     /// First request (RFC 3339).
     pub first_seen: String,
@@ -262,7 +259,6 @@ pub struct PathReport {
 /// A host's passthrough connections: TLS was not terminated, so no paths are visible.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct PassthroughReport {
-    /// Connections.
     pub connections: u64,
     /// Bytes from clients (TLS records, as sent).
     pub bytes_in: u64,
@@ -287,7 +283,6 @@ impl PassthroughReport {
 pub struct MinuteCount {
     /// Unix minute (minutes since 1970).
     pub minute: u64,
-    /// Requests.
     pub requests: u64,
 }
 

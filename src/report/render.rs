@@ -205,3 +205,60 @@ pub fn action_advice(action: Action) -> &'static str {
 fn md(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::report::samples::{host, path, report};
+
+    const T: &str = "2026-11-25T10:00:00.000Z";
+
+    #[test]
+    fn csv_rows_are_quoted_and_safe_in_spreadsheets() {
+        let with_paths = host(
+            "api.example.com",
+            3,
+            T,
+            json!({"paths": [path("/a,b", 2, T, Some(true)), path("/q\"x", 1, T, None)], "action": "switch-dns"}),
+        );
+        let formula = host("=cmd|' /C calc'!A0", 1, T, json!({}));
+        let text = csv(&report(T, vec![with_paths, formula]));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], CSV_HEADER);
+        assert_eq!(lines.len(), 4, "one row per path, one for the host without paths: {text}");
+        assert!(lines[1].starts_with("api.example.com,switch-dns,false,3,unknown,unknown,\"/a,b\",2,true,"), "{}", lines[1]);
+        assert!(lines[2].contains(",\"/q\"\"x\",1,,"), "{}", lines[2]);
+        assert!(lines[3].starts_with("\"'=cmd|' /C calc'!A0\","), "a formula is defused: {}", lines[3]);
+    }
+
+    #[test]
+    fn markdown_groups_hosts_by_action_in_working_order() {
+        let hosts = vec![
+            host("quiet.example.com", 50, T, json!({"action": "none", "reason": "no request for 1000 s"})),
+            host("move.example.com", 5, T, json!({"action": "switch-dns", "reason": "green serves | all"})),
+            host("10.0.0.9", 1, T, json!({"action": "fix-hardcoded", "urgent": false})),
+            host("api.example.com", 2, T, json!({"action": "add-green-route", "urgent": true})),
+        ];
+        let text = markdown(&report(T, hosts));
+        let order: Vec<usize> = ["## fix-hardcoded", "## add-green-route", "## switch-dns", "## none"]
+            .iter()
+            .map(|h| text.find(h).unwrap_or_else(|| panic!("no `{h}` in:\n{text}")))
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+        assert!(text.contains("api.example.com **URGENT**"));
+        assert!(text.contains("green serves \\| all"), "a pipe cannot break the table");
+        assert!(text.contains("No green route table was loaded"));
+        assert!(!text.contains("## wait-ttl"), "empty groups are left out");
+    }
+
+    #[test]
+    fn json_is_the_report_with_a_final_newline() {
+        let r = report(T, vec![host("a.example.com", 1, T, json!({}))]);
+        let text = render(&r, Format::Json);
+        assert!(text.ends_with("}\n"));
+        let back: Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.hosts[0].host, "a.example.com");
+    }
+}

@@ -29,7 +29,6 @@ pub struct ReportWrites {
 /// Writes the report file and the summary event.
 #[derive(Clone)]
 pub struct Reporter {
-    /// The ledger.
     pub ledger: Arc<Ledger>,
     /// DNS evidence, when configured.
     pub dns: Option<Arc<DnsBook>>,

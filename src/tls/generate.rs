@@ -21,7 +21,6 @@ pub enum GenerateError {
     Name {
         /// The name as given.
         name: String,
-        /// Why.
         why: String,
     },
     /// The certificate could not be made.

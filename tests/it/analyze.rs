@@ -1,12 +1,11 @@
 //! `cutover-proxy analyze`: blue's access logs from before the proxy, plain and gzipped, through the
 //! real binary into the same report as live traffic.
 
-mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use common::{host, run_binary, temp_dir};
+use crate::common::{host, run_binary, temp_dir};
 
 fn gzip(path: &Path, text: &str) {
     let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::default());

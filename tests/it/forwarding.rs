@@ -1,12 +1,11 @@
 //! End-to-end forwarding through the real binary: HTTP/1.1, h2c, streaming, trailers, WebSocket,
 //! connection reuse, header rules, and the access log a user tails.
 
-mod common;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
+use crate::common::*;
 use http::Request;
 use hyper::body::Frame;
 

@@ -2,12 +2,11 @@
 //! OpenMetrics parser (strict: types, `_total` suffixes, `# EOF`), then checked against the traffic
 //! sent through the real proxy.
 
-mod common;
 
 use std::collections::HashMap;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// One sample: family type, sample name, labels, value.
 #[derive(Debug, serde::Deserialize)]

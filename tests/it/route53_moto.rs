@@ -8,14 +8,13 @@
 //! or PATH. `.ci/run` installs them and sets `CUTOVER_REQUIRE_MOTO=1`, which turns their absence
 //! into a failure; elsewhere the test says it was skipped.
 
-mod common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const BLUE_ALB: &str = "k8s-blue-api-1a2b.ap-northeast-2.elb.amazonaws.com";

@@ -2,6 +2,7 @@
 //! (hyper, HTTP/1.1 and h2c, with upgrades), and real clients.
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod tls;
 
 use std::convert::Infallible;

@@ -1,12 +1,11 @@
 //! `cutover-proxy demo --exit`: the README's first command works on a fresh machine, loopback only.
 
-mod common;
 
 #[test]
 fn demo_prints_the_report_and_writes_its_files() {
     let dir = std::env::temp_dir().join(format!("cutover-demo-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let (code, out, err) = common::run_binary(&["demo", "--exit", "--out", dir.to_str().unwrap()], &[]);
+    let (code, out, err) = crate::common::run_binary(&["demo", "--exit", "--out", dir.to_str().unwrap()], &[]);
     assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("2717 requests to 11 hosts"), "{out}");
     // Every action of the sample shows in the terminal table, with its DNS verdict.

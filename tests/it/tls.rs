@@ -3,14 +3,13 @@
 //! passthrough (SNI recorded, bytes unchanged both ways, a ClientHello in 1-byte segments, input
 //! that is not TLS), https:// upstreams, and bad certificate files at start-up.
 
-mod common;
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::tls::*;
-use common::*;
+use crate::common::tls::*;
+use crate::common::*;
 use http::Request;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

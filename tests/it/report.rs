@@ -1,12 +1,11 @@
 //! The ledger and the report as an operator sees them: exact counts, templates, bounds, ignore
 //! rules, green verdicts, events, report files, merge, reload.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use http::Request;
 
 /// Green serves `shop.example.com` under `/api` and `/robots.txt` (Ingress), `*.tenant.example.com`

@@ -5,13 +5,12 @@
 //! The screenshot goes to the test's temporary folder; with `CUTOVER_SCREENSHOT=docs/dashboard.png`
 //! it replaces the README's picture.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const ROUTES: &str = r#"
 apiVersion: networking.k8s.io/v1

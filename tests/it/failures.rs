@@ -1,10 +1,9 @@
 //! What users see when things go wrong: a dead or slow upstream, slow clients, shutdown, bad input.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use http::Request;
 use tokio::io::AsyncWriteExt;
 

@@ -2,14 +2,12 @@
 //! sees, and the report's verdicts and actions — one test per action, the TTL window moving a host
 //! from `switch-dns` to `wait-ttl` to `fix-clients`, and `--close-stale-connections`.
 
-mod common;
-#[path = "common/dns.rs"]
-mod test_dns;
+use crate::common::dns as test_dns;
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use http::Request;
 use test_dns::{Rr, TestDns};
 
@@ -158,6 +156,38 @@ async fn every_dns_verdict_gives_its_action() {
     assert_eq!(summary["live"], true);
 }
 
+/// Clients that send a load balancer's name as Host reach blue without DNS: a configured target's
+/// name counts, not only an AWS-shaped one, and neither is judged as a host to move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_named_like_a_configured_target_is_fix_hardcoded() {
+    let upstream = Upstream::start().await;
+    let (url, dir) = (upstream.url(), temp_dir("target-names"));
+    let routes = dir.join("green.yaml");
+    std::fs::write(&routes, GREEN_ROUTES).unwrap();
+    let proxy = ProxyProc::start(&[
+        "--upstream",
+        url.as_str(),
+        "--green-routes",
+        routes.to_str().unwrap(),
+        "--no-live-dns",
+        "--blue-target",
+        "blue-ingress.internal.example",
+        "--green-target",
+        "green-ingress.internal.example",
+    ]);
+    let mut c = H1Client::connect(proxy.addr).await;
+    for h in ["blue-ingress.internal.example", "Green-Ingress.internal.example.:8080", "api.example.com"] {
+        assert_eq!(c.get(h, "/v1/orders").await.status, 200);
+    }
+    let r = report_json(&proxy).await;
+    for name in ["blue-ingress.internal.example", "green-ingress.internal.example"] {
+        let h = host(&r, name);
+        assert_eq!((h["action"].as_str(), h["hardcoded"].as_bool()), (Some("fix-hardcoded"), Some(true)), "{h}");
+        assert!(h["reason"].as_str().unwrap().contains("directly"), "{h}");
+    }
+    assert_eq!(host(&r, "api.example.com")["hardcoded"], false);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_moves_from_switch_dns_to_wait_ttl_to_fix_clients() {
     let upstream = Upstream::start().await;
@@ -254,7 +284,7 @@ async fn a_host_that_stops_arriving_gets_none() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_stale_connections_sends_goaway_to_http2_over_tls() {
-    use common::tls::{client_config, connect, generate};
+    use crate::common::tls::{client_config, connect, generate};
     let upstream = Upstream::start().await;
     let dns = dns_with_targets().await;
     dns.set("tls.example.com", vec![(Rr::Cname(GREEN_LB.into()), 60)]);

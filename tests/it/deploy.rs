@@ -3,12 +3,11 @@
 //! ConfigMaps start the real binary, whose probe endpoints then answer. The Dockerfile is checked
 //! against the manifests (Docker itself is not available here).
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde::Deserialize;
 use serde_json::Value;
 

@@ -2,11 +2,10 @@
 //! simple CNAME, an ExternalDNS TXT owner) judged without live DNS, and the change batches the
 //! export writes — over HTTP and from the CLI — checked field by field.
 
-mod common;
 
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 
 const BLUE: [&str; 3] = [
     "k8s-blue-api-1a2b.ap-northeast-2.elb.amazonaws.com",

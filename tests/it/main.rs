@@ -1,0 +1,22 @@
+//! The integration tests, one binary: the real `cutover-proxy` binary started as a child process
+//! on loopback, with real upstreams, clients, DNS servers, moto for AWS, and Chromium for the
+//! dashboard. `common` holds the fixtures they share. (The ledger's memory test is a binary of
+//! its own, tests/ledger_memory.rs: it measures its process's peak RSS, which other tests in the
+//! same process would disturb.)
+
+mod common;
+
+mod analyze;
+mod architecture;
+mod dashboard;
+mod demo;
+mod deploy;
+mod dns;
+mod failures;
+mod forwarding;
+mod metrics;
+mod report;
+mod route53;
+mod route53_moto;
+mod tls;
+mod upstream_h1;
