@@ -6,7 +6,6 @@
 mod admin;
 mod analyze;
 mod base;
-mod classify;
 mod cli;
 mod demo;
 mod dns;

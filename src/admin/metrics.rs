@@ -199,13 +199,8 @@ mod tests {
 
     fn sources(workers: Vec<WorkerView>) -> (MetricsSources, crate::log::writer::LogWriter) {
         let (log, writer) = AccessLog::start(std::io::sink(), 16).unwrap();
-        let src = MetricsSources {
-            workers,
-            log,
-            dns: Arc::default(),
-            report_writes: Arc::default(),
-            bounds: (100, 200),
-        };
+        let src =
+            MetricsSources { workers, log, dns: Arc::default(), report_writes: Arc::default(), bounds: (100, 200) };
         (src, writer)
     }
 

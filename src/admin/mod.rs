@@ -23,8 +23,9 @@ use crate::admin::metrics::MetricsSources;
 use crate::dns::book::DnsBook;
 use crate::net::shutdown::Shutdown;
 use crate::record::Ledger;
-use crate::report::build::{build, ReportSettings};
+use crate::report::build::build;
 use crate::report::changes::{export, ExportSettings};
+use crate::report::judge::ReportSettings;
 use crate::report::model::Report;
 use crate::report::render::{render, Format};
 

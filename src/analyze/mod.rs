@@ -22,7 +22,8 @@ use crate::dns::targets::Targets;
 use crate::dns::task::resolvable;
 use crate::dns::zones::{self, Zones};
 use crate::record::{Ledger, LedgerSettings, Observation};
-use crate::report::build::{build_at, ReportSettings};
+use crate::report::build::build_at;
+use crate::report::judge::ReportSettings;
 use crate::report::model::Report;
 use crate::routes::{RouteError, RouteTable};
 

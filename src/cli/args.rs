@@ -14,8 +14,8 @@ use crate::dns::targets::{Target, Targets};
 use crate::dns::zones::split_arg;
 use crate::record::normalize::{Glob, Templater};
 use crate::record::LedgerSettings;
-use crate::report::build::ReportSettings;
 use crate::report::changes::ExportSettings;
+use crate::report::judge::ReportSettings;
 
 /// A parser that accepts exactly the names of a closed set (and lists them in `--help`).
 pub(super) fn named<T: Named + FromStr<Err = String> + Clone + Send + Sync + 'static>(
@@ -99,35 +99,18 @@ pub(super) struct QuietArgs {
 
 /// The two sides and the Route53 zones (`serve`, `analyze`).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "DNS evidence")]
 pub(super) struct TargetArgs {
     /// Blue's load balancer hostname (re-resolved every --target-refresh) or a CIDR; repeatable.
-    #[arg(
-        long,
-        env = "CUTOVER_BLUE_TARGET",
-        value_name = "LB|CIDR",
-        value_delimiter = ',',
-        help_heading = "DNS evidence"
-    )]
+    #[arg(long, env = "CUTOVER_BLUE_TARGET", value_name = "LB|CIDR", value_delimiter = ',')]
     pub blue_target: Vec<Target>,
 
     /// Green's load balancer hostname or a CIDR; repeatable.
-    #[arg(
-        long,
-        env = "CUTOVER_GREEN_TARGET",
-        value_name = "LB|CIDR",
-        value_delimiter = ',',
-        help_heading = "DNS evidence"
-    )]
+    #[arg(long, env = "CUTOVER_GREEN_TARGET", value_name = "LB|CIDR", value_delimiter = ',')]
     pub green_target: Vec<Target>,
 
     /// `aws route53 list-resource-record-sets` output, as ZONEID=FILE or a file named Z….json; repeatable.
-    #[arg(
-        long,
-        env = "CUTOVER_ROUTE53_RECORDS",
-        value_name = "ZONEID=FILE",
-        value_delimiter = ',',
-        help_heading = "DNS evidence"
-    )]
+    #[arg(long, env = "CUTOVER_ROUTE53_RECORDS", value_name = "ZONEID=FILE", value_delimiter = ',')]
     pub route53_records: Vec<String>,
 }
 
@@ -160,6 +143,7 @@ impl TargetArgs {
 
 /// How Route53 change batches are written (`serve`, `report route53`).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "DNS evidence")]
 pub(super) struct ExportArgs {
     /// Weight green's record gets in the exported Route53 changes (1-255; blue's goes to 0).
     #[arg(
@@ -167,13 +151,12 @@ pub(super) struct ExportArgs {
         env = "CUTOVER_GREEN_WEIGHT",
         value_name = "N",
         default_value_t = ExportSettings::default().green_weight,
-        value_parser = clap::value_parser!(u8).range(1..),
-        help_heading = "DNS evidence"
+        value_parser = clap::value_parser!(u8).range(1..)
     )]
     pub green_weight: u8,
 
     /// TTL of CNAME/A records in the exported Route53 changes, seconds.
-    #[arg(long, env = "CUTOVER_DNS_TTL", value_name = "SECONDS", default_value_t = ExportSettings::default().dns_ttl, help_heading = "DNS evidence")]
+    #[arg(long, env = "CUTOVER_DNS_TTL", value_name = "SECONDS", default_value_t = ExportSettings::default().dns_ttl)]
     pub dns_ttl: u32,
 }
 

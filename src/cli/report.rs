@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::args::{named, ExportArgs, QuietArgs};
-use crate::report::build::ReportSettings;
 use crate::report::changes::export;
 use crate::report::file::{self, ReportFileError};
+use crate::report::judge::ReportSettings;
 use crate::report::merge::{merge, MergeError};
 use crate::report::render::{self, Format};
 

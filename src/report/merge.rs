@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use super::build::{judge, sort_hosts, ReportSettings};
+use super::judge::ReportSettings;
+use super::judge::{judge, sort_hosts};
 use super::model::*;
 use crate::base::host::OTHER_HOST;
 use crate::base::time::{parse_rfc3339, rfc3339};
@@ -247,7 +248,10 @@ mod tests {
     #[test]
     fn distinct_hosts_stay_apart_and_sort_by_requests() {
         let merged = merge(
-            vec![report(T1, vec![host("a.example.com", 1, T1, json!({}))]), report(T2, vec![host("b.example.com", 9, T2, json!({}))])],
+            vec![
+                report(T1, vec![host("a.example.com", 1, T1, json!({}))]),
+                report(T2, vec![host("b.example.com", 9, T2, json!({}))]),
+            ],
             &settings(),
         )
         .unwrap();

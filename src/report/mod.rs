@@ -3,7 +3,9 @@
 
 pub mod build;
 pub mod changes;
+pub mod classify;
 pub mod file;
+pub mod judge;
 pub mod merge;
 pub mod model;
 pub mod render;

@@ -228,7 +228,11 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], CSV_HEADER);
         assert_eq!(lines.len(), 4, "one row per path, one for the host without paths: {text}");
-        assert!(lines[1].starts_with("api.example.com,switch-dns,false,3,unknown,unknown,\"/a,b\",2,true,"), "{}", lines[1]);
+        assert!(
+            lines[1].starts_with("api.example.com,switch-dns,false,3,unknown,unknown,\"/a,b\",2,true,"),
+            "{}",
+            lines[1]
+        );
         assert!(lines[2].contains(",\"/q\"\"x\",1,,"), "{}", lines[2]);
         assert!(lines[3].starts_with("\"'=cmd|' /C calc'!A0\","), "a formula is defused: {}", lines[3]);
     }

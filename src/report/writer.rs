@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::build::{build, ReportSettings};
+use super::build::build;
 use super::file::write_atomic;
+use super::judge::ReportSettings;
 use super::render::json;
 use crate::base::time::{parse_rfc3339, unix_ms};
 use crate::dns::book::DnsBook;

@@ -10,8 +10,8 @@ use crate::dns::settings::DnsEvidenceSettings;
 use crate::listen::ClientTimeouts;
 use crate::proxy::ProxySettings;
 use crate::record::LedgerSettings;
-use crate::report::build::ReportSettings;
 use crate::report::changes::ExportSettings;
+use crate::report::judge::ReportSettings;
 
 /// The settings of one `serve`.
 #[derive(Debug, Clone)]

@@ -21,7 +21,7 @@ use crate::net::bind::bind_reuseport;
 use crate::net::shutdown::Shutdown;
 use crate::proxy::stats::WorkerView;
 use crate::proxy::Proxy;
-use crate::report::build::ReportSettings;
+use crate::report::judge::ReportSettings;
 use crate::report::writer::{ReportWrites, Reporter};
 use crate::upstream::pool::PoolSettings;
 

@@ -1,7 +1,6 @@
 //! `cutover-proxy analyze`: blue's access logs from before the proxy, plain and gzipped, through the
 //! real binary into the same report as live traffic.
 
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,8 @@
 //! The crate's structure, checked: the file-level import graph of `src/` (non-test code) has no
-//! circle. Every `crate::`, `super::` and `self::` path counts, and so does a path into a child
-//! module; an index file (a `mod.rs` with only `mod` and `use` lines) is a folder, not a
-//! dependency. docs/ARCHITECTURE.md draws the layers this keeps honest.
+//! circle, and every import between top-level modules points down the layers of
+//! docs/ARCHITECTURE.md. Every `crate::`, `super::` and `self::` path counts, and so does a path
+//! into a child module; an index file (a `mod.rs` with only `mod` and `use` lines) is a folder,
+//! not a dependency.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -237,6 +238,39 @@ fn the_file_level_import_graph_has_no_circle() {
         }
     }
     assert!(found.is_empty(), "import circles in src/ (move the shared item down a layer):\n{report}");
+}
+
+/// The layers, bottom first: a module may import only from layers below its own (docs/ARCHITECTURE.md).
+const LAYERS: &[&[&str]] = &[
+    &["base"],
+    &["tls", "routes"],
+    &["net", "record"],
+    &["upstream", "log", "dns"],
+    &["proxy", "report"],
+    &["listen", "admin", "reload", "analyze"],
+    &["serve"],
+    &["demo"],
+    &["cli"],
+];
+
+#[test]
+fn imports_point_down_the_layers() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let krate = Crate::read(&src);
+    let top = |f: &Path| f.iter().next().map(|p| p.to_string_lossy().trim_end_matches(".rs").to_owned());
+    let layer = |m: &str| LAYERS.iter().position(|l| l.contains(&m));
+    let mut wrong = Vec::new();
+    for (from, targets) in krate.edges() {
+        let Some(a) = top(&from).filter(|m| m != "lib" && m != "main") else { continue };
+        let la = layer(&a).unwrap_or_else(|| panic!("module `{a}` is in no layer of LAYERS"));
+        for to in targets {
+            let Some(b) = top(&to) else { continue };
+            if a != b && layer(&b).is_none_or(|lb| lb >= la) {
+                wrong.push(format!("{} -> {}", from.display(), to.display()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "imports that do not point down a layer:\n{}", wrong.join("\n"));
 }
 
 #[test]

@@ -5,7 +5,6 @@
 //! The screenshot goes to the test's temporary folder; with `CUTOVER_SCREENSHOT=docs/dashboard.png`
 //! it replaces the README's picture.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

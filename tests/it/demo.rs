@@ -1,6 +1,5 @@
 //! `cutover-proxy demo --exit`: the README's first command works on a fresh machine, loopback only.
 
-
 #[test]
 fn demo_prints_the_report_and_writes_its_files() {
     let dir = std::env::temp_dir().join(format!("cutover-demo-test-{}", std::process::id()));

@@ -3,7 +3,6 @@
 //! ConfigMaps start the real binary, whose probe endpoints then answer. The Dockerfile is checked
 //! against the manifests (Docker itself is not available here).
 
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,5 @@
 //! What users see when things go wrong: a dead or slow upstream, slow clients, shutdown, bad input.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::*;

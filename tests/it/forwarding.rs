@@ -1,11 +1,10 @@
 //! End-to-end forwarding through the real binary: HTTP/1.1, h2c, streaming, trailers, WebSocket,
 //! connection reuse, header rules, and the access log a user tails.
 
-
 use std::time::Duration;
 
-use bytes::Bytes;
 use crate::common::*;
+use bytes::Bytes;
 use http::Request;
 use hyper::body::Frame;
 

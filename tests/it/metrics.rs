@@ -2,7 +2,6 @@
 //! OpenMetrics parser (strict: types, `_total` suffixes, `# EOF`), then checked against the traffic
 //! sent through the real proxy.
 
-
 use std::collections::HashMap;
 use std::process::Command;
 

@@ -1,7 +1,6 @@
 //! The ledger and the report as an operator sees them: exact counts, templates, bounds, ignore
 //! rules, green verdicts, events, report files, merge, reload.
 
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

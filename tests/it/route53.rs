@@ -2,7 +2,6 @@
 //! simple CNAME, an ExternalDNS TXT owner) judged without live DNS, and the change batches the
 //! export writes — over HTTP and from the CLI — checked field by field.
 
-
 use std::path::PathBuf;
 
 use crate::common::*;

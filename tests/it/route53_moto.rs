@@ -8,7 +8,6 @@
 //! or PATH. `.ci/run` installs them and sets `CUTOVER_REQUIRE_MOTO=1`, which turns their absence
 //! into a failure; elsewhere the test says it was skipped.
 
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -3,7 +3,6 @@
 //! passthrough (SNI recorded, bytes unchanged both ways, a ClientHello in 1-byte segments, input
 //! that is not TLS), https:// upstreams, and bad certificate files at start-up.
 
-
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -2,7 +2,6 @@
 //! connection reuse and the upstream's own ways of closing, against a scripted upstream that
 //! answers raw bytes.
 
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

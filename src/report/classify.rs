@@ -1,10 +1,10 @@
-//! Evidence → action, as ../docs/REPORT.md and verdicts.md define it: the first rule that applies
+//! Evidence → action, as docs/REPORT.md defines it: the first rule that applies
 //! wins. Pure: the report builder and the merge call it with what they know.
 
+use super::model::{Action, LateClient, Routed};
 use crate::base::host::is_placeholder;
 use crate::base::time::{parse_rfc3339, rfc3339};
 use crate::dns::verdict::DnsVerdict;
-use crate::report::model::{Action, LateClient, Routed};
 
 /// What is known about one host.
 #[derive(Debug, Clone)]
@@ -200,7 +200,13 @@ mod tests {
                 true,
                 "answers 404",
             ),
-            ("green serves all, DNS blue", ev(Routed::All, &[], DnsVerdict::Blue), Action::SwitchDns, false, "points at blue"),
+            (
+                "green serves all, DNS blue",
+                ev(Routed::All, &[], DnsVerdict::Blue),
+                Action::SwitchDns,
+                false,
+                "points at blue",
+            ),
             ("green serves all, DNS split", ev(Routed::All, &[], DnsVerdict::Split), Action::SwitchDns, false, "split"),
             (
                 "DNS does not resolve",
@@ -209,10 +215,28 @@ mod tests {
                 false,
                 "unresolvable",
             ),
-            ("DNS points elsewhere", ev(Routed::All, &[], DnsVerdict::UnknownTarget), Action::InvestigateDns, false, ""),
-            ("outside the imported zones", ev(Routed::All, &[], DnsVerdict::External), Action::InvestigateDns, false, ""),
+            (
+                "DNS points elsewhere",
+                ev(Routed::All, &[], DnsVerdict::UnknownTarget),
+                Action::InvestigateDns,
+                false,
+                "",
+            ),
+            (
+                "outside the imported zones",
+                ev(Routed::All, &[], DnsVerdict::External),
+                Action::InvestigateDns,
+                false,
+                "",
+            ),
             ("no DNS evidence", ev(Routed::All, &[], DnsVerdict::Unknown), Action::Unknown, false, "no DNS evidence"),
-            ("no evidence at all", ev(Routed::Unknown, &[], DnsVerdict::Unknown), Action::Unknown, false, "no green route table"),
+            (
+                "no evidence at all",
+                ev(Routed::Unknown, &[], DnsVerdict::Unknown),
+                Action::Unknown,
+                false,
+                "no green route table",
+            ),
             (
                 "no switch-dns without proof that green serves the host",
                 ev(Routed::Unknown, &[], DnsVerdict::Blue),
@@ -234,13 +258,7 @@ mod tests {
                 false,
                 "TTL window",
             ),
-            (
-                "moved, no window known yet",
-                ev(Routed::All, &[], DnsVerdict::Green),
-                Action::WaitTtl,
-                false,
-                "waiting",
-            ),
+            ("moved, no window known yet", ev(Routed::All, &[], DnsVerdict::Green), Action::WaitTtl, false, "waiting"),
             (
                 "moved, traffic past the window: the late clients are named",
                 Evidence {
@@ -272,7 +290,9 @@ mod tests {
         for (name, evidence, action, urgent, why_has) in cases {
             let (got, got_urgent, why) = classify(&evidence);
             if (got, got_urgent) != (action, urgent) || !why.contains(why_has) {
-                failures.push(format!("{name}: got {got} urgent={got_urgent} `{why}`, want {action} urgent={urgent} with `{why_has}`"));
+                failures.push(format!(
+                    "{name}: got {got} urgent={got_urgent} `{why}`, want {action} urgent={urgent} with `{why_has}`"
+                ));
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
