@@ -8,7 +8,8 @@
 #
 # Usage: benches/load.sh [--markdown]
 # Env:   CONNECTIONS (64), THREADS (2), DURATION seconds (8), ROUNDS (3), TLS (1; 0 skips the
-#        HTTPS rows), CUTOVER_BIN=path (skips `cargo build --release`).
+#        HTTPS rows), CUTOVER_BIN=path (skips `cargo build --release`), CUTOVER_BIN_B=path (an
+#        A/B: a second build, run with the same flags as cutover-proxy in every round).
 set -euo pipefail
 
 CONNECTIONS=${CONNECTIONS:-64}
@@ -22,6 +23,7 @@ MARKDOWN=0
 # to show what the ledger and the log cost.
 TARGETS=(direct nginx cutover-proxy cutover-off)
 [[ ${TLS:-1} == 0 ]] || TARGETS+=(nginx-tls cutover-tls)
+[[ -z ${CUTOVER_BIN_B:-} ]] || TARGETS+=(cutover-b)
 
 die() { echo "load.sh: error: $*" >&2; exit 1; }
 log() { echo "# $*" >&2; }
@@ -121,6 +123,7 @@ wait_ready() {
 start_all() {
   read -r UP_PORT NGINX_PORT PROXY_PORT ADMIN_PORT < <(free_ports)
   read -r OFF_PORT OFF_ADMIN_PORT NGINX_TLS_PORT PROXY_TLS_PORT < <(free_ports)
+  read -r B_PORT B_ADMIN_PORT _ _ < <(free_ports)
   # One certificate for both TLS terminators.
   "$BIN" certs generate --out "$WORK/certs" bench.test >/dev/null
   local crt=$WORK/certs/bench.test.crt key=$WORK/certs/bench.test.key
@@ -169,6 +172,13 @@ start_all() {
   PIDS+=($!)
   wait_ready "http://127.0.0.1:$OFF_ADMIN_PORT/readyz" "cutover-proxy (recording off)" "${PIDS[-1]}"
 
+  if [[ -n ${CUTOVER_BIN_B:-} ]]; then
+    "$CUTOVER_BIN_B" serve --listen "127.0.0.1:$B_PORT" --upstream "http://127.0.0.1:$UP_PORT" \
+      --admin-listen "127.0.0.1:$B_ADMIN_PORT" --drain-delay 0s >"$WORK/proxy-b.log" 2>"$WORK/proxy-b.err" &
+    PIDS+=($!)
+    wait_ready "http://127.0.0.1:$B_ADMIN_PORT/readyz" "cutover-proxy B ($CUTOVER_BIN_B)" "${PIDS[-1]}"
+    URL_cutover_b="http://127.0.0.1:$B_PORT/"
+  fi
   URL_direct="http://127.0.0.1:$UP_PORT/"
   URL_cutover_off="http://127.0.0.1:$OFF_PORT/"
   URL_nginx="http://127.0.0.1:$NGINX_PORT/"
@@ -246,6 +256,10 @@ summary() {
   RATIO_REC=$(paired_ratio cutover-proxy cutover-off 3)
   echo "cutover-proxy / nginx (median of per-round ratios): req/s x$RATIO_RPS, p99 x$RATIO_P99"
   echo "recording on / off: req/s x$RATIO_REC (ledger + access log cost)"
+  if [[ -n ${CUTOVER_BIN_B:-} ]]; then
+    echo "A/B: cutover-proxy / cutover-b ($CUTOVER_BIN_B): req/s x$(paired_ratio cutover-proxy cutover-b 3), p99 x$(paired_ratio cutover-proxy cutover-b 5)"
+    echo "     cutover-b / nginx: req/s x$(paired_ratio cutover-b nginx 3)"
+  fi
   if [[ $TLS != 0 ]]; then
     RATIO_TLS_RPS=$(paired_ratio cutover-tls nginx-tls 3)
     RATIO_TLS_P99=$(paired_ratio cutover-tls nginx-tls 5)
