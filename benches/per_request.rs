@@ -108,6 +108,7 @@ fn record_one_request(c: &mut Criterion) {
         ignore_paths: vec!["/healthz".parse::<Glob>().unwrap(), "/readyz".parse().unwrap()],
         ignore_user_agents: vec!["ELB-HealthChecker/*".parse().unwrap()],
         templater: Templater::default(),
+        ..LedgerSettings::default()
     };
     let ledger = Ledger::new(settings, std::sync::Arc::new(RouteTable::empty()));
     let method = Method::GET;

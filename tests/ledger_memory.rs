@@ -1,132 +1,181 @@
-//! A million requests with distinct random paths: the ledger stays bounded (peak RSS under
-//! 64 MiB) and its totals stay exact.
+//! The ledger's memory, measured in the process's resident set (with the binary's allocator): a
+//! host seen once costs little, a flood of a million random hosts or paths stays inside the
+//! budget, and the totals stay exact whatever was bounded. One test runs the phases in order, as
+//! the resident set is the whole process's.
 
 use std::sync::Arc;
 
-use cutover_proxy::internals::{Ledger, LedgerSettings, Observation, RouteTable, Templater, OTHER_PATH};
+use cutover_proxy::internals::{Ledger, LedgerSettings, Observation, RouteTable, OTHER_PATH};
 
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+        .unwrap_or_else(|| panic!("{field} not in /proc/self/status"))
+}
+
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Letters only, so no segment is taken for an id.
+    fn word(&mut self, into: &mut String, len: usize) {
+        let r = self.next();
+        for k in 0..len {
+            into.push((b'a' + ((r >> ((k % 12) * 5)) % 26) as u8) as char);
+        }
+    }
+}
+
+const T0: u64 = 1_764_000_000_000;
+
+/// Records one request; `host`, `path` and `agent` as given.
+fn record(ledger: &Ledger, host: &str, path: &str, agent: &str, ip: u64, i: u64) {
+    ledger.record(
+        &Observation {
+            host: Some(host.as_bytes()),
+            path,
+            method: &http::Method::GET,
+            status: 200,
+            bytes_in: 0,
+            bytes_out: 10,
+            client_ip: std::net::IpAddr::from([10, (ip >> 16) as u8, (ip >> 8) as u8, ip as u8]),
+            user_agent: Some(agent.as_bytes()),
+            conn_age_ms: 5,
+            tls: None,
+            at_ms: T0 + i,
+        },
+        |_| {},
+    );
+}
+
+/// A request of new random host, path, user agent and client: what a scanner sends.
+fn random_request(ledger: &Ledger, rng: &mut Random, i: u64, buf: &mut (String, String, String)) {
+    let (host, path, agent) = buf;
+    host.clear();
+    path.clear();
+    agent.clear();
+    rng.word(host, 10);
+    host.push_str(".tenant.example.com");
+    for _ in 0..3 {
+        path.push('/');
+        rng.word(path, 8);
+    }
+    agent.push_str("scanner/");
+    rng.word(agent, 12);
+    record(ledger, host, path, agent, rng.next(), i);
+}
+
+/// (requests over every host and bucket, over every path, hosts listed).
+fn sums(ledger: &Ledger) -> (u64, u64, usize) {
+    let (mut requests, mut paths, mut hosts) = (0, 0, 0);
+    ledger.for_each_host(|_, h| {
+        requests += h.counts.requests;
+        paths += h.paths.values().map(|p| p.counts.requests).sum::<u64>();
+        hosts += 1;
+    });
+    (requests, paths, hosts)
 }
 
 #[test]
-fn a_million_random_paths_stay_bounded_and_exact() {
-    let settings = LedgerSettings {
-        max_hosts: 100_000,
-        max_paths_per_host: 1_000,
-        max_paths: 200_000,
-        ignore_paths: vec![],
-        ignore_user_agents: vec![],
-        templater: Templater::default(),
-    };
+fn memory_stays_in_the_budget_and_totals_stay_exact() {
+    one_off_hosts_cost_little();
+    a_million_random_hosts_stay_in_the_budget();
+    a_million_random_paths_stay_bounded();
+}
+
+/// 100 000 hosts seen once, each with its own path, user agent and client: ≤ 512 bytes a host,
+/// in the resident set and in what the budget charged.
+fn one_off_hosts_cost_little() {
+    let settings = LedgerSettings { max_hosts: 1_000_000, max_memory: 1 << 30, ..LedgerSettings::default() };
     let ledger = Ledger::new(settings, Arc::new(RouteTable::empty()));
-    let before = peak_rss_kib();
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    let method = http::Method::GET;
+    let mut rng = Random(0x9E37_79B9_7F4A_7C15);
+    let mut buf = Default::default();
+    const N: u64 = 100_000;
+    // Warm the maps' first growth so the measure is of hosts, not of the first tables.
+    let before = status_kib("VmRSS:");
+    for i in 0..N {
+        random_request(&ledger, &mut rng, i, &mut buf);
+    }
+    let after = status_kib("VmRSS:");
+    let per_host = (after.saturating_sub(before) * 1024) / N;
+    let charged = ledger.memory().used as u64 / N;
+    eprintln!("one-off host: {per_host} B resident, {charged} B charged ({before} → {after} KiB)");
+    assert_eq!(ledger.host_count(), N as usize);
+    assert!(per_host <= 512, "a host seen once costs {per_host} B resident");
+    assert!(charged <= 512, "a host seen once is charged {charged} B");
+    assert!(
+        charged * 10 >= per_host * 7,
+        "the budget's estimate ({charged} B) is far below what is used ({per_host} B)"
+    );
+}
+
+/// A million requests, each a new random host, path, user agent and client, with `--max-hosts`
+/// out of the way so the memory budget (64 MiB, the default) is what binds: the resident set
+/// grows by at most the budget and a little; every request is counted, under its host or its
+/// bucket.
+fn a_million_random_hosts_stay_in_the_budget() {
+    let settings = LedgerSettings { max_hosts: usize::MAX / 2, ..LedgerSettings::default() };
+    let limit = settings.max_memory;
+    let ledger = Ledger::new(settings, Arc::new(RouteTable::empty()));
+    let mut rng = Random(0x2545_F491_4F6C_DD1D);
+    let mut buf = Default::default();
+    const N: u64 = 1_000_000;
+    let before = status_kib("VmRSS:");
+    for i in 0..N {
+        random_request(&ledger, &mut rng, i, &mut buf);
+    }
+    let peak = status_kib("VmHWM:");
+    let memory = ledger.memory();
+    let (requests, paths, hosts) = sums(&ledger);
+    let totals = ledger.totals();
+    eprintln!(
+        "1M random hosts: {} hosts kept, {} B charged of {limit}, resident {before} KiB before, peak {peak} KiB",
+        ledger.host_count(),
+        memory.used
+    );
+    assert!(memory.used <= limit, "charged {} of {limit}", memory.used);
+    assert!(peak.saturating_sub(before) * 1024 <= limit as u64 + (16 << 20), "peak {peak} KiB from {before} KiB");
+    assert_eq!((totals.requests, requests, paths), (N, N, N), "every request counted once");
+    assert!(totals.hosts_overflowed > 0 && totals.hosts_overflowed < N);
+    assert_eq!(hosts, ledger.host_count() + 1, "the hosts kept and one `(other)` bucket");
+    let other = ledger.host("(other)").expect("the bucket is listed");
+    assert_eq!(other.counts.requests, totals.hosts_overflowed);
+}
+
+/// A million requests with distinct random paths over 20 hosts: each host keeps its 1 000 most
+/// requested templates and `{other}`, in the budget.
+fn a_million_random_paths_stay_bounded() {
+    let ledger = Ledger::new(LedgerSettings::default(), Arc::new(RouteTable::empty()));
+    let mut rng = Random(0x1234_5678_9ABC_DEF1);
+    let before = status_kib("VmRSS:");
     let mut path = String::new();
     const N: u64 = 1_000_000;
     for i in 0..N {
         path.clear();
-        // Letters only, so no segment is taken for an id: every path is a distinct template.
-        let r = next();
         path.push_str("/files/");
-        for k in 0..12 {
-            path.push((b'a' + ((r >> (k * 5)) % 26) as u8) as char);
-        }
-        let host = format!("h{}.example.com", i % 20);
-        let ua = format!("client/{}", r % 5000);
-        ledger.record(
-            &Observation {
-                host: Some(host.as_bytes()),
-                path: &path,
-                method: &method,
-                status: 200,
-                bytes_in: 0,
-                bytes_out: 10,
-                client_ip: std::net::IpAddr::from([10, 0, (r >> 8) as u8, r as u8]),
-                user_agent: Some(ua.as_bytes()),
-                conn_age_ms: 5,
-                tls: None,
-                at_ms: 1_764_000_000_000 + i,
-            },
-            |_| {},
-        );
+        rng.word(&mut path, 12);
+        let agent = format!("client/{}", rng.next() % 5000);
+        record(&ledger, &format!("h{}.example.com", i % 20), &path, &agent, i, i);
     }
-    let after = peak_rss_kib();
-    let snapshot = ledger.snapshot();
-    let total: u64 = snapshot.iter().map(|(_, h)| h.counts.requests).sum();
-    assert_eq!(total, N, "every request counted");
-    let path_total: u64 = snapshot.iter().flat_map(|(_, h)| h.paths.values()).map(|p| p.counts.requests).sum();
-    assert_eq!(path_total, N, "path counts add up too");
-    for (host, h) in &snapshot {
+    let peak = status_kib("VmHWM:");
+    let (requests, paths, hosts) = sums(&ledger);
+    assert_eq!((requests, paths, hosts), (N, N, 20), "every request counted");
+    ledger.for_each_host(|host, h| {
         assert_eq!(h.paths.len(), 1_001, "{host}: 1000 templates + {{other}}");
         assert!(h.paths.contains_key(OTHER_PATH));
-    }
-    assert!(after < 64 * 1024, "peak RSS {before} KiB before, {after} KiB after");
-    eprintln!("peak RSS: {before} KiB before, {after} KiB after 1M distinct paths");
-}
-
-#[test]
-fn lanes_merge_exactly_and_keep_the_path_bound() {
-    let settings = LedgerSettings {
-        max_hosts: 10,
-        max_paths_per_host: 3,
-        max_paths: 1_000,
-        ignore_paths: vec![],
-        ignore_user_agents: vec![],
-        templater: Templater::default(),
-    };
-    let ledger = Ledger::new(settings, Arc::new(RouteTable::empty()));
-    let (a, b) = (ledger.lane(), ledger.lane());
-    let method = http::Method::GET;
-    let mut first_hosts = 0;
-    let mut first_paths = 0;
-    for i in 0..400u64 {
-        let lane = if i % 2 == 0 { &a } else { &b };
-        // Lane a sees /p0../p2 most, lane b /p3../p5: merged, 6 templates for a bound of 3.
-        let path = format!("/p{}", (i % 2) * 3 + (i / 2) % 3);
-        ledger.record_into(
-            lane,
-            &Observation {
-                host: Some(b"shared.example.com"),
-                path: &path,
-                method: &method,
-                status: 200,
-                bytes_in: 1,
-                bytes_out: 2,
-                client_ip: std::net::IpAddr::from([10, 0, 0, (i % 3) as u8]),
-                user_agent: None,
-                conn_age_ms: i,
-                tls: None,
-                at_ms: 1_764_000_000_000 + i,
-            },
-            |s| match s {
-                cutover_proxy::internals::Sighting::NewHost { .. } => first_hosts += 1,
-                cutover_proxy::internals::Sighting::NewPath { .. } => first_paths += 1,
-            },
-        );
-    }
-    assert_eq!((first_hosts, first_paths), (1, 6), "each host and path is announced once, whichever lane saw it");
-    let snap = ledger.snapshot();
-    assert_eq!(snap.len(), 1);
-    let h = &snap[0].1;
-    assert_eq!(h.counts.requests, 400);
-    assert_eq!(h.counts.bytes_in, 400);
-    assert_eq!(h.oldest_conn_age_ms, 399);
-    assert_eq!(h.paths.len(), 4, "3 templates + {{other}}");
-    assert_eq!(h.paths.values().map(|p| p.counts.requests).sum::<u64>(), 400);
-    assert_eq!(h.paths[OTHER_PATH].counts.requests, 3 * 66 + 1, "the three least requested folded");
-    assert_eq!(ledger.totals().requests, 400);
-    assert_eq!(ledger.totals().paths_overflowed, 199);
+    });
+    assert!(ledger.memory().used <= ledger.memory().limit);
+    eprintln!("1M random paths: resident {before} KiB before, peak {peak} KiB");
 }

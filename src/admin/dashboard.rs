@@ -1,6 +1,7 @@
-//! The dashboard (`GET /` on the admin listener): one self-contained HTML page rendered from a
-//! [`Report`] — inline CSS, inline SVG sparklines, no script, no external asset; it reloads itself
-//! every [`REFRESH_S`] seconds. Pure: the admin server builds the report and sends the string.
+//! The dashboard (`GET /` on the admin listener): one self-contained HTML page rendered from the
+//! [`Summary`] — inline CSS, inline SVG sparklines, no script, no external asset; it reloads
+//! itself every [`REFRESH_S`] seconds. Pure, and bounded: a group shows its biggest hosts and
+//! counts the rest, whatever the ledger holds.
 //!
 //! Totals at the top, then hosts grouped by action in the order an operator works through them
 //! (urgent `add-green-route` first, in red), each with its requests per minute over the last hour,
@@ -10,11 +11,9 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use crate::base::time::{parse_rfc3339, unix_ms};
-use crate::report::model::{Action, HostReport, Report, Routed};
+use crate::report::model::{Action, HostReport, Report, Routed, Tally};
 use crate::report::render::action_advice;
-
-/// Hosts shown per action group; the rest are counted and left to `/report`.
-pub const MAX_HOSTS_PER_ACTION: usize = 50;
+use crate::report::summary::{Group as SummaryGroup, Summary, GROUP_HOSTS};
 /// Minutes shown in each sparkline.
 pub const SPARK_MINUTES: u64 = 60;
 /// The page reloads itself this often.
@@ -26,7 +25,8 @@ struct Group<'a> {
     title: &'static str,
     color: &'static str,
     advice: &'static str,
-    hosts: Vec<&'a HostReport>,
+    tally: &'a Tally,
+    hosts: &'a [HostReport],
 }
 
 /// The action's colour (urgent add-green-route is a group of its own, in red).
@@ -44,41 +44,39 @@ fn color(action: Action) -> &'static str {
 }
 
 /// The groups in working order: urgent add-green-route first, then `Action::ALL`.
-fn groups(report: &Report) -> Vec<Group<'_>> {
-    let mut out = vec![Group {
-        id: "urgent",
-        title: "add-green-route (URGENT)",
-        color: "#cf222e",
-        advice: "DNS already sends these hosts to green, which answers 404 for the paths listed: add the routes on green now.",
-        hosts: report.hosts.iter().filter(|h| h.action == Action::AddGreenRoute && h.urgent).collect(),
-    }];
-    for &action in Action::ALL {
-        out.push(Group {
-            id: action.as_str(),
-            title: action.as_str(),
-            color: color(action),
-            advice: action_advice(action),
-            hosts: report
-                .hosts
-                .iter()
-                .filter(|h| h.action == action && !(action == Action::AddGreenRoute && h.urgent))
-                .collect(),
-        });
-    }
-    out
+fn groups(summary: &Summary) -> Vec<Group<'_>> {
+    SummaryGroup::all()
+        .map(|g| {
+            let (tally, hosts) = summary.group(g);
+            match g {
+                SummaryGroup::Urgent => Group {
+                    id: "urgent",
+                    title: "add-green-route (URGENT)",
+                    color: "#cf222e",
+                    advice: "DNS already sends these hosts to green, which answers 404 for the paths listed: add the routes on green now.",
+                    tally,
+                    hosts,
+                },
+                SummaryGroup::Action(action) => Group {
+                    id: action.as_str(),
+                    title: action.as_str(),
+                    color: color(action),
+                    advice: action_advice(action),
+                    tally,
+                    hosts,
+                },
+            }
+        })
+        .collect()
 }
 
 /// The whole page. `quiet_period` tells which hosts still arrive.
-pub fn render(report: &Report, quiet_period: Duration) -> String {
+pub fn render(summary: &Summary, quiet_period: Duration) -> String {
+    let report = &summary.header;
     let now = parse_rfc3339(&report.generated_at).unwrap_or_else(unix_ms);
-    let quiet_ms = quiet_period.as_millis() as u64;
-    let arriving = report
-        .hosts
-        .iter()
-        .filter(|h| parse_rfc3339(&h.last_seen).is_some_and(|t| now.saturating_sub(t) < quiet_ms))
-        .count();
-    let groups = groups(report);
-    let mut o = String::with_capacity(16 * 1024 + report.hosts.len().min(400) * 2048);
+    let arriving = summary.arriving as usize;
+    let groups = groups(summary);
+    let mut o = String::with_capacity(16 * 1024 + groups.iter().map(|g| g.hosts.len()).sum::<usize>() * 2048);
     let _ = write!(
         o,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -92,27 +90,27 @@ pub fn render(report: &Report, quiet_period: Duration) -> String {
          since {} · {} replica(s) · reloads every {REFRESH_S} s</p></header>",
         esc(&report.generated_at),
         esc(&report.started_at),
-        report.replicas
+        report.replicas.len()
     );
     totals(&mut o, report, arriving, quiet_period);
     o.push_str("<nav class=\"chips\">");
     for g in &groups {
-        let requests: u64 = g.hosts.iter().map(|h| h.requests).sum();
-        let empty = if g.hosts.is_empty() { " empty" } else { "" };
+        let requests = g.tally.requests;
+        let empty = if g.tally.hosts == 0 { " empty" } else { "" };
         let _ = write!(
             o,
             "<a class=\"chip{empty}\" href=\"#{id}\" style=\"--c:{c}\"><b>{n}</b> {title}<small>{requests} req</small></a>",
             id = g.id,
             c = g.color,
-            n = g.hosts.len(),
+            n = g.tally.hosts,
             title = g.title,
         );
     }
     o.push_str("</nav>");
-    if report.hosts.is_empty() {
+    if groups.iter().all(|g| g.tally.hosts == 0) {
         o.push_str("<p class=\"none\">No request recorded yet.</p>");
     }
-    for g in groups.iter().filter(|g| !g.hosts.is_empty()) {
+    for g in groups.iter().filter(|g| g.tally.hosts > 0) {
         group(&mut o, g, now);
     }
     o.push_str(
@@ -150,7 +148,7 @@ fn totals(o: &mut String, report: &Report, arriving: usize, quiet: Duration) {
 }
 
 fn group(o: &mut String, g: &Group<'_>, now_ms: u64) {
-    let requests: u64 = g.hosts.iter().map(|h| h.requests).sum();
+    let requests = g.tally.requests;
     let _ = write!(
         o,
         "<section class=\"group\" id=\"{id}\" style=\"--c:{c}\"><h2><span class=\"tag\">{title}</span> \
@@ -158,23 +156,26 @@ fn group(o: &mut String, g: &Group<'_>, now_ms: u64) {
         id = g.id,
         c = g.color,
         title = g.title,
-        n = g.hosts.len(),
+        n = g.tally.hosts,
         advice = esc(g.advice),
     );
     o.push_str(
         "<table><thead><tr><th>host</th><th class=\"num\">requests</th><th>last 60 min (req/min)</th>\
          <th>last seen</th><th>DNS</th><th>green</th><th>why</th></tr></thead><tbody>",
     );
-    for h in g.hosts.iter().take(MAX_HOSTS_PER_ACTION) {
+    for h in g.hosts {
         row(o, h, now_ms);
     }
     o.push_str("</tbody></table>");
-    if g.hosts.len() > MAX_HOSTS_PER_ACTION {
+    if g.tally.hosts > g.hosts.len() as u64 {
         let _ = write!(
             o,
-            "<p class=\"more\">Showing the {MAX_HOSTS_PER_ACTION} busiest of {} hosts; the rest are in \
-             <a href=\"/report\">/report</a>.</p>",
-            g.hosts.len()
+            "<p class=\"more\">Showing the {} busiest of {} hosts; the rest are in \
+             <a href=\"/report?action={}&amp;limit=0\">/report?action={}</a>.</p>",
+            g.hosts.len().min(GROUP_HOSTS),
+            g.tally.hosts,
+            g.id,
+            g.id
         );
     }
     o.push_str("</section>");
@@ -357,7 +358,7 @@ mod tests {
             schema: SCHEMA.into(),
             generated_at: "2026-11-25T23:00:30Z".into(),
             started_at: "2026-11-25T21:00:00Z".into(),
-            replicas: 1,
+            replicas: vec![Replica::default()],
             totals: Totals {
                 requests: hosts.iter().map(|h| h.requests).sum(),
                 hosts: hosts.len() as u64,
@@ -366,7 +367,12 @@ mod tests {
             green: GreenSummary { loaded: true, objects: 2 },
             dns: DnsSummary::default(),
             hosts,
+            omitted: None,
         }
+    }
+
+    fn page(hosts: Vec<HostReport>) -> String {
+        render(&Summary::of_report(&report(hosts), Duration::from_secs(900)), Duration::from_secs(900))
     }
 
     #[test]
@@ -387,14 +393,11 @@ mod tests {
         let now_min = parse_rfc3339("2026-11-25T23:00:30Z").unwrap() / 60_000;
         let mut evil = host("<script>alert(1)</script>", Action::FixHardcoded, false, &[(now_min, 1)]);
         evil.reason = "\"><img src=x onerror=alert(2)>".into();
-        let page = render(
-            &report(vec![
-                evil,
-                host("calm.example.com", Action::AddGreenRoute, false, &[(now_min, 4)]),
-                host("hot.example.com", Action::AddGreenRoute, true, &[(now_min, 9)]),
-            ]),
-            Duration::from_secs(900),
-        );
+        let page = page(vec![
+            evil,
+            host("calm.example.com", Action::AddGreenRoute, false, &[(now_min, 4)]),
+            host("hot.example.com", Action::AddGreenRoute, true, &[(now_min, 9)]),
+        ]);
         assert!(!page.contains("<script>"), "host names are escaped");
         assert!(!page.contains("<img"), "reasons are escaped");
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
@@ -411,13 +414,11 @@ mod tests {
     #[test]
     fn groups_are_bounded_and_say_so() {
         let now_min = parse_rfc3339("2026-11-25T23:00:30Z").unwrap() / 60_000;
-        let hosts = (0..MAX_HOSTS_PER_ACTION + 7)
+        let hosts = (0..GROUP_HOSTS + 7)
             .map(|i| host(&format!("h{i:03}.example.com"), Action::SwitchDns, false, &[(now_min, 1)]))
             .collect();
-        let page = render(&report(hosts), Duration::from_secs(900));
-        assert_eq!(page.matches("<tr><td class=\"host\">").count(), MAX_HOSTS_PER_ACTION);
-        assert!(
-            page.contains(&format!("Showing the {MAX_HOSTS_PER_ACTION} busiest of {} hosts", MAX_HOSTS_PER_ACTION + 7))
-        );
+        let page = page(hosts);
+        assert_eq!(page.matches("<tr><td class=\"host\">").count(), GROUP_HOSTS);
+        assert!(page.contains(&format!("Showing the {GROUP_HOSTS} busiest of {} hosts", GROUP_HOSTS + 7)));
     }
 }

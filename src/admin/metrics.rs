@@ -22,11 +22,9 @@ use crate::dns::counters::{DnsCounters, DnsErrorKind};
 use crate::log::AccessLog;
 use crate::proxy::stats::WorkerView;
 use crate::record::Ledger;
-use crate::report::model::{Action, Report};
+use crate::report::model::Action;
+use crate::report::summary::Summary;
 use crate::report::writer::ReportWrites;
-
-/// Hosts shown with their own `host` label (the busiest ones); the rest are not labelled.
-pub const TOP_HOSTS: usize = 20;
 
 /// The content type of the exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -65,7 +63,7 @@ fn as_i64(v: u64) -> i64 {
 }
 
 /// Renders the exposition. `report` is a recent report of the ledger (`None` with `--no-record`).
-pub fn render(src: &MetricsSources, ledger: Option<&Ledger>, report: Option<&Report>, ready: bool) -> String {
+pub fn render(src: &MetricsSources, ledger: Option<&Ledger>, summary: Option<&Summary>, ready: bool) -> String {
     let mut r = Registry::default();
     gauge(&mut r, "cutover_ready", "1 while /readyz answers 200, 0 once draining", i64::from(ready));
 
@@ -112,8 +110,8 @@ pub fn render(src: &MetricsSources, ledger: Option<&Ledger>, report: Option<&Rep
     if let Some(ledger) = ledger {
         ledger_families(&mut r, src, ledger);
     }
-    if let Some(report) = report {
-        report_families(&mut r, report);
+    if let Some(summary) = summary {
+        summary_families(&mut r, summary);
     }
     let mut out = String::with_capacity(8 * 1024);
     if encode(&mut out, &r).is_err() {
@@ -136,6 +134,15 @@ fn ledger_families(r: &mut Registry, src: &MetricsSources, ledger: &Ledger) {
     gauge(r, "cutover_ledger_paths", "Distinct path templates in the ledger", conns_i64(ledger.path_count()));
     gauge(r, "cutover_ledger_max_hosts", "--max-hosts", conns_i64(src.bounds.0));
     gauge(r, "cutover_ledger_max_paths", "--max-paths", conns_i64(src.bounds.1));
+    let m = ledger.memory();
+    gauge(r, "cutover_ledger_memory_bytes", "Bytes the ledger holds (charged to its budget)", conns_i64(m.used));
+    gauge(r, "cutover_ledger_memory_limit_bytes", "--max-ledger-memory", conns_i64(m.limit));
+    counter(
+        r,
+        "cutover_ledger_memory_refusals",
+        "Times the memory budget refused an entry (its traffic was counted in a bucket, {other} or a compact entry)",
+        m.refused,
+    );
     let overflow = Family::<Labels, Counter<u64>>::default();
     overflow.get_or_create(&vec![("bucket", "hosts".to_owned())]).inc_by(t.hosts_overflowed);
     overflow.get_or_create(&vec![("bucket", "paths".to_owned())]).inc_by(t.paths_overflowed);
@@ -146,23 +153,24 @@ fn ledger_families(r: &mut Registry, src: &MetricsSources, ledger: &Ledger) {
     );
 }
 
-fn report_families(r: &mut Registry, report: &Report) {
+fn summary_families(r: &mut Registry, summary: &Summary) {
     let by_status = Family::<Labels, Counter<u64>>::default();
     let by_action = Family::<Labels, Gauge<i64>>::default();
     let hosts = Family::<Labels, Gauge<i64>>::default();
     let mut total = [0u64; 5];
-    for action in Action::ALL {
-        hosts.get_or_create(&vec![("action", action.as_str().to_owned())]).set(0);
-    }
-    for h in &report.hosts {
-        let s = &h.status;
+    for &action in Action::ALL {
+        let s = &summary.status_by_action[action.index()];
         let classes = [s.c1, s.c2, s.c3, s.c4, s.c5];
         for (i, n) in classes.iter().enumerate() {
             total[i] += n;
-            let labels = vec![("action", h.action.as_str().to_owned()), ("status_class", CLASSES[i].to_owned())];
-            by_action.get_or_create(&labels).inc_by(as_i64(*n));
+            if *n > 0 {
+                let labels = vec![("action", action.as_str().to_owned()), ("status_class", CLASSES[i].to_owned())];
+                by_action.get_or_create(&labels).set(as_i64(*n));
+            }
         }
-        hosts.get_or_create(&vec![("action", h.action.as_str().to_owned())]).inc();
+        hosts
+            .get_or_create(&vec![("action", action.as_str().to_owned())])
+            .set(as_i64(summary.by_action[action.index()].hosts));
     }
     for (i, n) in total.iter().enumerate() {
         by_status.get_or_create(&vec![("status_class", CLASSES[i].to_owned())]).inc_by(*n);
@@ -174,12 +182,9 @@ fn report_families(r: &mut Registry, report: &Report) {
         by_action,
     );
     r.register("cutover_hosts", "Hosts still in the report, by action", hosts);
-    let urgent = report.hosts.iter().filter(|h| h.urgent).count();
-    gauge(r, "cutover_hosts_urgent", "add-green-route hosts that DNS already sends to green", conns_i64(urgent));
+    gauge(r, "cutover_hosts_urgent", "add-green-route hosts that DNS already sends to green", as_i64(summary.urgent));
     let top = Family::<Labels, Gauge<i64>>::default();
-    let mut busiest: Vec<_> = report.hosts.iter().collect();
-    busiest.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.host.cmp(&b.host)));
-    for h in busiest.into_iter().take(TOP_HOSTS) {
+    for h in summary.top_hosts() {
         let labels = vec![("host", h.host.clone()), ("action", h.action.as_str().to_owned())];
         top.get_or_create(&labels).set(as_i64(h.requests));
     }
@@ -187,6 +192,20 @@ fn report_families(r: &mut Registry, report: &Report) {
         "cutover_top_host_requests",
         "Requests of the busiest hosts (at most 20 series; the rest have no host label)",
         top,
+    );
+    let took = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    took.set(summary.took.as_secs_f64());
+    r.register(
+        "cutover_summary_duration_seconds",
+        "How long the last pass over the ledger took (the summary these families come from)",
+        took,
+    );
+    let made = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    made.set(crate::base::time::parse_rfc3339(&summary.header.generated_at).unwrap_or(0) as f64 / 1000.0);
+    r.register(
+        "cutover_summary_timestamp_seconds",
+        "When the summary these families come from was made (unix time; refreshed every 2 s or more)",
+        made,
     );
 }
 

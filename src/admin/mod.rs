@@ -1,33 +1,46 @@
 //! The admin listener: `/healthz` (the process is up), `/readyz` (it takes traffic; 503 once a
-//! shutdown has begun, so Kubernetes takes the pod out of its endpoints), the report as
-//! `/report` (JSON), `/report.csv` and `/report.md`, the dashboard at `/` and Prometheus metrics at
-//! `/metrics` (both from a report at most [`CACHE_FOR`] old, so frequent scrapes and page reloads
-//! do not rebuild it each time).
+//! shutdown has begun, so Kubernetes takes the pod out of its endpoints), the report as `/report`
+//! (JSON), `/report.csv` and `/report.md` — bounded by default, streamed as the ledger is read —,
+//! `/report/route53`, and the dashboard at `/` and Prometheus metrics at `/metrics`, both from the
+//! [`Summary`] a background task keeps fresh: a scrape or a page view builds nothing.
 
+mod body;
 pub mod dashboard;
 pub mod metrics;
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::admin::metrics::MetricsSources;
+use crate::base::time::unix_ms;
 use crate::dns::book::DnsBook;
 use crate::net::shutdown::Shutdown;
 use crate::record::Ledger;
-use crate::report::build::build;
+use crate::report::build::Sources;
 use crate::report::changes::{export, ExportSettings};
 use crate::report::judge::ReportSettings;
-use crate::report::model::Report;
-use crate::report::render::{render, Format};
+use crate::report::model::Action;
+use crate::report::render::Format;
+use crate::report::stream::{self, Selection};
+use crate::report::summary::{summarize, Summary};
+use body::ChannelBody;
+
+/// Switch-dns hosts `/report/route53` writes changes for at most (the offline `report route53`
+/// takes a whole report file).
+pub const ROUTE53_HOSTS: usize = 5000;
+/// The summary is made again this often at least (more rarely when a pass takes long: five times
+/// its duration, so it never takes more than a fifth of a core).
+pub const SUMMARY_EVERY: Duration = Duration::from_secs(2);
 
 /// What the admin endpoints read.
 pub struct AdminState {
@@ -37,50 +50,50 @@ pub struct AdminState {
     pub ledger: Option<Arc<Ledger>>,
     /// When recording started, unix ms.
     pub started_at_ms: u64,
+    /// `--replica-id`.
+    pub replica_id: Arc<str>,
     /// How reports judge hosts.
     pub report: ReportSettings,
     /// DNS evidence, when configured.
     pub dns: Option<Arc<DnsBook>>,
     /// How `/report/route53` writes changes.
     pub export: ExportSettings,
-    /// What `/metrics` reads besides the report.
+    /// What `/metrics` reads besides the summary.
     pub metrics: MetricsSources,
-    /// The last report made for `/` and `/metrics`.
-    pub cache: ReportCache,
+    /// The last summary (`None` until the first is made, and with `--no-record`).
+    pub summary: ArcSwapOption<Summary>,
 }
 
-/// How long the dashboard and `/metrics` reuse a report.
-pub const CACHE_FOR: Duration = Duration::from_secs(2);
+type Body = Either<Full<Bytes>, ChannelBody>;
 
-/// The last report built for the dashboard and `/metrics`, with when it was built.
-#[derive(Default)]
-pub struct ReportCache(Mutex<Option<(Instant, Arc<Report>)>>, tokio::sync::Mutex<()>);
-
-impl ReportCache {
-    fn fresh(&self) -> Option<Arc<Report>> {
-        let cached = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        cached.as_ref().filter(|(at, _)| at.elapsed() < CACHE_FOR).map(|(_, r)| r.clone())
+impl AdminState {
+    fn sources<'a>(&'a self, ledger: &'a Ledger) -> Sources<'a> {
+        Sources {
+            ledger,
+            dns: self.dns.as_deref(),
+            started_at_ms: self.started_at_ms,
+            replica_id: &self.replica_id,
+            settings: self.report,
+        }
     }
 }
 
-impl AdminState {
-    /// A report at most [`CACHE_FOR`] old (built off the admin runtime's thread when needed). One
-    /// build at a time: a dashboard refresh and a scrape arriving together share it.
-    async fn cached_report(&self, ledger: Arc<Ledger>) -> Option<Arc<Report>> {
-        if let Some(report) = self.cache.fresh() {
-            return Some(report);
-        }
-        let _building = self.cache.1.lock().await;
-        if let Some(report) = self.cache.fresh() {
-            return Some(report);
-        }
-        let (started, settings) = (self.started_at_ms, self.report);
-        let dns = self.dns.clone();
-        let report = Arc::new(
-            tokio::task::spawn_blocking(move || build(&ledger, started, &settings, dns.as_deref())).await.ok()?,
-        );
-        *self.cache.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), report.clone()));
-        Some(report)
+/// Keeps [`AdminState::summary`] fresh: a pass off the admin runtime's thread every
+/// [`SUMMARY_EVERY`], or five times the last pass's duration when that is longer.
+pub async fn keep_summary(state: Arc<AdminState>) {
+    let Some(ledger) = state.ledger.clone() else { return };
+    loop {
+        let (s, l) = (state.clone(), ledger.clone());
+        let made = tokio::task::spawn_blocking(move || summarize(&s.sources(&l), unix_ms())).await;
+        let wait = match made {
+            Ok(summary) => {
+                let wait = SUMMARY_EVERY.max(summary.took * 5);
+                state.summary.store(Some(Arc::new(summary)));
+                wait
+            }
+            Err(_) => SUMMARY_EVERY,
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -91,7 +104,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
             Ok(pair) => pair,
             Err(e) => {
                 tracing::warn!(error = %e, "admin accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
@@ -103,21 +116,21 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(10))
+                .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });
     }
 }
 
-async fn route(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Full<Bytes>> {
+async fn route(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
     let format =
         match req.uri().path() {
-            "/" => return dashboard(&state).await,
-            "/metrics" => return metrics(&state).await,
+            "/" => return dashboard(&state),
+            "/metrics" => return metrics(&state),
             "/healthz" => return text(StatusCode::OK, "ok\n"),
             "/readyz" if state.shutdown.is_ready() => return text(StatusCode::OK, "ready\n"),
             "/readyz" => return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
@@ -130,29 +143,37 @@ async fn route(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Full
                 "not found; try /, /metrics, /healthz, /readyz, /report, /report.csv, /report.md, /report/route53\n",
             ),
         };
+    report(req, state, format)
+}
+
+/// `/report`: the hosts a [`Selection`] of the query chooses (by default the ones that matter,
+/// bounded), streamed as they are read.
+fn report(req: &Request<Incoming>, state: Arc<AdminState>, format: Format) -> Response<Body> {
     let Some(ledger) = state.ledger.clone() else {
         return text(StatusCode::NOT_FOUND, "recording is off (--no-record)\n");
     };
-    // Building a report of many hosts takes a while: off the admin runtime's thread.
-    let (started, settings, dns) = (state.started_at_ms, state.report, state.dns.clone());
-    let body =
-        tokio::task::spawn_blocking(move || render(&build(&ledger, started, &settings, dns.as_deref()), format)).await;
-    let Ok(body) = body else { return text(StatusCode::INTERNAL_SERVER_ERROR, "report failed\n") };
-    let content_type = match format {
-        Format::Json => "application/json",
-        Format::Csv => "text/csv; charset=utf-8",
-        Format::Markdown => "text/markdown; charset=utf-8",
+    let selection = match Selection::from_query(req.uri().query()) {
+        Ok(s) => s,
+        Err(why) => return owned_text(StatusCode::BAD_REQUEST, format!("{why}\n")),
     };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let (mut writer, body) = body::channel();
+    tokio::task::spawn_blocking(move || {
+        let src = state.sources(&ledger);
+        if let Err(e) = stream::write(&src, &selection, format, unix_ms(), &mut writer) {
+            tracing::debug!(error = %e, "report stream ended early");
+        }
+    });
+    let mut resp = Response::new(Either::Right(body));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
 /// `/report/route53`: every zone's change batches with the skipped hosts and the ExternalDNS
-/// script; `?zone=Z…` gives that zone's batch alone (`&part=N` for the Nth when a zone has more
-/// than 1 000 changes), ready for `--change-batch file://`.
-async fn route53(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Full<Bytes>> {
+/// script, for the busiest [`ROUTE53_HOSTS`] switch-dns hosts; `?zone=Z…` gives that zone's batch
+/// alone (`&part=N` for the Nth when a zone has more than 1 000 changes), ready for
+/// `--change-batch file://`.
+async fn route53(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Body> {
     let Some(ledger) = state.ledger.clone() else {
         return text(StatusCode::NOT_FOUND, "recording is off (--no-record)\n");
     };
@@ -160,12 +181,17 @@ async fn route53(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Fu
         req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix(name))).map(str::to_owned)
     };
     let zone = param("zone=");
-    // A zone with more than 1 000 changes has several batches: `&part=2`…
     let part: usize = param("part=").and_then(|p| p.parse().ok()).unwrap_or(1);
-    let (started, settings, dns, s) = (state.started_at_ms, state.report, state.dns.clone(), state.export);
-    let built =
-        tokio::task::spawn_blocking(move || export(&build(&ledger, started, &settings, dns.as_deref()), &s)).await;
-    let Ok(out) = built else { return text(StatusCode::INTERNAL_SERVER_ERROR, "export failed\n") };
+    let built = tokio::task::spawn_blocking(move || {
+        let selection =
+            Selection { limit: Some(ROUTE53_HOSTS), max_bytes: None, actions: vec![Action::SwitchDns], host: None };
+        let mut json = Vec::new();
+        stream::write(&state.sources(&ledger), &selection, Format::Json, unix_ms(), &mut json).ok()?;
+        let report = serde_json::from_slice(&json).ok()?;
+        Some(export(&report, &state.export))
+    })
+    .await;
+    let Ok(Some(out)) = built else { return text(StatusCode::INTERNAL_SERVER_ERROR, "export failed\n") };
     let body = match zone {
         Some(z) => match out.batches.get(&z).and_then(|parts| parts.get(part.saturating_sub(1))) {
             Some(batch) => batch.clone(),
@@ -173,45 +199,47 @@ async fn route53(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Fu
         },
         None => serde_json::to_value(&out).unwrap_or_default(),
     };
-    let mut resp = Response::new(Full::new(Bytes::from(serde_json::to_vec_pretty(&body).unwrap_or_default())));
+    let mut resp =
+        Response::new(Either::Left(Full::new(Bytes::from(serde_json::to_vec_pretty(&body).unwrap_or_default()))));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
-async fn dashboard(state: &AdminState) -> Response<Full<Bytes>> {
-    let Some(ledger) = state.ledger.clone() else {
+fn dashboard(state: &AdminState) -> Response<Body> {
+    if state.ledger.is_none() {
         return text(StatusCode::NOT_FOUND, "recording is off (--no-record): no dashboard\n");
+    }
+    let Some(summary) = state.summary.load_full() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "the first summary is being made; reload in a moment\n");
     };
-    let Some(report) = state.cached_report(ledger).await else {
-        return text(StatusCode::INTERNAL_SERVER_ERROR, "report failed\n");
-    };
-    let page = crate::admin::dashboard::render(&report, state.report.quiet_period);
+    let page = crate::admin::dashboard::render(&summary, state.report.quiet_period);
     with_type(page, "text/html; charset=utf-8")
 }
 
-async fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
-    let report = match state.ledger.clone() {
-        Some(ledger) => state.cached_report(ledger).await,
-        None => None,
-    };
+fn metrics(state: &AdminState) -> Response<Body> {
+    let summary = state.summary.load_full();
     let body = crate::admin::metrics::render(
         &state.metrics,
         state.ledger.as_deref(),
-        report.as_deref(),
+        summary.as_deref(),
         state.shutdown.is_ready(),
     );
     with_type(body, crate::admin::metrics::CONTENT_TYPE)
 }
 
-fn with_type(body: String, content_type: &'static str) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+fn with_type(body: String, content_type: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Either::Left(Full::new(Bytes::from(body))));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    owned_text(status, body.to_owned())
+}
+
+fn owned_text(status: StatusCode, body: String) -> Response<Body> {
+    let mut resp = Response::new(Either::Left(Full::new(Bytes::from(body))));
     *resp.status_mut() = status;
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     resp

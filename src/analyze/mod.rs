@@ -22,7 +22,7 @@ use crate::dns::targets::Targets;
 use crate::dns::task::resolvable;
 use crate::dns::zones::{self, Zones};
 use crate::record::{Ledger, LedgerSettings, Observation};
-use crate::report::build::build_at;
+use crate::report::build::Sources;
 use crate::report::judge::ReportSettings;
 use crate::report::model::Report;
 use crate::routes::{RouteError, RouteTable};
@@ -201,12 +201,21 @@ pub fn run(args: &AnalyzeSettings) -> Result<Analysis, AnalyzeError> {
     // DNS as the zones say it, judged once for every host (no live lookup: the logs are history).
     let dns = (!imported.is_empty() || !targets.is_empty()).then(|| {
         let book = DnsBook::new(targets, imported, false, 30_000, Arc::default(), Arc::default());
-        for host in ledger.host_names().iter().filter(|h| resolvable(h, book.targets())) {
-            let _ = book.observe(host, None, last);
-        }
+        ledger.for_each_name(&mut |host: &str| {
+            if resolvable(host, book.targets()) {
+                let _ = book.observe(host, None, last);
+            }
+        });
         book
     });
-    let report = build_at(&ledger, first, &ReportSettings { quiet_period: args.quiet_period }, dns.as_ref(), last);
+    let sources = Sources {
+        ledger: &ledger,
+        dns: dns.as_ref(),
+        started_at_ms: first,
+        replica_id: "analyze",
+        settings: ReportSettings { quiet_period: args.quiet_period },
+    };
+    let report = sources.build_at(last);
     Ok(Analysis { report, lines, requests, malformed, listed })
 }
 

@@ -8,6 +8,8 @@
 use std::fmt::Write;
 use std::net::IpAddr;
 
+use super::names::named_enum;
+
 /// The ledger key for requests without a Host.
 pub const NO_HOST: &str = "(none)";
 /// The ledger key for a Host that is not text or not a name.
@@ -16,10 +18,32 @@ pub const INVALID_HOST: &str = "(invalid)";
 pub const NO_SNI: &str = "(no-sni)";
 /// The ledger key of passthrough connections whose first bytes are not a TLS ClientHello.
 pub const NOT_TLS: &str = "(not-tls)";
-/// The ledger key of hosts beyond the ledger's bounds.
-pub const OTHER_HOST: &str = "(other)";
 /// The ledger key of path templates beyond the ledger's bounds.
 pub const OTHER_PATH: &str = "{other}";
+
+named_enum! {
+    /// Where a host's traffic is counted once the ledger's bounds (`--max-hosts`, its memory)
+    /// are reached: together with the other hosts of its kind, so each bucket still gets the
+    /// action its hosts would get.
+    pub enum Overflow {
+        /// Names of no more telling kind.
+        Hosts = "(other)",
+        /// Clients that address blue directly (IP literals, load balancer names, no usable name):
+        /// `fix-hardcoded`.
+        AddressedDirectly = "(other: addressed directly)",
+        /// Names in none of the imported Route53 zones: `investigate-dns`.
+        OutsideZones = "(other: outside the zones)",
+        /// Names whose path green's routes do not serve: `add-green-route`.
+        Unrouted = "(other: unrouted)",
+    }
+}
+
+impl Overflow {
+    /// The bucket a ledger key names, if it is one.
+    pub fn of(host: &str) -> Option<Overflow> {
+        host.parse().ok()
+    }
+}
 
 /// Whether a ledger key is a placeholder rather than a name a client sent: every placeholder
 /// starts with `(`, which normalization never lets through in a name.
@@ -161,7 +185,10 @@ mod tests {
         assert!(is_aws_load_balancer_name("dualstack.k8s-green-api-3c4d.ap-northeast-2.elb.amazonaws.com"));
         assert!(!is_aws_load_balancer_name("api.example.com"));
         assert!(!is_aws_load_balancer_name("s3.amazonaws.com"));
-        for p in [NO_HOST, INVALID_HOST, NO_SNI, NOT_TLS, OTHER_HOST] {
+        assert_eq!(Overflow::Hosts.as_str(), "(other)");
+        assert_eq!(Overflow::of("(other: unrouted)"), Some(Overflow::Unrouted));
+        assert_eq!(Overflow::of("api.example.com"), None);
+        for p in [NO_HOST, INVALID_HOST, NO_SNI, NOT_TLS].into_iter().chain(Overflow::ALL.iter().map(|o| o.as_str())) {
             assert!(is_placeholder(p), "{p}");
         }
         assert!(!is_placeholder("api.example.com"));

@@ -44,6 +44,48 @@ impl std::fmt::Display for Dur {
     }
 }
 
+/// A size in bytes: `64MiB`, `512MB`, `1GiB`, `65536` (bytes), `KiB`/`KB` too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size (use e.g. 64MiB, 512MB, 1GiB or bytes)"))?;
+        let scale: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" | "K" => 1 << 10,
+            "MiB" | "M" => 1 << 20,
+            "GiB" | "G" => 1 << 30,
+            "KB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            other => return Err(format!("unknown size unit `{other}` in `{s}` (use B, KiB, MiB, GiB, KB, MB or GB)")),
+        };
+        n.checked_mul(scale)
+            .and_then(|b| usize::try_from(b).ok())
+            .map(ByteSize)
+            .ok_or_else(|| format!("size `{s}` is too large"))
+    }
+}
+
+impl std::fmt::Display for ByteSize {
+    /// In the largest binary unit that writes it exactly.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.0;
+        match b {
+            0 => write!(f, "0"),
+            b if b % (1 << 30) == 0 => write!(f, "{}GiB", b >> 30),
+            b if b % (1 << 20) == 0 => write!(f, "{}MiB", b >> 20),
+            b if b % (1 << 10) == 0 => write!(f, "{}KiB", b >> 10),
+            b => write!(f, "{b}"),
+        }
+    }
+}
+
 /// A network: `10.0.0.0/8`, or a bare address meaning just that host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr(pub ipnet::IpNet);
@@ -187,6 +229,17 @@ mod tests {
         for text in ["250ms", "5s", "2m", "1h", "90s", "0s"] {
             assert_eq!(text.parse::<Dur>().unwrap().to_string(), text);
         }
+    }
+
+    #[test]
+    fn sizes() {
+        let b = |s: &str| s.parse::<ByteSize>().map(|b| b.0);
+        assert_eq!(b("64MiB"), Ok(64 << 20));
+        assert_eq!(b("512MB"), Ok(512_000_000));
+        assert_eq!(b("65536"), Ok(65536));
+        assert_eq!(b("1GiB"), Ok(1 << 30));
+        assert!(b("12 parsecs").is_err() && b("").is_err());
+        assert_eq!(ByteSize(64 << 20).to_string(), "64MiB");
     }
 
     #[test]

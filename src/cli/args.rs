@@ -9,7 +9,7 @@ use clap::Args;
 
 use crate::base::error::ConfigError;
 use crate::base::names::Named;
-use crate::base::values::Dur;
+use crate::base::values::{ByteSize, Dur};
 use crate::dns::targets::{Target, Targets};
 use crate::dns::zones::split_arg;
 use crate::record::normalize::{Glob, Templater};
@@ -54,6 +54,11 @@ pub(super) struct LedgerArgs {
     #[arg(long, env = "CUTOVER_MAX_PATHS", value_name = "N", default_value_t = LedgerSettings::default().max_paths)]
     pub max_paths: usize,
 
+    /// Bytes the ledger may hold; past them new hosts are counted in `(other)` buckets, new paths
+    /// in `{other}` (totals stay exact).
+    #[arg(long, env = "CUTOVER_MAX_LEDGER_MEMORY", value_name = "SIZE", default_value_t = ByteSize(LedgerSettings::default().max_memory))]
+    pub max_ledger_memory: ByteSize,
+
     /// Paths (glob, `*` and `?`) still forwarded but only counted as ignored; repeatable.
     #[arg(long, env = "CUTOVER_IGNORE_PATH", value_name = "GLOB", value_delimiter = ',', default_values_t = LedgerSettings::default().ignore_paths)]
     pub ignore_path: Vec<Glob>,
@@ -74,6 +79,7 @@ impl LedgerArgs {
             max_hosts: self.max_hosts,
             max_paths_per_host: self.max_paths_per_host,
             max_paths: self.max_paths,
+            max_memory: self.max_ledger_memory.0,
             ignore_paths: self.ignore_path.clone(),
             ignore_user_agents: self.ignore_user_agent.clone(),
             templater: Templater::new(self.id_pattern.iter().map(|p| p.0.clone()).collect()),

@@ -8,7 +8,7 @@ use super::args::{named, ExportArgs, QuietArgs};
 use crate::report::changes::export;
 use crate::report::file::{self, ReportFileError};
 use crate::report::judge::ReportSettings;
-use crate::report::merge::{merge, MergeError};
+use crate::report::merge::{merge_files, MergeError};
 use crate::report::render::{self, Format};
 
 /// `cutover-proxy report …`.
@@ -74,8 +74,11 @@ impl ReportCommand {
             | ReportCommand::Merge { files, quiet, .. }
             | ReportCommand::Route53 { files, quiet, .. } => (files, quiet.quiet_period.0),
         };
-        let reports = files.iter().map(|f| file::read(f)).collect::<Result<Vec<_>, _>>()?;
-        let merged = merge(reports, &ReportSettings { quiet_period: quiet })?;
+        let done = merge_files(files, &ReportSettings { quiet_period: quiet })?;
+        for (file, why) in &done.superseded {
+            eprintln!("left out {}: {why}", file.display());
+        }
+        let merged = done.report;
         match self {
             ReportCommand::Render { format, .. } => print!("{}", render::render(&merged, format)),
             ReportCommand::Merge { out: Some(out), .. } => file::write_atomic(&out, render::json(&merged).as_bytes())?,

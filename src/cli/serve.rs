@@ -118,6 +118,10 @@ pub(super) struct ServeArgs {
     #[command(flatten)]
     pub quiet: QuietArgs,
 
+    /// This replica's name in its reports [default: $POD_NAME, else $HOSTNAME, else the host name].
+    #[arg(long, env = "CUTOVER_REPLICA_ID", value_name = "NAME")]
+    pub replica_id: Option<String>,
+
     /// Forward only, record nothing (for measuring the ledger's cost).
     #[arg(long, env = "CUTOVER_NO_RECORD")]
     pub no_record: bool,
@@ -220,6 +224,14 @@ pub(super) struct DnsArgs {
     /// (`Connection: close`, HTTP/2 GOAWAY) so clients re-resolve; no request is dropped.
     #[arg(long, env = "CUTOVER_CLOSE_STALE_CONNECTIONS")]
     pub close_stale_connections: bool,
+}
+
+/// The pod's name (the Deployment passes `POD_NAME` from the downward API), else the host's.
+fn default_replica_id() -> Option<String> {
+    let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    var("POD_NAME").or_else(|| var("HOSTNAME")).or_else(|| {
+        std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()).filter(|h| !h.is_empty())
+    })
 }
 
 fn invalid<T>(what: &'static str, why: impl Into<String>) -> Result<T, ConfigError> {
@@ -326,6 +338,8 @@ impl ServeArgs {
         s.quiet_period = self.quiet.quiet_period.0;
         s.ledger = self.ledger.settings();
         s.no_record = self.no_record;
+        s.replica_id = self.replica_id.clone().or_else(default_replica_id).unwrap_or_else(|| "cutover-proxy".into());
+        s.dns.resolver.max_hosts = s.ledger.max_hosts;
         s.tls_listen = self.tls.tls_listen;
         s.cert_dir = self.tls.cert_dir;
         s.default_cert = self.tls.default_cert;

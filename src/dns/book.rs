@@ -12,7 +12,7 @@ use super::evidence::{DnsAnswer, DnsEvidence};
 use super::targets::{Side, TargetAddrs, Targets};
 use super::verdict::{verdict_of_sides, DnsSource, DnsVerdict};
 use super::zones::{ZoneAnswer, Zones};
-use crate::base::time::rfc3339;
+use crate::base::time::{parse_rfc3339, rfc3339};
 use crate::record::MovedHosts;
 
 /// Largest number of distinct answers kept per host (weighted sets rarely have more).
@@ -186,7 +186,8 @@ impl DnsBook {
             (Some(v), _) => (v, Some(DnsSource::Live)),
             (None, Some(r)) => (r.verdict, Some(DnsSource::Route53)),
             (None, None) if h.live_error.is_some() => (DnsVerdict::Unresolvable, Some(DnsSource::Live)),
-            (None, None) => (DnsVerdict::Unknown, None),
+            // No evidence yet: what was known stays (a fresh host's unknown, a restored verdict).
+            (None, None) => (h.verdict, h.source),
         };
         if resolved {
             h.green_streak = match (live_verdict, h.green_streak) {
@@ -293,6 +294,39 @@ impl DnsBook {
             resolved_at: (h.resolved_at_ms > 0).then(|| rfc3339(h.resolved_at_ms)),
             error: h.live_error.as_ref().map(LookupFailure::describe),
         }
+    }
+
+    /// Puts back what a saved report said of a host's DNS (its verdict, since when, when it moved
+    /// to green and the TTLs met), until a resolution says more. Publish with
+    /// [`DnsBook::publish_moves`] once every host is seeded.
+    pub fn seed(&self, host: &str, e: &DnsEvidence) {
+        if e.verdict == DnsVerdict::Unknown {
+            return;
+        }
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let h = hosts.entry(host.to_owned()).or_default();
+        h.verdict = e.verdict;
+        h.source = e.source;
+        h.answers = e.answers.clone();
+        let at = |t: &Option<String>| t.as_deref().and_then(parse_rfc3339);
+        h.changed_at_ms = at(&e.changed_at).unwrap_or(0);
+        h.resolved_at_ms = at(&e.resolved_at).unwrap_or(0);
+        h.green_since_ms = at(&e.green_since);
+        h.ttl_before_move = e.max_ttl;
+        if e.source == Some(DnsSource::Live) {
+            // The last resolution as the report gave it: its chain, addresses and lowest TTL.
+            let ttl = e.ttl.map_or(0, |t| u32::try_from(t).unwrap_or(u32::MAX));
+            let addrs = e.answers.iter().filter_map(|a| a.address.parse().ok()).collect();
+            h.live = vec![LiveAnswer { chain: e.chain.clone(), addrs, min_ttl: ttl, max_ttl: ttl }];
+        }
+    }
+
+    /// Publishes the hosts whose DNS points only at green, as they stand.
+    pub fn publish_moves(&self) {
+        let hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let moved: Vec<(String, u64)> =
+            hosts.iter().filter_map(|(k, v)| v.green_since_ms.map(|at| (k.clone(), at))).collect();
+        self.moves.publish(moved);
     }
 
     /// Counts one lookup (for `/metrics`) and, when it found no address, why.

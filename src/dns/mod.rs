@@ -6,6 +6,7 @@
 pub mod book;
 pub mod counters;
 pub mod evidence;
+pub mod kinds;
 pub mod settings;
 pub mod targets;
 pub mod task;

@@ -60,6 +60,8 @@ pub struct ResolverSettings {
     pub min_interval: Duration,
     /// See `min_interval`.
     pub max_interval: Duration,
+    /// Hosts resolved at most (the ledger's `--max-hosts`): the rest are not looked up.
+    pub max_hosts: usize,
 }
 
 impl Default for ResolverSettings {
@@ -73,6 +75,7 @@ impl Default for ResolverSettings {
             target_refresh: Duration::from_secs(30),
             min_interval: Duration::from_secs(1),
             max_interval: Duration::from_secs(300),
+            max_hosts: 100_000,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use crate::base::host::{is_aws_load_balancer_name, is_nameless, lb_name};
+use crate::base::host::{is_aws_load_balancer_name, is_nameless, lb_name, Overflow};
 use crate::base::names::named_enum;
 
 named_enum! {
@@ -134,7 +134,11 @@ impl Targets {
     /// usable Host or SNI, an AWS load balancer's own name, or a configured target's name. DNS
     /// changes will never move them (`fix-hardcoded`): the one place that decides it.
     pub fn addressed_directly(&self, host: &str, ip_literal: bool) -> bool {
-        if ip_literal || is_nameless(host) || is_aws_load_balancer_name(host) {
+        if ip_literal
+            || is_nameless(host)
+            || is_aws_load_balancer_name(host)
+            || host == Overflow::AddressedDirectly.as_str()
+        {
             return true;
         }
         let name = lb_name(host);

@@ -65,14 +65,14 @@ pub fn resolvable(host: &str, targets: &Targets) -> bool {
 /// Called with (host, from, to) when a host's verdict changes.
 pub type OnChange = Arc<dyn Fn(&str, DnsVerdict, DnsVerdict) + Send + Sync>;
 
-/// Runs until `new_hosts` closes. `known_hosts` lists the ledger's hosts (hosts whose
+/// Runs until `new_hosts` closes. `known_hosts` walks the ledger's hosts (hosts whose
 /// announcement was dropped because the channel was full are found there every minute).
 pub async fn run(
     book: Arc<DnsBook>,
     resolver: Option<TokioResolver>,
     settings: ResolverSettings,
     mut new_hosts: mpsc::Receiver<String>,
-    known_hosts: impl Fn() -> Vec<String>,
+    known_hosts: impl Fn(&mut dyn FnMut(&str)),
     on_change: OnChange,
 ) {
     let resolver = resolver.map(Arc::new);
@@ -93,15 +93,16 @@ pub async fn run(
         };
         tokio::select! {
             host = new_hosts.recv() => match host {
-                Some(host) => admit(&book, &mut known, &mut queue, host, resolver.is_some(), &on_change),
+                Some(host) => admit(&book, &mut known, &mut queue, host, resolver.is_some(), &on_change, settings.max_hosts),
                 None => break,
             },
             _ = sweep.tick() => {
-                for host in known_hosts() {
-                    if !known.contains(&host) {
-                        admit(&book, &mut known, &mut queue, host, resolver.is_some(), &on_change);
+                let live = resolver.is_some();
+                known_hosts(&mut |host: &str| {
+                    if !known.contains(host) {
+                        admit(&book, &mut known, &mut queue, host.to_owned(), live, &on_change, settings.max_hosts);
                     }
-                }
+                });
             }
             _ = targets.tick(), if resolver.is_some() && targets_task.as_ref().is_none_or(|t| t.is_finished()) => {
                 if let Some(r) = &resolver {
@@ -161,8 +162,10 @@ fn admit(
     host: String,
     live: bool,
     on_change: &OnChange,
+    max_hosts: usize,
 ) {
-    if !resolvable(&host, book.targets()) || !known.insert(host.clone()) {
+    // Bounded like the ledger: a flood of new hosts does not grow the evidence without end.
+    if known.len() >= max_hosts || !resolvable(&host, book.targets()) || !known.insert(host.clone()) {
         return;
     }
     let now = unix_ms();

@@ -1,12 +1,16 @@
 //! One worker's part of the ledger: its hosts in locked shards and its exact totals.
 
 use std::hash::RandomState;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use hashbrown::HashMap;
 
-use super::host::HostStats;
+use super::host::HostEntry;
+use super::sightings::Suppressed;
+
+/// One shard of a lane's hosts.
+pub type HostMap = HashMap<Box<str>, Box<HostEntry>, RandomState>;
 
 /// A sum of [`Totals`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,6 +32,22 @@ pub struct TotalCounts {
     /// Of those, on connections served the default certificate.
     pub default_cert: u64,
     pub passthrough_connections: u64,
+}
+
+impl TotalCounts {
+    /// Adds a lane's totals.
+    pub fn add(&mut self, t: &Totals) {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        self.requests += get(&t.requests);
+        self.ignored += get(&t.ignored);
+        self.unrouted += get(&t.unrouted);
+        self.hosts_overflowed += get(&t.hosts_overflowed);
+        self.paths_overflowed += get(&t.paths_overflowed);
+        self.tls_requests += get(&t.tls_requests);
+        self.sni_mismatch += get(&t.sni_mismatch);
+        self.default_cert += get(&t.default_cert);
+        self.passthrough_connections += get(&t.passthrough_connections);
+    }
 }
 
 /// Totals over everything recorded, exact whatever the bounds.
@@ -65,23 +85,33 @@ pub struct Totals {
 pub struct Lane {
     /// This worker's totals.
     pub totals: Totals,
-    pub(super) shards: [Mutex<HashMap<String, HostStats, RandomState>>; LANE_SHARDS],
+    pub(super) shards: [Mutex<HostMap>; LANE_SHARDS],
+    /// First sightings this lane did not announce (over the events' rate), for the summary line.
+    pub(super) suppressed: Mutex<Suppressed>,
 }
 
-/// Host maps per lane.
-pub const LANE_SHARDS: usize = 16;
+/// Host maps per lane: a report merges one shard index of every lane at a time, so the fewer
+/// hosts a shard holds, the less a report holds at once.
+pub const LANE_SHARDS: usize = 32;
 
 impl Lane {
     /// The shard of a (normalized) host: a cheap multiplicative hash (the shard only spreads the
     /// copy of a snapshot; the maps keep their own keyed hashing).
-    pub(super) fn shard(&self, host: &str) -> &Mutex<HashMap<String, HostStats, RandomState>> {
+    pub(super) fn shard(&self, host: &str) -> &Mutex<HostMap> {
+        &self.shards[shard_index(host)]
+    }
+}
+
+/// The shard index of a (normalized) host, the same in every lane.
+pub(super) fn shard_index(host: &str) -> usize {
+    {
         let mut x = host.len() as u64;
         for chunk in host.as_bytes().chunks(8) {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
             x = (x ^ u64::from_le_bytes(word)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }
-        &self.shards[(x >> 60) as usize % LANE_SHARDS]
+        (x >> 59) as usize % LANE_SHARDS
     }
 }
 
@@ -104,8 +134,8 @@ mod tests {
                 counts[at] += 1;
             }
         }
-        // 48 000 names, 3 000 per shard if even: no shard holds twice its share (a snapshot holds
-        // one shard's lock at a time).
-        assert!(counts.iter().all(|&c| c > 1_500 && c < 6_000), "{counts:?}");
+        // 48 000 names, 1 500 per shard if even: no shard holds twice its share (a report holds
+        // one shard index at a time).
+        assert!(counts.iter().all(|&c| c > 750 && c < 3_000), "{counts:?}");
     }
 }

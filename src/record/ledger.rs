@@ -1,38 +1,30 @@
 //! The traffic ledger: normalized host → path template → counters, one lane per worker (no
-//! counter shared between cores), merged for reports. Bounded by `--max-hosts`,
-//! `--max-paths-per-host` and `--max-paths`; beyond them traffic lands in `(other)` / `{other}`,
-//! so totals stay exact.
+//! counter shared between cores), merged when read ([`super::view`]). Bounded twice: by counts
+//! (`--max-hosts`, `--max-paths-per-host`, `--max-paths`) and by bytes (`--max-ledger-memory`,
+//! [`Budget`]). Beyond them traffic is counted in `(other)` buckets per kind of host and in
+//! `{other}` paths, so totals stay exact.
 
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
 use hashbrown::hash_map::EntryRef;
-use hashbrown::HashMap;
 
-use super::host::{Agent, HostStats, PathStats};
-use super::lane::{Lane, TotalCounts};
+use super::budget::{alloc, Budget, HOST_SLOT, SEEN_SLOT};
+use super::host::{HostDetail, HostEntry, Paths, Sight};
+use super::lane::{HostMap, Lane};
 use super::moved::MovedHosts;
 use super::normalize::{Glob, Templater};
-use super::observation::{Observation, PassthroughObservation, Recorded, Routing, Sighting, MAX_AGENT_LEN};
+use super::observation::{Observation, PassthroughObservation, Recorded, Routing, Sighting};
 use super::scratch::{next_ledger_id, SCRATCH};
-use crate::base::host::{normalize_host_into, OTHER_HOST, OTHER_PATH};
+use super::sightings::Gate;
+use crate::base::host::{is_aws_load_balancer_name, is_nameless, normalize_host_into, Overflow, OTHER_PATH};
+use crate::base::time::unix_ms;
 use crate::routes::RouteTable;
 
 /// Shards of the shared first-sighting sets.
 const SHARDS: usize = 64;
-
-/// How a host's traffic found its entry in a lane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Admission {
-    /// The lane had it.
-    Known,
-    /// Admitted now; `first` when no lane had seen it before (a `new_host` to announce).
-    New { first: bool },
-    /// Past `--max-hosts`: counted under `(other)`.
-    Overflow,
-}
 
 /// Limits and filters of the ledger.
 #[derive(Debug, Clone)]
@@ -41,8 +33,10 @@ pub struct LedgerSettings {
     pub max_hosts: usize,
     /// Distinct path templates per host before `{other}`.
     pub max_paths_per_host: usize,
-    /// Distinct path templates over all hosts before `{other}` (bounds memory as a whole).
+    /// Distinct path templates over all hosts before `{other}`.
     pub max_paths: usize,
+    /// Bytes the ledger may hold (`--max-ledger-memory`).
+    pub max_memory: usize,
     /// Requests whose path matches are counted as ignored, not recorded.
     pub ignore_paths: Vec<Glob>,
     /// Requests whose user agent matches are counted as ignored, not recorded.
@@ -58,6 +52,7 @@ impl Default for LedgerSettings {
             max_hosts: 100_000,
             max_paths_per_host: 1_000,
             max_paths: 200_000,
+            max_memory: 64 << 20,
             ignore_paths: globs(&["/healthz", "/readyz", "/livez"]),
             ignore_user_agents: globs(&["ELB-HealthChecker/*", "kube-probe/*"]),
             templater: Templater::default(),
@@ -65,29 +60,66 @@ impl Default for LedgerSettings {
     }
 }
 
-/// First sightings and the host bound, shared by the lanes but consulted only on a lane's miss.
-type Seen<T> = Box<[Mutex<std::collections::HashSet<T>>]>;
+/// Which `(other)` bucket a host goes to once the bounds are reached. The DNS evidence knows
+/// more (the configured targets' names, the imported zones) and gives its own.
+pub trait HostKinds: Send + Sync {
+    /// The bucket of `host` (normalized), which sent a request green routes as `green`.
+    fn overflow(&self, host: &str, ip_literal: bool, green: Routing) -> Overflow;
+}
 
+/// What the host name alone tells.
+pub struct NameKinds;
+
+impl HostKinds for NameKinds {
+    fn overflow(&self, host: &str, ip_literal: bool, green: Routing) -> Overflow {
+        if ip_literal || is_nameless(host) || is_aws_load_balancer_name(host) {
+            Overflow::AddressedDirectly
+        } else if green == Routing::Unrouted {
+            Overflow::Unrouted
+        } else {
+            Overflow::Hosts
+        }
+    }
+}
+
+/// How a host's traffic found its entry in a lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Admission {
+    /// The lane had it.
+    Known,
+    /// Admitted now; `first` when no lane had seen it before (a `new_host` to announce).
+    New { first: bool },
+    /// Past the bounds: counted in an `(other)` bucket.
+    Overflow,
+}
+
+/// First sightings and the host bound, shared by the lanes but consulted only on a lane's miss:
+/// hashes of hosts and of (host, template) pairs.
+type Seen = Box<[Mutex<std::collections::HashSet<u64>>]>;
+
+/// The ledger.
 pub struct Ledger {
     /// Process-unique, for the per-thread template cache.
-    id: u64,
-    settings: LedgerSettings,
+    pub(super) id: u64,
+    pub(super) settings: LedgerSettings,
     hasher: RandomState,
-    /// Hosts admitted under `--max-hosts` (each once, whichever lane saw it first).
-    seen_hosts: Seen<String>,
-    /// Hashes of (host, template) pairs already announced.
-    seen_paths: Seen<u64>,
-    hosts: AtomicUsize,
-    paths: AtomicUsize,
-    /// Requests the last snapshot folded into `{other}` while merging lanes.
-    folded_paths: AtomicU64,
-    /// The lane of direct [`Ledger::record`] calls; workers take their own with [`Ledger::lane`].
-    default_lane: Arc<Lane>,
+    seen_hosts: Seen,
+    seen_paths: Seen,
+    pub(super) hosts: AtomicUsize,
+    pub(super) paths: AtomicUsize,
+    /// Requests the last read folded into `{other}` while merging lanes.
+    pub(super) folded_paths: AtomicU64,
+    pub(super) budget: Budget,
+    /// The lane of direct [`Ledger::record`] calls (and of restored hosts); workers take their
+    /// own with [`Ledger::lane`].
+    pub(super) default_lane: Arc<Lane>,
     lanes: Mutex<Vec<Arc<Lane>>>,
-    routes: ArcSwap<RouteTable>,
-    route_version: AtomicU64,
+    pub(super) routes: ArcSwap<RouteTable>,
+    pub(super) route_version: AtomicU32,
     moves: Arc<MovedHosts>,
-    new_hosts: std::sync::OnceLock<tokio::sync::mpsc::Sender<String>>,
+    new_hosts: OnceLock<tokio::sync::mpsc::Sender<String>>,
+    kinds: OnceLock<Arc<dyn HostKinds>>,
+    gate: Gate,
 }
 
 impl Ledger {
@@ -96,6 +128,7 @@ impl Ledger {
         let default_lane = Arc::new(Lane::default());
         Self {
             id: next_ledger_id(),
+            budget: Budget::new(settings.max_memory),
             settings,
             hasher: RandomState::new(),
             seen_hosts: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -106,9 +139,11 @@ impl Ledger {
             lanes: Mutex::new(vec![default_lane.clone()]),
             default_lane,
             routes: ArcSwap::new(routes),
-            route_version: AtomicU64::new(1),
+            route_version: AtomicU32::new(1),
             moves: Arc::new(MovedHosts::default()),
-            new_hosts: std::sync::OnceLock::new(),
+            new_hosts: OnceLock::new(),
+            kinds: OnceLock::new(),
+            gate: Gate::default(),
         }
     }
 
@@ -118,18 +153,15 @@ impl Ledger {
     }
 
     /// Every host seen for the first time is sent here (dropped when the channel is full; the
-    /// receiver also reads [`Ledger::host_names`] now and then).
+    /// receiver also sweeps [`Ledger::for_each_name`] now and then).
     pub fn announce_new_hosts(&self, tx: tokio::sync::mpsc::Sender<String>) {
         let _ = self.new_hosts.set(tx);
     }
 
-    /// Every admitted host's name.
-    pub fn host_names(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for shard in self.seen_hosts.iter() {
-            out.extend(shard.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned());
-        }
-        out
+    /// Which `(other)` bucket an overflowing host goes to (set before traffic; [`NameKinds`]
+    /// until then).
+    pub fn set_kinds(&self, kinds: Arc<dyn HostKinds>) {
+        let _ = self.kinds.set(kinds);
     }
 
     /// The current route table.
@@ -154,7 +186,7 @@ impl Ledger {
         }
     }
 
-    /// A lane of its own for one worker, merged into every report.
+    /// A lane of its own for one worker, merged whenever the ledger is read.
     pub fn lane(&self) -> Arc<Lane> {
         let lane = Arc::new(Lane::default());
         if let Ok(mut lanes) = self.lanes.lock() {
@@ -163,28 +195,8 @@ impl Ledger {
         lane
     }
 
-    fn lanes(&self) -> Vec<Arc<Lane>> {
+    pub(super) fn lanes(&self) -> Vec<Arc<Lane>> {
         self.lanes.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    /// Exact totals over every worker.
-    pub fn totals(&self) -> TotalCounts {
-        let mut sum = TotalCounts::default();
-        for lane in self.lanes() {
-            let t = &lane.totals;
-            let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-            sum.requests += get(&t.requests);
-            sum.ignored += get(&t.ignored);
-            sum.unrouted += get(&t.unrouted);
-            sum.hosts_overflowed += get(&t.hosts_overflowed);
-            sum.paths_overflowed += get(&t.paths_overflowed);
-            sum.tls_requests += get(&t.tls_requests);
-            sum.sni_mismatch += get(&t.sni_mismatch);
-            sum.default_cert += get(&t.default_cert);
-            sum.passthrough_connections += get(&t.passthrough_connections);
-        }
-        sum.paths_overflowed += self.folded_paths.load(Ordering::Relaxed);
-        sum
     }
 
     /// Records one request; `sighted` hears about first sightings.
@@ -213,7 +225,14 @@ impl Ledger {
             let mut scratch = scratch.borrow_mut();
             let ip_literal = scratch.host(o.host);
             scratch.path(self.id, &self.settings.templater, o.path);
-            let recorded = self.record_normalized(lane, &scratch.host, ip_literal, &scratch.path, o, &mut sighted);
+            let (host, template) = (&scratch.host, &scratch.path);
+            let mut hosts = lane.shard(host).lock().unwrap_or_else(|p| p.into_inner());
+            let recorded = self.with_host(&mut hosts, host, ip_literal, template, o, |key, entry, admission| {
+                if admission == Admission::Overflow {
+                    totals.hosts_overflowed.fetch_add(1, Ordering::Relaxed);
+                }
+                self.count_request(lane, key, entry, admission, template, o, &mut sighted)
+            });
             if matches!(recorded, Recorded::Counted { green: Routing::Unrouted, .. }) {
                 totals.unrouted.fetch_add(1, Ordering::Relaxed);
             }
@@ -235,61 +254,137 @@ impl Ledger {
         // Seen from when the connection opened until it closed; counted in the minute it closed.
         let opened_ms = o.at_ms.saturating_sub(o.duration_ms);
         let mut hosts = lane.shard(&host).lock().unwrap_or_else(|p| p.into_inner());
-        self.with_host(&mut hosts, &host, opened_ms, ip_literal, |key, entry, admission| {
-            entry.passthrough.count(o.bytes_in, o.bytes_out, o.duration_ms);
-            entry.counts.touch(opened_ms);
-            entry.counts.touch(o.at_ms);
-            entry.minutes.add(o.at_ms / 60_000, 1);
-            entry.clients.add(&o.client_ip, 1);
-            if admission == (Admission::New { first: true }) {
-                sighted(Sighting::NewHost { host: key.to_owned(), green: Routing::Unknown });
-            }
+        let slot = self.admit(&host, ip_literal, Routing::Unknown, &mut hosts, |budget| {
+            HostEntry::passthrough(ip_literal, budget)
         });
+        let (key, admission) = match &slot {
+            Slot::Own(admission) => (host.as_str(), *admission),
+            Slot::Bucket(kind) => (kind.as_str(), Admission::Overflow),
+        };
+        let Some(entry) = hosts.get_mut(key) else { return };
+        if let Some(d) = entry.detail(&self.budget) {
+            d.passthrough.count(o.bytes_in, o.bytes_out, o.duration_ms);
+            let seen = d.passthrough_seen.get_or_insert((opened_ms, o.at_ms));
+            *seen = (seen.0.min(opened_ms), seen.1.max(o.at_ms));
+            d.clients.add(&o.client_ip, 1);
+            d.count_minute(o.at_ms / 60_000, &self.budget);
+        }
+        if admission == (Admission::New { first: true }) {
+            self.announce(lane, Sighting::NewHost { host: key.to_owned(), green: Routing::Unknown }, &mut sighted);
+        }
     }
 
     /// The one admission of both record paths: `f` gets the host's entry in this lane's shard
-    /// (found, or admitted now under `--max-hosts`) or, past the bound, `(other)`'s, with the key
-    /// used. `(other)` goes to the overflowing host's shard: snapshots merge it across shards.
+    /// (found, or admitted now under the bounds) or, past them, its `(other)` bucket's, with the
+    /// key used. A bucket goes to the overflowing host's shard: reads merge it across shards.
     fn with_host<R>(
         &self,
-        hosts: &mut HashMap<String, HostStats, RandomState>,
+        hosts: &mut HostMap,
         host: &str,
-        first_seen_ms: u64,
         ip_literal: bool,
-        f: impl FnOnce(&str, &mut HostStats, Admission) -> R,
+        template: &str,
+        o: &Observation<'_>,
+        f: impl FnOnce(&str, &mut HostEntry, Admission) -> R,
     ) -> R {
         let found = match hosts.entry_ref(host) {
-            EntryRef::Occupied(e) => Some((e.into_mut(), Admission::Known)),
-            EntryRef::Vacant(v) => match self.admit_host(host) {
-                Admission::Overflow => None,
-                admitted => Some((v.insert(HostStats::new(first_seen_ms, ip_literal)), admitted)),
-            },
+            EntryRef::Occupied(e) => Some(e.into_mut()),
+            EntryRef::Vacant(_) => None,
         };
-        match found {
-            Some((entry, admission)) => f(host, entry, admission),
-            None => {
-                let other = hosts.entry_ref(OTHER_HOST).or_insert_with(|| HostStats::new(first_seen_ms, false));
-                f(OTHER_HOST, other, Admission::Overflow)
-            }
+        if let Some(entry) = found {
+            return f(host, entry, Admission::Known);
         }
+        let green = self.judge_overflow(host, o.path);
+        // A host is admitted with its first path: never without room to count its request.
+        let make = |budget: &Budget| {
+            let (mut entry, cost) = HostEntry::once(o, ip_literal);
+            if !budget.take(cost) {
+                return None;
+            }
+            let own_path = self.paths.fetch_add(1, Ordering::Relaxed) < self.settings.max_paths;
+            if !own_path {
+                self.paths.fetch_sub(1, Ordering::Relaxed);
+            }
+            let first = if own_path && self.settings.max_paths_per_host > 0 { template } else { OTHER_PATH };
+            if entry.paths.insert(first, o, budget, false).is_none() {
+                if first != OTHER_PATH {
+                    self.paths.fetch_sub(1, Ordering::Relaxed);
+                }
+                budget.release(cost);
+                return None;
+            }
+            Some(entry)
+        };
+        let (key, admission) = match self.admit(host, ip_literal, green, hosts, make) {
+            Slot::Own(admission) => (host, admission),
+            Slot::Bucket(kind) => (kind.as_str(), Admission::Overflow),
+        };
+        // `admit` left the entry in the map; the fallback only keeps a broken invariant from
+        // losing the request.
+        let entry = hosts.entry(Box::from(key)).or_insert_with(|| Box::new(bucket(Overflow::Hosts)));
+        f(key, entry, admission)
+    }
+
+    /// Finds room for a host this lane has not seen: under `--max-hosts` and the memory budget,
+    /// its own entry made by `make` (`None`: refused); past them, its kind's bucket (made if
+    /// missing, whatever the budget: what must be counted is counted). The entry is in `hosts`
+    /// when this returns.
+    fn admit(
+        &self,
+        host: &str,
+        ip_literal: bool,
+        green: Routing,
+        hosts: &mut HostMap,
+        make: impl FnOnce(&Budget) -> Option<HostEntry>,
+    ) -> Slot {
+        let admission = self.admit_host(host);
+        if admission != Admission::Overflow {
+            let slot = HOST_SLOT + alloc(host.len());
+            if self.budget.take(slot) {
+                if let Some(entry) = make(&self.budget) {
+                    hosts.insert(host.into(), Box::new(entry));
+                    return Slot::Own(admission);
+                }
+                self.budget.release(slot);
+            }
+            self.forget_host(host);
+        }
+        let kind = match self.kinds.get() {
+            Some(kinds) => kinds.overflow(host, ip_literal, green),
+            None => NameKinds.overflow(host, ip_literal, green),
+        };
+        if !hosts.contains_key(kind.as_str()) {
+            self.budget.force(HOST_SLOT + alloc(std::mem::size_of::<HostEntry>() + std::mem::size_of::<HostDetail>()));
+            hosts.insert(kind.as_str().into(), Box::new(bucket(kind)));
+        }
+        Slot::Bucket(kind)
+    }
+
+    /// Whether green routes `path` of an overflowing host (its bucket depends on it).
+    fn judge_overflow(&self, host: &str, path: &str) -> Routing {
+        let routes = self.routes.load();
+        if routes.is_empty() {
+            return Routing::Unknown;
+        }
+        Routing::of(Some(routes.route_index(host, path).is_some()))
     }
 
     fn shard_of<T: std::hash::Hash + ?Sized>(&self, key: &T) -> usize {
         (self.hasher.hash_one(key) as usize) % SHARDS
     }
 
-    /// A host this lane has not seen: admitted under the bound (first sighting anywhere, or
+    /// A host this lane has not seen: admitted under `--max-hosts` (first sighting anywhere, or
     /// already admitted by another lane), or past it.
     fn admit_host(&self, host: &str) -> Admission {
-        let mut seen = self.seen_hosts[self.shard_of(host)].lock().unwrap_or_else(|p| p.into_inner());
-        if seen.contains(host) {
+        let hash = self.hasher.hash_one(host);
+        let mut seen = self.seen_hosts[self.shard_of(&hash)].lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(&hash) {
             return Admission::New { first: false };
         }
-        if self.hosts.fetch_add(1, Ordering::Relaxed) >= self.settings.max_hosts {
+        if self.hosts.fetch_add(1, Ordering::Relaxed) >= self.settings.max_hosts || !self.budget.take(SEEN_SLOT) {
             self.hosts.fetch_sub(1, Ordering::Relaxed);
             return Admission::Overflow;
         }
-        seen.insert(host.to_owned());
+        seen.insert(hash);
         drop(seen);
         // Told to the DNS evidence (dropped when its queue is full; its sweep finds the host).
         if let Some(tx) = self.new_hosts.get() {
@@ -298,201 +393,180 @@ impl Ledger {
         Admission::New { first: true }
     }
 
+    /// Undoes [`Ledger::admit_host`] for a host whose entry the budget refused after all (only
+    /// when it was this host's first sighting: another lane's entry keeps its place).
+    fn forget_host(&self, host: &str) {
+        let hash = self.hasher.hash_one(host);
+        let mut seen = self.seen_hosts[self.shard_of(&hash)].lock().unwrap_or_else(|p| p.into_inner());
+        if seen.remove(&hash) {
+            self.hosts.fetch_sub(1, Ordering::Relaxed);
+            self.budget.release(SEEN_SLOT);
+        }
+    }
+
+    /// Marks a restored host and its templates as seen, so they are not announced again.
+    pub(super) fn mark_seen<'a>(&self, host: &str, templates: impl Iterator<Item = &'a str>) {
+        let hash = self.hasher.hash_one(host);
+        self.seen_hosts[self.shard_of(&hash)].lock().unwrap_or_else(|p| p.into_inner()).insert(hash);
+        for template in templates {
+            let key = self.hasher.hash_one((host, template));
+            self.seen_paths[self.shard_of(&key)].lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+        }
+    }
+
     /// Whether this (host, template) pair is announced for the first time.
     fn first_path(&self, host: &str, template: &str) -> bool {
         let key = self.hasher.hash_one((host, template));
-        self.seen_paths[self.shard_of(&key)].lock().unwrap_or_else(|p| p.into_inner()).insert(key)
+        let mut seen = self.seen_paths[self.shard_of(&key)].lock().unwrap_or_else(|p| p.into_inner());
+        // Its place in the set was charged with the path's entry.
+        seen.insert(key)
     }
 
-    fn record_normalized(
-        &self,
-        lane: &Lane,
-        host: &str,
-        ip_literal: bool,
-        template: &str,
-        o: &Observation<'_>,
-        sighted: &mut impl FnMut(Sighting),
-    ) -> Recorded {
-        let mut hosts = lane.shard(host).lock().unwrap_or_else(|p| p.into_inner());
-        self.with_host(&mut hosts, host, o.at_ms, ip_literal, |key, entry, admission| {
-            self.count_request(lane, key, entry, admission, template, o, sighted)
-        })
+    /// Passes a first sighting on at the events' rate; past it, counts it for the summary line.
+    fn announce(&self, lane: &Lane, s: Sighting, sighted: &mut impl FnMut(Sighting)) {
+        if self.gate.admit(unix_ms()) {
+            sighted(s);
+        } else {
+            lane.suppressed.lock().unwrap_or_else(|p| p.into_inner()).add(&s);
+        }
     }
 
-    /// Counts one request in its host's entry (and path), judges the path against green's table
-    /// and announces first sightings; returns green's verdict and whether it was a stale
-    /// connection's.
+    /// Counts one request in its host's entry and path, judges the path against green's table
+    /// and announces first sightings.
     #[allow(clippy::too_many_arguments)]
     fn count_request(
         &self,
         lane: &Lane,
         key: &str,
-        entry: &mut HostStats,
+        entry: &mut HostEntry,
         admission: Admission,
         template: &str,
         o: &Observation<'_>,
         sighted: &mut impl FnMut(Sighting),
     ) -> Recorded {
         let totals = &lane.totals;
-        let new_host = admission == Admission::New { first: true };
+        let new_host = admission == (Admission::New { first: true });
         let overflow = admission == Admission::Overflow;
-        if overflow {
-            totals.hosts_overflowed.fetch_add(1, Ordering::Relaxed);
-        }
-        entry.counts.count(o.method, o.status, o.bytes_in, o.bytes_out, o.at_ms);
-        if let Some(t) = o.tls {
-            entry.tls.count(t.sni_mismatch, t.default_cert);
-        }
-        entry.clients.add(&o.client_ip, 1);
-        if let Some(ua) = o.user_agent {
-            let ua = &ua[..ua.len().min(MAX_AGENT_LEN)];
-            // Most connections repeat one user agent: a byte compare against the few kept ones
-            // beats hashing every request's (long) user agent.
-            match std::str::from_utf8(ua) {
-                Ok(text) => entry.agents.add_with(|k| *k.text == *text, || Agent::new(ua), 1),
-                Err(_) => {
-                    let text = String::from_utf8_lossy(ua);
-                    entry.agents.add_with(|k| *k.text == *text, || Agent::new(ua), 1)
-                }
-            }
-        }
-        entry.oldest_conn_age_ms = entry.oldest_conn_age_ms.max(o.conn_age_ms);
-        entry.minutes.add(o.at_ms / 60_000, 1);
-        if overflow {
-            return Recorded::Counted { green: Routing::Unknown, stale_conn: false };
+        if !matches!(admission, Admission::New { .. }) {
+            entry.count(o, &self.budget);
         }
         let mut stale = false;
-        if let Some(moved_at) = self.moves.get(key) {
-            if o.at_ms >= moved_at {
-                stale = o.at_ms.saturating_sub(o.conn_age_ms) < moved_at;
-                entry.after_move.get_or_insert_with(Default::default).add(o, stale);
+        if !overflow {
+            if let Some(moved_at) = self.moves.get(key) {
+                if o.at_ms >= moved_at {
+                    stale = o.at_ms.saturating_sub(o.conn_age_ms) < moved_at;
+                    if let Some(d) = entry.detail(&self.budget) {
+                        d.after_move.get_or_insert_with(Default::default).add(o, stale, &self.budget);
+                    }
+                }
             }
         }
-
-        let version = self.route_version.load(Ordering::Acquire);
-        let at_bound = entry.paths.len() >= self.settings.max_paths_per_host;
-        let mut is_new = false;
-        let mut pkey = template;
-        let path = match entry.paths.entry_ref(template) {
-            EntryRef::Occupied(p) => Some(p.into_mut()),
-            EntryRef::Vacant(v)
-                if !at_bound && self.paths.fetch_add(1, Ordering::Relaxed) < self.settings.max_paths =>
-            {
-                is_new = true;
-                Some(v.insert(PathStats::new(o)))
-            }
-            EntryRef::Vacant(_) => {
-                if !at_bound {
-                    self.paths.fetch_sub(1, Ordering::Relaxed);
-                }
-                None
-            }
+        // A bucket counts its hosts' requests under `{other}`: their templates are not kept. A
+        // host new to this lane came with its first path (its own template or `{other}`).
+        let (pkey, is_new_path) = match admission {
+            Admission::Overflow => (OTHER_PATH, false),
+            Admission::New { .. } if entry.paths.get_mut(template).is_some() => (template, true),
+            Admission::New { .. } => (OTHER_PATH, false),
+            Admission::Known => self.path_key(entry, template, o),
         };
-        let path = match path {
-            Some(p) => p,
-            None => {
-                pkey = OTHER_PATH;
-                totals.paths_overflowed.fetch_add(1, Ordering::Relaxed);
-                entry.paths.entry_ref(OTHER_PATH).or_insert_with(|| PathStats::new(o))
+        if pkey == OTHER_PATH && !overflow {
+            totals.paths_overflowed.fetch_add(1, Ordering::Relaxed);
+        }
+        if pkey == OTHER_PATH && entry.paths.get_mut(OTHER_PATH).is_none() {
+            // Its own place when the budget has one, else the host's least requested template
+            // becomes `{other}`; a bucket's (and a passthrough host's, which has no template) is
+            // made whatever the budget.
+            if entry.paths.insert(OTHER_PATH, o, &self.budget, false).is_none() {
+                match entry.paths.fold_least_into_other(&self.budget) {
+                    Some(folded) => {
+                        totals.paths_overflowed.fetch_add(folded, Ordering::Relaxed);
+                        self.paths.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    None => {
+                        let _ = entry.paths.insert(OTHER_PATH, o, &self.budget, true);
+                    }
+                }
             }
+        }
+        let Some(path) = entry.paths.get_mut(pkey) else {
+            return Recorded::Counted { green: Routing::Unknown, stale_conn: stale };
         };
         path.counts.count(o.method, o.status, o.bytes_in, o.bytes_out, o.at_ms);
         if pkey == OTHER_PATH {
             if new_host {
-                sighted(Sighting::NewHost { host: key.to_owned(), green: Routing::Unknown });
+                self.announce(lane, Sighting::NewHost { host: key.to_owned(), green: Routing::Unknown }, sighted);
             }
-            return Recorded::Counted { green: Routing::Unknown, stale_conn: stale };
+            // An unrouted bucket's requests were judged on the way in.
+            let green = if key == Overflow::Unrouted.as_str() { Routing::Unrouted } else { Routing::Unknown };
+            return Recorded::Counted { green, stale_conn: stale };
         }
         let routes = self.routes.load();
         let green = if routes.is_empty() {
             Routing::Unknown
         } else {
+            let version = self.route_version.load(Ordering::Acquire);
             if path.green_version != version {
-                path.green = routes.route(key, &path.example).cloned();
+                path.green = routes.route_index(key, path.example(pkey));
                 path.green_version = version;
             }
             Routing::of(Some(path.green.is_some()))
         };
         if new_host {
-            sighted(Sighting::NewHost { host: key.to_owned(), green });
+            self.announce(lane, Sighting::NewHost { host: key.to_owned(), green }, sighted);
         }
-        if is_new && self.first_path(key, pkey) {
-            sighted(Sighting::NewPath {
-                host: key.to_owned(),
-                path: pkey.to_owned(),
-                green,
-                matched: path.green.clone(),
-            });
+        if is_new_path && self.first_path(key, pkey) {
+            let matched = path.green.and_then(|i| routes.object(i)).cloned();
+            let s = Sighting::NewPath { host: key.to_owned(), path: pkey.to_owned(), green, matched };
+            self.announce(lane, s, sighted);
         }
         Recorded::Counted { green, stale_conn: stale }
     }
 
-    /// Every host, the lanes merged (each locked briefly in turn), green verdicts brought up to
-    /// date with the current route table.
-    pub fn snapshot(&self) -> Vec<(String, HostStats)> {
-        // Version first, then the table (as `record` does): a reload in between only causes a recompute.
-        let version = self.route_version.load(Ordering::Acquire);
-        let routes = self.routes.load();
-        let mut merged: HashMap<String, HostStats, RandomState> = HashMap::with_hasher(RandomState::new());
-        for shard in self.lanes().iter().flat_map(|lane| lane.shards.iter()) {
-            let mut hosts = shard.lock().unwrap_or_else(|p| p.into_inner());
-            for (host, stats) in hosts.iter_mut() {
-                if !routes.is_empty() && host.as_str() != OTHER_HOST {
-                    for (template, p) in stats.paths.iter_mut() {
-                        if p.green_version != version && template.as_str() != OTHER_PATH {
-                            p.green = routes.route(host, &p.example).cloned();
-                            p.green_version = version;
-                        }
-                    }
-                }
-                match merged.get_mut(host.as_str()) {
-                    Some(m) => m.merge(stats),
-                    None => {
-                        merged.insert(host.clone(), stats.clone());
-                    }
-                }
-            }
+    /// The template a request is counted under in its host: its own when the host has it or
+    /// the bounds admit it now (`true`: new), else `{other}`.
+    fn path_key<'t>(&self, entry: &mut HostEntry, template: &'t str, o: &Observation<'_>) -> (&'t str, bool) {
+        if entry.paths.get_mut(template).is_some() {
+            return (template, false);
         }
-        // Each lane keeps its own bound; the merged view keeps the bound too, folding the least
-        // requested templates into `{other}`.
-        let max = self.settings.max_paths_per_host;
-        let mut folded = 0;
-        for stats in merged.values_mut() {
-            if stats.paths.len() <= max + 1 {
-                continue;
-            }
-            let mut order: Vec<(String, u64)> = stats
-                .paths
-                .iter()
-                .filter(|(t, _)| t.as_str() != OTHER_PATH)
-                .map(|(t, p)| (t.clone(), p.counts.requests))
-                .collect();
-            order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            for (template, _) in order.into_iter().skip(max) {
-                if let Some(p) = stats.paths.remove(&template) {
-                    folded += p.counts.requests;
-                    match stats.paths.get_mut(OTHER_PATH) {
-                        Some(other) => other.merge(&p),
-                        None => {
-                            let mut other = p;
-                            other.green = None;
-                            stats.paths.insert(OTHER_PATH.to_owned(), other);
-                        }
-                    }
-                }
-            }
+        if entry.paths.len() >= self.settings.max_paths_per_host {
+            return (OTHER_PATH, false);
         }
-        self.folded_paths.store(folded, Ordering::Relaxed);
-        merged.into_iter().collect()
+        if self.paths.fetch_add(1, Ordering::Relaxed) >= self.settings.max_paths {
+            self.paths.fetch_sub(1, Ordering::Relaxed);
+            return (OTHER_PATH, false);
+        }
+        if entry.paths.insert(template, o, &self.budget, false).is_none() {
+            self.paths.fetch_sub(1, Ordering::Relaxed);
+            return (OTHER_PATH, false);
+        }
+        (template, true)
     }
 
-    /// Distinct hosts recorded (without `(other)`).
-    pub fn host_count(&self) -> usize {
-        self.hosts.load(Ordering::Relaxed)
+    /// Takes what the lanes held back of first sightings since the last call, merged.
+    pub fn take_suppressed(&self) -> super::sightings::Suppressed {
+        let mut all = super::sightings::Suppressed::default();
+        for lane in self.lanes() {
+            let mut s = lane.suppressed.lock().unwrap_or_else(|p| p.into_inner());
+            all.merge(&s);
+            *s = Default::default();
+        }
+        all
     }
+}
 
-    /// Distinct path templates recorded over all hosts (without `{other}`).
-    pub fn path_count(&self) -> usize {
-        self.paths.load(Ordering::Relaxed)
+/// Where [`Ledger::admit`] put a host.
+enum Slot {
+    /// Its own entry.
+    Own(Admission),
+    /// Its kind's `(other)` bucket.
+    Bucket(Overflow),
+}
+
+/// An `(other)` bucket: its detail at once (it is never one request of one client).
+fn bucket(kind: Overflow) -> HostEntry {
+    HostEntry {
+        ip_literal: kind == Overflow::AddressedDirectly,
+        paths: Paths::None,
+        sight: Sight::Detail(Box::new(HostDetail::empty())),
     }
 }

@@ -1,6 +1,8 @@
 //! Recording what still arrives at blue: path templates, bounded counters, and the ledger with a
-//! lane per worker. Runs on the worker after the response is done, never in front of it.
+//! lane per worker under a memory budget. Runs on the worker after the response is done, never in
+//! front of it; read shard by shard ([`view`]), restored from a saved report ([`seed`]).
 
+mod budget;
 mod host;
 mod lane;
 mod ledger;
@@ -8,10 +10,17 @@ mod moved;
 pub mod normalize;
 mod observation;
 mod scratch;
+mod seed;
+mod sightings;
 pub mod stats;
+mod view;
 
 pub use host::{HostStats, TOP_K};
-pub use lane::Lane;
-pub use ledger::{Ledger, LedgerSettings};
-pub use moved::{MovedHosts, LATE_CLIENTS};
+pub use lane::{Lane, TotalCounts};
+pub use ledger::{HostKinds, Ledger, LedgerSettings};
+pub use moved::{AfterMove, LateClient, MovedHosts, LATE_CLIENTS};
 pub use observation::{Observation, PassthroughObservation, Recorded, Routing, Sighting, TlsObservation};
+pub use seed::{HostSeed, PathSeed};
+
+#[cfg(test)]
+mod tests;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use hashbrown::HashMap;
 
+use super::budget::{alloc, Budget};
 use super::observation::{Observation, MAX_AGENT_LEN};
 
 /// Hosts whose DNS points only at green, with the first time that was seen (unix ms). Published by
@@ -77,7 +78,9 @@ pub struct AfterMove {
 }
 
 impl AfterMove {
-    pub(super) fn add(&mut self, o: &Observation<'_>, old_conn: bool) {
+    /// Counts a request after the move; a new client's entry is charged to `budget` (refused:
+    /// it takes the least active client's place).
+    pub(super) fn add(&mut self, o: &Observation<'_>, old_conn: bool, budget: &Budget) {
         self.requests += 1;
         self.on_old_connections += old_conn as u64;
         let ua = o.user_agent.map(|ua| &ua[..ua.len().min(MAX_AGENT_LEN)]).unwrap_or_default();
@@ -90,20 +93,34 @@ impl AfterMove {
             c.opened_before_move |= old_conn;
             return;
         }
-        let agent: Box<str> = ua.into();
-        let fresh = LateClient {
-            ip: o.client_ip,
-            agent,
-            requests: 1,
-            last_seen_ms: o.at_ms,
-            conn_age_ms: o.conn_age_ms,
-            opened_before_move: old_conn,
-        };
-        if self.clients.len() < LATE_CLIENTS {
-            self.clients.push(fresh);
+        let mut agent: Box<str> = ua.into();
+        let cost = alloc(agent.len()) + std::mem::size_of::<LateClient>();
+        // The first late client is what a moved host's evidence must name: it may use the reserve.
+        let room = self.clients.len() < LATE_CLIENTS
+            && if self.clients.is_empty() { budget.take_reserve(cost) } else { budget.take(cost) };
+        if room {
+            self.clients.push(LateClient {
+                ip: o.client_ip,
+                agent,
+                requests: 1,
+                last_seen_ms: o.at_ms,
+                conn_age_ms: o.conn_age_ms,
+                opened_before_move: old_conn,
+            });
         } else if let Some(least) = self.clients.iter_mut().min_by_key(|c| c.requests) {
-            let requests = least.requests + 1;
-            *least = LateClient { requests, ..fresh };
+            // Space-saving: the newcomer inherits the least active client's count.
+            budget.release(alloc(least.agent.len()));
+            if !budget.take(alloc(agent.len())) {
+                agent = Box::default();
+            }
+            *least = LateClient {
+                ip: o.client_ip,
+                agent,
+                requests: least.requests + 1,
+                last_seen_ms: o.at_ms,
+                conn_age_ms: o.conn_age_ms,
+                opened_before_move: old_conn,
+            };
         }
     }
 

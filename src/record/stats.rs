@@ -22,24 +22,40 @@ impl<K: PartialEq + Clone> TopK<K> {
         Self { cap: cap.max(1), items: Vec::new() }
     }
 
-    /// Counts one occurrence of the key that `eq` recognizes; `make` builds it only when needed.
-    pub fn add_with(&mut self, eq: impl Fn(&K) -> bool, make: impl FnOnce() -> K, n: u64) {
+    /// The same, with room for all `cap` made at once (one allocation, charged once).
+    pub fn with_room(cap: usize) -> Self {
+        Self { cap: cap.max(1), items: Vec::with_capacity(cap.max(1)) }
+    }
+
+    /// Counts `n` occurrences of the key that `eq` recognizes; `make` builds it only when
+    /// needed. Returns the key a newcomer replaced, when the summary was full.
+    pub fn add_with(&mut self, eq: impl Fn(&K) -> bool, make: impl FnOnce() -> K, n: u64) -> Option<K> {
         if let Some(item) = self.items.iter_mut().find(|(k, _)| eq(k)) {
             item.1 += n;
-            return;
+            return None;
         }
         if self.items.len() < self.cap {
             self.items.push((make(), n));
-            return;
+            return None;
         }
-        if let Some(min) = self.items.iter_mut().min_by_key(|(_, c)| *c) {
-            *min = (make(), min.1 + n);
-        }
+        let min = self.items.iter_mut().min_by_key(|(_, c)| *c)?;
+        let count = min.1 + n;
+        Some(std::mem::replace(min, (make(), count)).0)
+    }
+
+    /// Whether a key not yet counted would take a new slot (rather than replace the smallest).
+    pub fn has_room(&self) -> bool {
+        self.items.len() < self.cap
+    }
+
+    /// The counters, in no particular order.
+    pub fn items(&self) -> &[(K, u64)] {
+        &self.items
     }
 
     /// Counts `n` occurrences of `key`.
     pub fn add(&mut self, key: &K, n: u64) {
-        self.add_with(|k| k == key, || key.clone(), n);
+        let _ = self.add_with(|k| k == key, || key.clone(), n);
     }
 
     /// The counters, largest first.
@@ -65,25 +81,27 @@ impl<K: PartialEq + Clone> TopK<K> {
     }
 }
 
-/// Requests per minute over the last 24 hours: `(unix minute, count)`, oldest first, bounded.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Minutes(VecDeque<(u64, u64)>);
+/// Requests per minute over the last 24 hours: `(unix minute, count)`, oldest first, bounded. Kept
+/// as 32-bit pairs: a minute of one host in one lane never holds four billion requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Minutes(VecDeque<(u32, u32)>);
 
 impl Minutes {
-    /// Counts one request in `minute` (unix minutes).
+    /// Counts `n` requests in `minute` (unix minutes).
     pub fn add(&mut self, minute: u64, n: u64) {
+        let (minute, n) = (u32::try_from(minute).unwrap_or(u32::MAX), u32::try_from(n).unwrap_or(u32::MAX));
         match self.0.back_mut() {
-            Some((m, c)) if *m == minute => *c += n,
+            Some((m, c)) if *m == minute => *c = c.saturating_add(n),
             Some((m, _)) if *m > minute => {
                 // A late record (a long request logged when it ends): into its minute, in order;
                 // older than the kept day, into the oldest kept minute so the sum stays exact.
                 let newest = *m;
                 match self.0.binary_search_by_key(&minute, |(m, _)| *m) {
-                    Ok(i) => self.0[i].1 += n,
-                    Err(i) if minute + RING_MINUTES > newest => self.0.insert(i, (minute, n)),
+                    Ok(i) => self.0[i].1 = self.0[i].1.saturating_add(n),
+                    Err(i) if u64::from(minute) + RING_MINUTES > u64::from(newest) => self.0.insert(i, (minute, n)),
                     Err(_) => {
                         if let Some(front) = self.0.front_mut() {
-                            front.1 += n;
+                            front.1 = front.1.saturating_add(n);
                         }
                     }
                 }
@@ -91,19 +109,39 @@ impl Minutes {
             }
             _ => self.0.push_back((minute, n)),
         }
-        while self.0.front().is_some_and(|(m, _)| m + RING_MINUTES <= minute) {
+        while self.0.front().is_some_and(|(m, _)| u64::from(*m) + RING_MINUTES <= u64::from(minute)) {
             self.0.pop_front();
         }
     }
 
+    /// Whether counting a request in `minute` needs room for a new minute that the ring has no
+    /// spare capacity for (the ledger charges its memory budget first).
+    pub fn grows_for(&self, minute: u64) -> bool {
+        self.0.back().is_none_or(|(m, _)| u64::from(*m) < minute) && self.0.len() == self.0.capacity()
+    }
+
+    /// Counts `n` in the newest kept minute instead of a new one: the sum stays exact when the
+    /// ring may not grow.
+    pub fn add_to_newest(&mut self, n: u64) {
+        match self.0.back_mut() {
+            Some((_, c)) => *c = c.saturating_add(u32::try_from(n).unwrap_or(u32::MAX)),
+            None => self.add(0, n),
+        }
+    }
+
+    /// Bytes the ring holds on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.0.capacity() * std::mem::size_of::<(u32, u32)>()
+    }
+
     /// The kept minutes, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.0.iter().copied()
+        self.0.iter().map(|&(m, c)| (u64::from(m), u64::from(c)))
     }
 
     /// Adds another ring (merge), keeping the last 24 h of the combined range.
     pub fn merge(&mut self, other: &Minutes) {
-        let mut all: Vec<(u64, u64)> = self.0.iter().chain(other.0.iter()).copied().collect();
+        let mut all: Vec<(u64, u64)> = self.iter().chain(other.iter()).collect();
         all.sort_by_key(|(m, _)| *m);
         let mut merged = Minutes::default();
         for (m, c) in all {
@@ -234,10 +272,28 @@ impl Counters {
         self.bytes_out += bytes_out;
     }
 
-    /// Notes activity at `at_ms` without a request (a passthrough connection).
-    pub fn touch(&mut self, at_ms: u64) {
-        self.first_seen_ms = self.first_seen_ms.min(at_ms);
-        self.last_seen_ms = self.last_seen_ms.max(at_ms);
+    /// Notes activity from `from` to `to` (unix ms) without a request (passthrough connections).
+    pub fn touch_span(&mut self, from: u64, to: u64) {
+        if self.is_empty() {
+            (self.first_seen_ms, self.last_seen_ms) = (from, to);
+        } else {
+            self.first_seen_ms = self.first_seen_ms.min(from);
+            self.last_seen_ms = self.last_seen_ms.max(to);
+        }
+    }
+
+    /// Nothing counted, nothing seen.
+    pub fn is_empty(&self) -> bool {
+        self.requests == 0 && self.first_seen_ms == 0 && self.last_seen_ms == 0
+    }
+
+    /// Adds another tally, taking it whole when this one is empty (its zero times are no times).
+    pub fn absorb(&mut self, o: &Counters) {
+        if self.is_empty() {
+            *self = *o;
+        } else if !o.is_empty() {
+            self.merge(o);
+        }
     }
 
     /// Adds another tally of the same host or path.

@@ -1,66 +1,135 @@
-//! Ledger snapshot → [`Report`]: green verdicts per host, the action, sorting. Also re-derives
-//! verdicts and actions for merged reports, so one rule set serves both.
+//! Ledger + DNS evidence → [`HostReport`]s, judged: host by host as the ledger is read, so a
+//! report of any size is made without a second copy of the ledger (`report::stream` writes them
+//! out; [`Sources::build_at`] collects a whole report in memory for small ledgers and tests).
 
 use super::judge::{judge, sort_hosts, ReportSettings};
 use super::model::*;
-use crate::base::host::{OTHER_HOST, OTHER_PATH};
-use crate::base::time::{rfc3339, unix_ms};
+use crate::base::host::{Overflow, OTHER_PATH};
+use crate::base::time::rfc3339;
 use crate::dns::book::DnsBook;
+use crate::dns::evidence::DnsEvidence;
 use crate::dns::targets::Targets;
+use crate::dns::verdict::{DnsSource, DnsVerdict};
 use crate::record::{HostStats, Ledger};
 
-/// Makes the report of everything recorded so far, with the DNS evidence when it is configured.
-pub fn build(ledger: &Ledger, started_at_ms: u64, settings: &ReportSettings, dns: Option<&DnsBook>) -> Report {
-    build_at(ledger, started_at_ms, settings, dns, unix_ms())
+/// What a report is made of.
+#[derive(Clone, Copy)]
+pub struct Sources<'a> {
+    pub ledger: &'a Ledger,
+    /// The DNS evidence, when configured.
+    pub dns: Option<&'a DnsBook>,
+    /// When recording started (unix ms; a restored report's own start).
+    pub started_at_ms: u64,
+    /// `--replica-id`.
+    pub replica_id: &'a str,
+    pub settings: ReportSettings,
 }
 
-/// [`build`] judged as of `now` (unix ms): `analyze` judges old logs as of their last line.
-pub fn build_at(
-    ledger: &Ledger,
-    started_at_ms: u64,
-    settings: &ReportSettings,
-    dns: Option<&DnsBook>,
+/// What judging every host needs, gathered once per report.
+struct Judging<'a> {
+    loaded: bool,
+    targets: &'a Targets,
+    dns: Option<&'a DnsBook>,
     now: u64,
-) -> Report {
-    let routes = ledger.routes();
-    let loaded = !routes.is_empty();
-    let no_targets = Targets::default();
-    let targets = dns.map_or(&no_targets, |book| book.targets());
-    let mut hosts: Vec<HostReport> =
-        ledger.snapshot().into_iter().map(|(host, stats)| host_report(host, &stats, loaded, targets)).collect();
-    if let Some(book) = dns {
-        for h in hosts.iter_mut().filter(|h| !h.hardcoded) {
-            h.dns = book.evidence(&h.host);
+    settings: ReportSettings,
+    green_targets: Vec<String>,
+}
+
+impl<'a> Sources<'a> {
+    /// Everything but the hosts, as of `now`; read after the hosts, its totals hold what reading
+    /// them folded.
+    pub fn header(&self, now: u64) -> Report {
+        let routes = self.ledger.routes();
+        let t = self.ledger.totals();
+        Report {
+            schema: SCHEMA.into(),
+            generated_at: rfc3339(now),
+            started_at: rfc3339(self.started_at_ms),
+            replicas: vec![Replica {
+                id: self.replica_id.to_owned(),
+                generated_at: rfc3339(now),
+                ..Replica::default()
+            }],
+            totals: Totals {
+                requests: t.requests,
+                ignored_requests: t.ignored,
+                hosts: self.ledger.host_count() as u64,
+                unrouted_requests: t.unrouted,
+                hosts_overflowed_requests: t.hosts_overflowed,
+                paths_overflowed_requests: t.paths_overflowed,
+                tls_requests: t.tls_requests,
+                sni_mismatch_requests: t.sni_mismatch,
+                default_cert_requests: t.default_cert,
+                passthrough_connections: t.passthrough_connections,
+            },
+            green: GreenSummary { loaded: !routes.is_empty(), objects: routes.objects() as u64 },
+            dns: self.dns.map(summary).unwrap_or_default(),
+            hosts: Vec::new(),
+            omitted: None,
         }
     }
-    let t = ledger.totals();
-    let mut report = Report {
-        schema: SCHEMA.into(),
-        generated_at: rfc3339(now),
-        started_at: rfc3339(started_at_ms),
-        replicas: 1,
-        totals: Totals {
-            requests: t.requests,
-            ignored_requests: t.ignored,
-            hosts: ledger.host_count() as u64,
-            unrouted_requests: t.unrouted,
-            hosts_overflowed_requests: t.hosts_overflowed,
-            paths_overflowed_requests: t.paths_overflowed,
-            tls_requests: t.tls_requests,
-            sni_mismatch_requests: t.sni_mismatch,
-            default_cert_requests: t.default_cert,
-            passthrough_connections: t.passthrough_connections,
-        },
-        green: GreenSummary { loaded, objects: routes.objects() as u64 },
-        dns: dns.map(summary).unwrap_or_default(),
-        hosts: Vec::new(),
-    };
-    for h in hosts.iter_mut() {
-        judge(h, now, settings, &report.dns.green_targets);
+
+    fn judging(&self, now: u64) -> Judging<'a> {
+        let dns = self.dns;
+        let green_targets = dns.map(|b| b.targets().green.iter().map(|t| t.to_string()).collect()).unwrap_or_default();
+        Judging {
+            loaded: !self.ledger.routes().is_empty(),
+            targets: dns.map_or(&NO_TARGETS, |b| b.targets()),
+            dns,
+            now,
+            settings: self.settings,
+            green_targets,
+        }
     }
-    sort_hosts(&mut hosts);
-    report.hosts = hosts;
-    report
+
+    /// Calls `f` with every host's report, judged as of `now`, in no particular order.
+    pub fn each_host(&self, now: u64, mut f: impl FnMut(HostReport)) {
+        let j = self.judging(now);
+        self.ledger.for_each_host(|name, stats| f(j.host(name, &stats)));
+    }
+
+    /// One host's report (`None` when the ledger has no such host).
+    pub fn host(&self, name: &str, now: u64) -> Option<HostReport> {
+        let stats = self.ledger.host(name)?;
+        Some(self.judging(now).host(name, &stats))
+    }
+
+    /// The whole report in memory, hosts sorted: for small ledgers (analyze, the demo) and tests.
+    pub fn build_at(&self, now: u64) -> Report {
+        let mut hosts = Vec::new();
+        self.each_host(now, |h| hosts.push(h));
+        sort_hosts(&mut hosts);
+        let mut report = self.header(now);
+        report.hosts = hosts;
+        report
+    }
+}
+
+static NO_TARGETS: Targets = Targets { blue: Vec::new(), green: Vec::new() };
+
+impl Judging<'_> {
+    fn host(&self, name: &str, stats: &HostStats) -> HostReport {
+        let mut h = host_report(name.to_owned(), stats, self.loaded, self.targets);
+        match Overflow::of(name) {
+            // What the bucket's hosts had in common: the zones did not hold them.
+            Some(Overflow::OutsideZones) => {
+                h.dns = DnsEvidence {
+                    verdict: DnsVerdict::External,
+                    source: Some(DnsSource::Route53),
+                    ..DnsEvidence::default()
+                }
+            }
+            // Judged on the way in: green's routes did not serve them.
+            Some(Overflow::Unrouted) => h.paths.iter_mut().for_each(|p| p.green_routed = Some(false)),
+            _ => {
+                if let (Some(book), false) = (self.dns, h.hardcoded) {
+                    h.dns = book.evidence(&h.host);
+                }
+            }
+        }
+        judge(&mut h, self.now, &self.settings, &self.green_targets);
+        h
+    }
 }
 
 fn summary(book: &DnsBook) -> DnsSummary {
@@ -78,9 +147,10 @@ fn host_report(host: String, s: &HostStats, loaded: bool, targets: &Targets) -> 
         .paths
         .iter()
         .map(|(template, p)| {
-            let judged = loaded && template.as_str() != OTHER_PATH && host != OTHER_HOST;
+            let judged = loaded && template.as_str() != OTHER_PATH && Overflow::of(&host).is_none();
             PathReport {
                 path: template.to_string(),
+                example: (*p.example != **template).then(|| p.example.to_string()),
                 requests: p.counts.requests,
                 first_seen: rfc3339(p.counts.first_seen_ms),
                 last_seen: rfc3339(p.counts.last_seen_ms),
@@ -94,7 +164,7 @@ fn host_report(host: String, s: &HostStats, loaded: bool, targets: &Targets) -> 
         })
         .collect();
     paths.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.path.cmp(&b.path)));
-    let after = s.after_move.as_deref().cloned().unwrap_or_default();
+    let after = s.after_move.clone().unwrap_or_default();
     let mut late_clients: Vec<LateClient> = after
         .clients
         .iter()

@@ -1,10 +1,14 @@
 //! Writing report files atomically (temp file in the same folder, fsync, rename, fsync the folder)
-//! so a crash mid-write never leaves a truncated report; reading them back.
+//! so a crash mid-write never leaves a truncated report; reading them back, whole or host by host
+//! (a report of any size is read without holding its hosts).
 
-use std::io::Write;
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::model::Report;
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+use super::model::{HostReport, Report, SCHEMA, SCHEMA_V1};
 
 /// A report file that cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -25,10 +29,21 @@ pub enum ReportFileError {
         /// The parser's reason (with line and column).
         why: String,
     },
+    /// A report of a schema this version does not read.
+    #[error("{}: schema `{schema}` is not {SCHEMA} (or {SCHEMA_V1})", path.display())]
+    Schema { path: PathBuf, schema: String },
 }
 
 /// Writes `contents` to `path` atomically.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ReportFileError> {
+    write_atomic_with(path, |w| w.write_all(contents))
+}
+
+/// Writes what `write` produces to `path` atomically, streamed through a buffer.
+pub fn write_atomic_with<T>(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
+) -> Result<T, ReportFileError> {
     let io = |source| ReportFileError::Io { path: path.to_owned(), source };
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
@@ -36,15 +51,16 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ReportFileError>
     let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(".{name}.tmp-{}-{seq}", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(contents)?;
+        let mut f = BufWriter::with_capacity(256 * 1024, std::fs::File::create(&tmp)?);
+        let done = write(&mut f)?;
+        let f = f.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         // Make the rename itself durable.
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
-        Ok(())
+        Ok(done)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -52,10 +68,109 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ReportFileError>
     result.map_err(io)
 }
 
-/// Reads a report (JSON, schema v1).
-pub fn read(path: &Path) -> Result<Report, ReportFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReportFileError::Io { path: path.to_owned(), source })?;
-    serde_json::from_str(&text).map_err(|e| ReportFileError::Parse { path: path.to_owned(), why: e.to_string() })
+/// Reads a report host by host: `on_host` gets each host as it is parsed, the header (the
+/// report without its hosts) comes back. A report of another schema is refused before any host
+/// reaches `on_host` (reports name their schema first).
+pub fn read_streaming(path: &Path, mut on_host: impl FnMut(HostReport)) -> Result<Report, ReportFileError> {
+    let file = std::fs::File::open(path).map_err(|source| ReportFileError::Io { path: path.to_owned(), source })?;
+    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(256 * 1024, file));
+    let parse = |e: serde_json::Error| ReportFileError::Parse { path: path.to_owned(), why: e.to_string() };
+    let header = match (ReportSeed { on_host: &mut on_host }).deserialize(&mut de) {
+        Ok(h) => h,
+        Err(e) => {
+            return Err(match schema_of(&e) {
+                Some(schema) => ReportFileError::Schema { path: path.to_owned(), schema },
+                None => parse(e),
+            })
+        }
+    };
+    de.end().map_err(parse)?;
+    serde_json::from_value(Value::Object(header)).map_err(parse)
+}
+
+/// The marker of a refused schema in a parse error.
+const SCHEMA_REFUSED: &str = "schema refused: ";
+
+fn schema_of(e: &serde_json::Error) -> Option<String> {
+    let text = e.to_string();
+    let rest = text.split(SCHEMA_REFUSED).nth(1)?;
+    Some(rest.split(" at line ").next().unwrap_or(rest).to_owned())
+}
+
+/// The report's object: every field but `hosts` kept as JSON, `hosts` handed out one by one.
+struct ReportSeed<'a, F> {
+    on_host: &'a mut F,
+}
+
+impl<'de, F: FnMut(HostReport)> DeserializeSeed<'de> for ReportSeed<'_, F> {
+    type Value = Map<String, Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, F: FnMut(HostReport)> Visitor<'de> for ReportSeed<'_, F> {
+    type Value = Map<String, Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a cutover-proxy report (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut header = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "hosts" {
+                map.next_value_seed(HostsSeed { on_host: &mut *self.on_host })?;
+                header.insert(key, Value::Array(Vec::new()));
+                continue;
+            }
+            let value: Value = map.next_value()?;
+            if key == "schema" && !matches!(value.as_str(), Some(SCHEMA | SCHEMA_V1)) {
+                let schema = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+                return Err(serde::de::Error::custom(format!("{SCHEMA_REFUSED}{schema}")));
+            }
+            header.insert(key, value);
+        }
+        if !header.contains_key("schema") {
+            return Err(serde::de::Error::missing_field("schema"));
+        }
+        Ok(header)
+    }
+}
+
+struct HostsSeed<'a, F> {
+    on_host: &'a mut F,
+}
+
+impl<'de, F: FnMut(HostReport)> DeserializeSeed<'de> for HostsSeed<'_, F> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(HostReport)> Visitor<'de> for HostsSeed<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the report's hosts (a JSON array)")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(host) = seq.next_element::<HostReport>()? {
+            (self.on_host)(host);
+        }
+        Ok(())
+    }
+}
+
+/// Renames a report file that cannot be read (`report.json.broken-<unix time>`), so the next
+/// write does not destroy what an operator may still recover from it.
+pub fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
+    let aside = path.with_file_name(format!("{name}.broken-{}", crate::base::time::unix_ms() / 1000));
+    std::fs::rename(path, &aside)?;
+    Ok(aside)
 }
 
 /// Writes a Route53 export into `dir`: `<ZONEID>.json` per zone (`<ZONEID>.partN.json` for a

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::classify::{classify, Evidence};
 use super::model::*;
+use crate::base::host::Overflow;
 use crate::base::time::parse_rfc3339;
 
 /// How a report judges hosts.
@@ -54,7 +55,12 @@ pub fn judge(h: &mut HostReport, now_ms: u64, settings: &ReportSettings, green_t
     });
     h.action = action;
     h.urgent = urgent;
-    h.reason = reason;
+    h.reason = match Overflow::of(&h.host) {
+        Some(_) => {
+            format!("hosts past the ledger's bounds (--max-hosts, --max-ledger-memory), counted together: {reason}")
+        }
+        None => reason,
+    };
     h.dns_change_blocked = if action == Action::SwitchDns { super::changes::check(h, green_targets) } else { None };
     if h.sni_mismatch_requests > 0 {
         h.reason.push_str(&format!(

@@ -2,11 +2,12 @@
 //! per-minute rings merge, verdicts and actions are derived again from the merged facts.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
-use super::judge::ReportSettings;
-use super::judge::{judge, sort_hosts};
+use super::file::{read_streaming, ReportFileError};
+use super::judge::{judge, sort_hosts, ReportSettings};
 use super::model::*;
-use crate::base::host::OTHER_HOST;
+use crate::base::host::Overflow;
 use crate::base::time::{parse_rfc3339, rfc3339};
 use crate::dns::verdict::DnsVerdict;
 use crate::record::stats::{Methods, StatusClasses};
@@ -18,84 +19,167 @@ pub enum MergeError {
     /// Nothing to merge.
     #[error("no report to merge")]
     Empty,
-    /// A report of another schema.
-    #[error("report {index}: schema `{schema}` is not {SCHEMA}")]
-    Schema {
-        /// Position among the inputs (0-based).
-        index: usize,
-        /// What it says.
-        schema: String,
-    },
+    /// A report file cannot be read.
+    #[error(transparent)]
+    File(#[from] ReportFileError),
 }
 
-/// Merges `reports` (one per replica). Verdicts use the newest report's `generated_at` as "now".
-pub fn merge(reports: Vec<Report>, settings: &ReportSettings) -> Result<Report, MergeError> {
-    for (index, r) in reports.iter().enumerate() {
-        if r.schema != SCHEMA {
-            return Err(MergeError::Schema { index, schema: r.schema.clone() });
+/// A merge being made: headers and hosts added as they are read, judged at the end.
+#[derive(Default)]
+pub struct Merger {
+    newest: u64,
+    started: Option<u64>,
+    replicas: Vec<Replica>,
+    totals: Totals,
+    green: GreenSummary,
+    dns: DnsSummary,
+    omitted: Option<Omitted>,
+    by_host: HashMap<String, HostReport>,
+    reports: usize,
+}
+
+impl Merger {
+    /// Adds a report's header (everything but its hosts).
+    pub fn add_header(&mut self, r: &Report) {
+        self.reports += 1;
+        let generated = parse_rfc3339(&r.generated_at).unwrap_or(0);
+        self.newest = self.newest.max(generated);
+        if let Some(started) = parse_rfc3339(&r.started_at) {
+            self.started = Some(self.started.map_or(started, |s| s.min(started)));
         }
-    }
-    let newest = reports.iter().filter_map(|r| parse_rfc3339(&r.generated_at)).max().ok_or(MergeError::Empty)?;
-    let started = reports.iter().filter_map(|r| parse_rfc3339(&r.started_at)).min().unwrap_or(newest);
-    let mut totals = Totals::default();
-    let mut green = GreenSummary::default();
-    let mut dns = DnsSummary::default();
-    let mut replicas = 0;
-    let mut by_host: HashMap<String, HostReport> = HashMap::new();
-    for r in reports {
-        replicas += r.replicas;
-        totals.requests += r.totals.requests;
-        totals.ignored_requests += r.totals.ignored_requests;
-        totals.unrouted_requests += r.totals.unrouted_requests;
-        totals.hosts_overflowed_requests += r.totals.hosts_overflowed_requests;
-        totals.paths_overflowed_requests += r.totals.paths_overflowed_requests;
-        totals.tls_requests += r.totals.tls_requests;
-        totals.sni_mismatch_requests += r.totals.sni_mismatch_requests;
-        totals.default_cert_requests += r.totals.default_cert_requests;
-        totals.passthrough_connections += r.totals.passthrough_connections;
-        green.loaded |= r.green.loaded;
-        green.objects = green.objects.max(r.green.objects);
+        for rep in &r.replicas {
+            let generated_at =
+                if rep.generated_at.is_empty() { r.generated_at.clone() } else { rep.generated_at.clone() };
+            self.replicas.push(Replica { generated_at, ..rep.clone() });
+        }
+        let (t, o) = (&mut self.totals, &r.totals);
+        t.requests += o.requests;
+        t.ignored_requests += o.ignored_requests;
+        t.unrouted_requests += o.unrouted_requests;
+        t.hosts_overflowed_requests += o.hosts_overflowed_requests;
+        t.paths_overflowed_requests += o.paths_overflowed_requests;
+        t.tls_requests += o.tls_requests;
+        t.sni_mismatch_requests += o.sni_mismatch_requests;
+        t.default_cert_requests += o.default_cert_requests;
+        t.passthrough_connections += o.passthrough_connections;
+        self.green.loaded |= r.green.loaded;
+        self.green.objects = self.green.objects.max(r.green.objects);
+        let dns = &mut self.dns;
         dns.live |= r.dns.live;
-        for z in r.dns.zones {
-            if !dns.zones.contains(&z) {
-                dns.zones.push(z);
+        for z in &r.dns.zones {
+            if !dns.zones.contains(z) {
+                dns.zones.push(z.clone());
             }
         }
         for (mine, theirs) in
-            [(&mut dns.blue_targets, r.dns.blue_targets), (&mut dns.green_targets, r.dns.green_targets)]
+            [(&mut dns.blue_targets, &r.dns.blue_targets), (&mut dns.green_targets, &r.dns.green_targets)]
         {
             for t in theirs {
-                if !mine.contains(&t) {
-                    mine.push(t);
+                if !mine.contains(t) {
+                    mine.push(t.clone());
                 }
             }
         }
-        for h in r.hosts {
-            match by_host.get_mut(&h.host) {
-                Some(acc) => merge_host(acc, h),
-                None => {
-                    by_host.insert(h.host.clone(), h);
-                }
+        if let Some(theirs) = &r.omitted {
+            let mine = self.omitted.get_or_insert_with(|| Omitted {
+                why: "the merged reports were bounded: their left-out hosts are counted here (a host left out by two of them, twice)".into(),
+                ..Omitted::default()
+            });
+            mine.hosts += theirs.hosts;
+            mine.requests += theirs.requests;
+            for (a, t) in &theirs.by_action {
+                let m = mine.by_action.entry(*a).or_default();
+                m.hosts += t.hosts;
+                m.requests += t.requests;
             }
         }
     }
-    let mut hosts: Vec<HostReport> = by_host.into_values().collect();
-    totals.hosts = hosts.iter().filter(|h| h.host != OTHER_HOST).count() as u64;
-    for h in hosts.iter_mut() {
-        h.paths.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.path.cmp(&b.path)));
-        judge(h, newest, settings, &dns.green_targets);
+
+    /// Adds one host of a report whose header was added.
+    pub fn add_host(&mut self, h: HostReport) {
+        match self.by_host.get_mut(&h.host) {
+            Some(acc) => merge_host(acc, h),
+            None => {
+                self.by_host.insert(h.host.clone(), h);
+            }
+        }
     }
-    sort_hosts(&mut hosts);
-    Ok(Report {
-        schema: SCHEMA.into(),
-        generated_at: rfc3339(newest),
-        started_at: rfc3339(started),
-        replicas,
-        totals,
-        green,
-        dns,
-        hosts,
-    })
+
+    /// The merged report; verdicts and actions judged as of the newest report.
+    pub fn finish(self, settings: &ReportSettings) -> Result<Report, MergeError> {
+        if self.reports == 0 {
+            return Err(MergeError::Empty);
+        }
+        let mut totals = self.totals;
+        let mut hosts: Vec<HostReport> = self.by_host.into_values().collect();
+        totals.hosts = hosts.iter().filter(|h| Overflow::of(&h.host).is_none()).count() as u64;
+        for h in hosts.iter_mut() {
+            h.paths.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.path.cmp(&b.path)));
+            judge(h, self.newest, settings, &self.dns.green_targets);
+        }
+        sort_hosts(&mut hosts);
+        Ok(Report {
+            schema: SCHEMA.into(),
+            generated_at: rfc3339(self.newest),
+            started_at: rfc3339(self.started.unwrap_or(self.newest)),
+            replicas: self.replicas,
+            totals,
+            green: self.green,
+            dns: self.dns,
+            hosts,
+            omitted: self.omitted,
+        })
+    }
+}
+
+/// A merged report of files, and the files left out.
+pub struct Merged {
+    pub report: Report,
+    /// Files superseded by a newer report of the same replica: (file, why).
+    pub superseded: Vec<(PathBuf, String)>,
+}
+
+/// Merges report files, reading each host by host (a report of any size is not held whole).
+/// Several snapshots of one recording — the same replica id and start, as a replica that
+/// restores its file keeps — count once: the newest. A replica that started over without its
+/// file holds other traffic, so both of its recordings count.
+pub fn merge_files(files: &[PathBuf], settings: &ReportSettings) -> Result<Merged, MergeError> {
+    // First the headers: which file is the newest of its recording.
+    let mut newest: HashMap<(String, String), (usize, u64)> = HashMap::new();
+    let mut keys: Vec<Option<(String, String)>> = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let header = read_streaming(f, |_| {})?;
+        let key = match header.replicas.as_slice() {
+            [one] if !one.id.is_empty() => Some((one.id.clone(), header.started_at.clone())),
+            _ => None,
+        };
+        if let Some(key) = &key {
+            let at = parse_rfc3339(&header.generated_at).unwrap_or(0);
+            let best = newest.entry(key.clone()).or_insert((i, at));
+            if at > best.1 {
+                *best = (i, at);
+            }
+        }
+        keys.push(key);
+    }
+    let mut m = Merger::default();
+    let mut superseded = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        if let Some(key) = &keys[i] {
+            let keep = newest.get(key).map(|(k, _)| *k);
+            if keep != Some(i) {
+                let newer = keep.map(|k| files[k].display().to_string()).unwrap_or_default();
+                superseded.push((
+                    f.clone(),
+                    format!("replica `{}` has a newer report of the same recording: {newer}", key.0),
+                ));
+                continue;
+            }
+        }
+        let header = read_streaming(f, |h| m.add_host(h))?;
+        m.add_header(&header);
+    }
+    Ok(Merged { report: m.finish(settings)?, superseded })
 }
 
 fn min_ts(a: &str, b: &str) -> String {
@@ -210,6 +294,40 @@ mod tests {
         ReportSettings::default()
     }
 
+    fn merge(reports: Vec<Report>, settings: &ReportSettings) -> Result<Report, MergeError> {
+        let mut m = Merger::default();
+        for mut r in reports {
+            let hosts = std::mem::take(&mut r.hosts);
+            m.add_header(&r);
+            hosts.into_iter().for_each(|h| m.add_host(h));
+        }
+        m.finish(settings)
+    }
+
+    /// `reports` written as files in a fresh folder.
+    fn files(name: &str, reports: &[Report]) -> Vec<PathBuf> {
+        let dir = std::env::temp_dir().join(format!("cutover-merge-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        reports
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let f = dir.join(format!("{i}.json"));
+                std::fs::write(&f, crate::report::render::json(r)).unwrap();
+                f
+            })
+            .collect()
+    }
+
+    /// A snapshot at `at` of replica `id`'s recording started at T1.
+    fn of_replica(id: &str, at: &str, hosts: Vec<HostReport>) -> Report {
+        let mut r = report(at, hosts);
+        r.started_at = T1.into();
+        r.replicas = vec![Replica { id: id.into(), generated_at: at.into(), ..Replica::default() }];
+        r
+    }
+
     #[test]
     fn counts_add_up_and_times_take_the_extremes() {
         let a = host(
@@ -229,7 +347,7 @@ mod tests {
                    "methods": ["POST"]}),
         );
         let merged = merge(vec![report(T1, vec![a]), report(T2, vec![b])], &settings()).unwrap();
-        assert_eq!((merged.replicas, merged.totals.requests, merged.totals.hosts), (2, 8, 1));
+        assert_eq!((merged.totals.requests, merged.totals.hosts), (8, 1));
         assert_eq!((merged.generated_at.as_str(), merged.started_at.as_str()), (T2, T1));
         let h = &merged.hosts[0];
         assert_eq!((h.requests, h.first_seen.as_str(), h.last_seen.as_str()), (8, T1, T2));
@@ -263,8 +381,35 @@ mod tests {
     fn another_schema_or_nothing_is_refused() {
         let mut odd = report(T1, vec![]);
         odd.schema = "someone-else/v9".into();
-        let err = merge(vec![report(T1, vec![]), odd], &settings()).unwrap_err();
-        assert!(err.to_string().contains("report 1") && err.to_string().contains("someone-else/v9"), "{err}");
+        let f = files("schema", &[report(T1, vec![]), odd]);
+        let err = merge_files(&f, &settings()).err().unwrap();
+        assert!(err.to_string().contains("1.json") && err.to_string().contains("someone-else/v9"), "{err}");
         assert!(matches!(merge(vec![], &settings()), Err(MergeError::Empty)));
+    }
+
+    #[test]
+    fn snapshots_of_one_recording_count_once() {
+        let h = |n| host("api.example.com", n, T1, json!({}));
+        let mut started_over = of_replica("pod-b", T2, vec![h(1)]);
+        started_over.started_at = T2.into();
+        let f = files(
+            "replicas",
+            &[
+                of_replica("pod-a", T1, vec![h(3)]),
+                of_replica("pod-a", T2, vec![h(5)]),
+                of_replica("pod-b", T1, vec![h(2)]),
+                started_over,
+            ],
+        );
+        let merged = merge_files(&f, &settings()).unwrap();
+        assert_eq!(
+            merged.report.hosts[0].requests, 8,
+            "pod-a's newest snapshot (5), pod-b's (2) and what pod-b counted after starting over (1)"
+        );
+        let ids: Vec<&str> = merged.report.replicas.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["pod-a", "pod-b", "pod-b"]);
+        assert_eq!(merged.superseded.len(), 1);
+        assert_eq!(merged.superseded[0].0, f[0]);
+        assert!(merged.superseded[0].1.contains("pod-a"), "{}", merged.superseded[0].1);
     }
 }

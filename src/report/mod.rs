@@ -1,5 +1,7 @@
-//! The reconciliation report: its model (schema v1), how it is built from the ledger, rendered,
-//! merged across replicas, turned into Route53 change batches, and written to disk.
+//! The reconciliation report: its model (schema v2), how it is built from the ledger host by host,
+//! judged (classify, judge), written out bounded or whole (stream, render), summarized for the
+//! metrics and the dashboard, merged across replicas, turned into Route53 change batches, kept in a
+//! file and read back after a restart.
 
 pub mod build;
 pub mod changes;
@@ -9,6 +11,9 @@ pub mod judge;
 pub mod merge;
 pub mod model;
 pub mod render;
+pub mod restore;
 #[cfg(test)]
 mod samples;
+pub mod stream;
+pub mod summary;
 pub mod writer;

@@ -1,6 +1,7 @@
-//! The reconciliation report, schema `cutover-proxy/report/v1`, field by field as in
+//! The reconciliation report, schema `cutover-proxy/report/v2`, field by field as in
 //! docs/REPORT.md. Serialized as JSON for `/report` and the report file; read back for `report
-//! render` and `report merge`.
+//! render`, `report merge` and a restart. Version 1 files are read too (their `replicas` count
+//! becomes that many replicas of unknown id).
 
 use serde::{Deserialize, Serialize};
 
@@ -10,20 +11,23 @@ use crate::record::stats::{Minutes, StatusClasses, TopK};
 use crate::record::TOP_K;
 
 /// The schema tag every report carries.
-pub const SCHEMA: &str = "cutover-proxy/report/v1";
+pub const SCHEMA: &str = "cutover-proxy/report/v2";
+/// The schema before `replicas` listed the replicas (read, never written).
+pub const SCHEMA_V1: &str = "cutover-proxy/report/v1";
 
 /// A whole report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
-    /// Always [`SCHEMA`].
+    /// [`SCHEMA`] (or [`SCHEMA_V1`] when read from an older file).
     pub schema: String,
     /// When this report was made (RFC 3339).
     pub generated_at: String,
     /// When recording started (earliest over merged replicas).
     pub started_at: String,
-    /// How many proxy reports were merged into this one (1 for a single proxy).
-    #[serde(default = "one")]
-    pub replicas: u64,
+    /// The proxies whose traffic this report holds: one for a proxy's own report, one per
+    /// replica for a merge.
+    #[serde(default, deserialize_with = "replicas_v1_or_v2")]
+    pub replicas: Vec<Replica>,
     /// Exact totals.
     pub totals: Totals,
     /// What green's route table held.
@@ -31,12 +35,61 @@ pub struct Report {
     /// Which DNS evidence was configured.
     #[serde(default)]
     pub dns: DnsSummary,
-    /// Every host still arriving, most requests first.
+    /// Every host still arriving, most requests first (a bounded report: the ones that matter).
     pub hosts: Vec<HostReport>,
+    /// What a bounded report (`/report` without `?all=true`) left out of `hosts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted: Option<Omitted>,
 }
 
-fn one() -> u64 {
-    1
+/// One proxy replica a report holds traffic of.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Replica {
+    /// `--replica-id` (the pod's name); empty when unknown (a version-1 report).
+    pub id: String,
+    /// When its report was made (RFC 3339).
+    pub generated_at: String,
+    /// Its admin address, for a fleet report made by asking the replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Whether it answered, for a fleet report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reachable: Option<bool>,
+    /// Why it did not, for a fleet report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Version 2 lists the replicas; version 1 counted them.
+fn replicas_v1_or_v2<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Replica>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Count(u64),
+        List(Vec<Replica>),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::Count(n) => (0..n.min(10_000)).map(|_| Replica::default()).collect(),
+        Either::List(list) => list,
+    })
+}
+
+/// The hosts a bounded report left out, all together and per action.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Omitted {
+    pub hosts: u64,
+    pub requests: u64,
+    /// Per action: hosts and requests left out.
+    pub by_action: std::collections::BTreeMap<Action, Tally>,
+    /// Why they were left out, and how to get them.
+    pub why: String,
+}
+
+/// Hosts and requests.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Tally {
+    pub hosts: u64,
+    pub requests: u64,
 }
 
 /// Exact totals, whatever the ledger's bounds.
@@ -237,6 +290,9 @@ pub struct HostReport {
 pub struct PathReport {
     /// Template (`{id}` for ids, `{other}` beyond `--max-paths-per-host`).
     pub path: String,
+    /// The first concrete path seen, when it differs from the template (what green is asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<String>,
     pub requests: u64,
     /// First request (RFC 3339).
     pub first_seen: String,

@@ -1,5 +1,6 @@
 //! The periodic part of reporting: every `--report-interval` a `summary` event on stdout and, with
-//! `--report-file`, the JSON report written atomically; once more at shutdown.
+//! `--report-file`, the whole JSON report streamed to the file atomically; once more at shutdown.
+//! Every minute, one line for the first sightings the events' rate held back.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,11 +10,12 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::build::build;
-use super::file::write_atomic;
+use super::build::Sources;
+use super::file::write_atomic_with;
 use super::judge::ReportSettings;
-use super::render::json;
-use crate::base::time::{parse_rfc3339, unix_ms};
+use super::render::Format;
+use super::stream::{self, Selection, Written};
+use crate::base::time::unix_ms;
 use crate::dns::book::DnsBook;
 use crate::log::AccessLog;
 use crate::record::Ledger;
@@ -35,6 +37,8 @@ pub struct Reporter {
     pub dns: Option<Arc<DnsBook>>,
     /// When recording started, unix ms.
     pub started_at_ms: u64,
+    /// `--replica-id`.
+    pub replica_id: Arc<str>,
     /// How hosts are judged.
     pub settings: ReportSettings,
     /// `--report-file`.
@@ -59,48 +63,93 @@ impl Reporter {
         }
     }
 
+    /// Runs forever: every `every`, one `new_hosts_summary` line for the first sightings held
+    /// back since the last one (none when there were none).
+    pub async fn sightings_every(self, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            self.log_held_sightings(every);
+        }
+    }
+
+    /// One `new_hosts_summary` line for the first sightings held back over the last `over`
+    /// (the rate limit's), when there were any; also at shutdown, so none goes untold.
+    pub fn log_held_sightings(&self, over: Duration) {
+        let held = self.ledger.take_suppressed();
+        if held.is_empty() {
+            return;
+        }
+        let top = held.domains.top();
+        let most_under: Vec<serde_json::Value> =
+            top.iter().map(|(d, n)| json!({"domain": &**d, "new_hosts": n})).collect();
+        let under = top.first().map(|(d, n)| format!(", most under {d} ({n})")).unwrap_or_default();
+        let seconds = over.as_secs().max(1);
+        self.log.event(
+            "new_hosts_summary",
+            json!({
+                "more_new_hosts": held.new_hosts,
+                "more_new_paths": held.new_paths,
+                "interval_s": seconds,
+                "most_under": most_under,
+                "message": format!(
+                    "{} more new hosts and {} more new paths in the last {seconds} s{under} (new_host/new_path lines are limited to a burst of 1000 and 50 a second)",
+                    held.new_hosts, held.new_paths
+                ),
+            }),
+        );
+    }
+
     /// Builds the report (off the async thread), logs the summary, writes the file.
     pub async fn write_once(&self) {
         let this = self.clone();
         let _ = tokio::task::spawn_blocking(move || this.write_blocking()).await;
     }
 
+    fn sources(&self) -> Sources<'_> {
+        Sources {
+            ledger: &self.ledger,
+            dns: self.dns.as_deref(),
+            started_at_ms: self.started_at_ms,
+            replica_id: &self.replica_id,
+            settings: self.settings,
+        }
+    }
+
     fn write_blocking(&self) {
         let _one_at_a_time = self.writing.lock().unwrap_or_else(|p| p.into_inner());
-        let report = build(&self.ledger, self.started_at_ms, &self.settings, self.dns.as_deref());
-        let mut actions: BTreeMap<&str, u64> = BTreeMap::new();
-        for h in &report.hosts {
-            *actions.entry(h.action.as_str()).or_default() += 1;
-        }
+        let src = self.sources();
         let now = unix_ms();
-        let quiet_ms = self.settings.quiet_period.as_millis() as u64;
-        let arriving = report
-            .hosts
-            .iter()
-            .filter(|h| parse_rfc3339(&h.last_seen).is_some_and(|t| now.saturating_sub(t) < quiet_ms))
-            .count();
+        let written: Written = match &self.file {
+            Some(path) => {
+                match write_atomic_with(path, |w| stream::write(&src, &Selection::all(), Format::Json, now, w)) {
+                    Ok(written) => {
+                        self.writes.ok.fetch_add(1, Ordering::Relaxed);
+                        written
+                    }
+                    Err(e) => {
+                        self.writes.failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "cannot write the report file");
+                        self.log.event("report_write_failed", json!({"error": e.to_string()}));
+                        stream::tally(&src, now)
+                    }
+                }
+            }
+            None => stream::tally(&src, now),
+        };
+        let header = src.header(now);
+        let actions: BTreeMap<&str, u64> = written.by_action.iter().map(|(a, t)| (a.as_str(), t.hosts)).collect();
         self.log.event(
             "summary",
             json!({
-                "requests": report.totals.requests,
-                "hosts": report.totals.hosts,
-                "hosts_arriving": arriving,
-                "unrouted_requests": report.totals.unrouted_requests,
-                "ignored_requests": report.totals.ignored_requests,
+                "requests": header.totals.requests,
+                "hosts": header.totals.hosts,
+                "hosts_arriving": written.arriving,
+                "unrouted_requests": header.totals.unrouted_requests,
+                "ignored_requests": header.totals.ignored_requests,
                 "hosts_by_action": actions,
             }),
         );
-        if let Some(path) = &self.file {
-            match write_atomic(path, json(&report).as_bytes()) {
-                Ok(()) => {
-                    self.writes.ok.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    self.writes.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "cannot write the report file");
-                    self.log.event("report_write_failed", json!({"error": e.to_string()}));
-                }
-            }
-        }
     }
 }

@@ -218,11 +218,26 @@ impl RouteTable {
 
     /// Like [`RouteTable::route`], also saying whether the rule was `ImplementationSpecific`.
     pub fn route_match(&self, host: &str, path: &str) -> Option<RouteMatch<'_>> {
+        self.entry(host, path)
+            .map(|e| RouteMatch { route: &self.refs[e.route], implementation_specific: e.implementation_specific })
+    }
+
+    /// Like [`RouteTable::route`], as the serving object's index (what the ledger keeps per path:
+    /// four bytes, not the object's names), for [`RouteTable::object`].
+    pub fn route_index(&self, host: &str, path: &str) -> Option<u32> {
+        self.entry(host, path).and_then(|e| u32::try_from(e.route).ok())
+    }
+
+    /// The object at `index` of this table.
+    pub fn object(&self, index: u32) -> Option<&RouteRef> {
+        self.refs.get(index as usize)
+    }
+
+    fn entry(&self, host: &str, path: &str) -> Option<&Entry> {
         let exact = self.exact.get(host).map(Vec::as_slice).unwrap_or_default();
         best(exact.iter(), path)
             .or_else(|| best(self.wildcard.iter().filter(|e| e.host.matches(host)), path))
             .or_else(|| best(self.any.iter(), path))
-            .map(|e| RouteMatch { route: &self.refs[e.route], implementation_specific: e.implementation_specific })
     }
 }
 

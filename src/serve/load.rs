@@ -11,8 +11,11 @@ use super::ServeError;
 use crate::base::error::ConfigError;
 use crate::dns::book::DnsBook;
 use crate::dns::counters::DnsCounters;
+use crate::dns::kinds::DnsKinds;
 use crate::dns::zones::{self, Zones};
 use crate::record::Ledger;
+use crate::report::file::set_aside;
+use crate::report::restore::{restore, Restored};
 use crate::routes::RouteTable;
 use crate::tls::certs::CertStore;
 use crate::upstream::tls::{client_config, UpstreamTlsSettings};
@@ -38,6 +41,30 @@ pub(super) struct Loaded {
     pub resolver: Option<TokioResolver>,
     /// Counted by the resolver task, read by `/metrics`.
     pub dns_counters: Arc<DnsCounters>,
+    /// What reading back `--report-file` did.
+    pub restore: RestoreOutcome,
+}
+
+/// What reading back the last `--report-file` at start did.
+#[derive(Debug)]
+pub(super) enum RestoreOutcome {
+    /// Not recording, no `--report-file`, or no such file yet: a fresh start.
+    Fresh,
+    /// The file was read back: counting continues from it.
+    Restored(Restored),
+    /// The file could not be read; it was moved aside (when it could be) and counting starts
+    /// fresh. A broken file never keeps the proxy from serving.
+    Failed { error: String, set_aside: Option<std::path::PathBuf> },
+}
+
+impl RestoreOutcome {
+    /// When the recording that this run continues started.
+    pub fn started_at_ms(&self, now_ms: u64) -> u64 {
+        match self {
+            RestoreOutcome::Restored(r) if r.started_at_ms > 0 => r.started_at_ms.min(now_ms),
+            _ => now_ms,
+        }
+    }
 }
 
 /// Loads and checks everything in the settings' files.
@@ -65,24 +92,53 @@ pub(super) fn load(s: &ServeSettings) -> Result<Loaded, ServeError> {
             .map_err(|why| ConfigError::Invalid { what: "--upstream-sni", why })?,
     );
     let passthrough = s.passthrough_upstream.clone().map(|u| Arc::new(Upstreams::new(u, &[])));
-    let ledger = (!s.no_record).then(|| Arc::new(Ledger::new(s.ledger.clone(), routes.clone())));
     let dns_counters = Arc::new(DnsCounters::default());
-    let dns = match &ledger {
-        Some(ledger) if s.dns.configured() => {
-            let mut imported = Zones::default();
-            for (zone, file) in &s.dns.route53 {
-                imported.zones.push(zones::load(zone, file)?);
+    let imported = imported_zones(s)?;
+    let (mut ledger, mut dns) = recording(s, &routes, &imported, &dns_counters);
+    let restore = match (&ledger, &s.report_file) {
+        (Some(l), Some(file)) => match restore(file, l, dns.as_deref()) {
+            Ok(None) => RestoreOutcome::Fresh,
+            Ok(Some(restored)) => RestoreOutcome::Restored(restored),
+            Err(e) => {
+                // Whatever was read before the error is dropped with the half-filled ledger.
+                (ledger, dns) = recording(s, &routes, &imported, &dns_counters);
+                RestoreOutcome::Failed { error: e.to_string(), set_aside: set_aside(file).ok() }
             }
-            let grace = s.dns.ttl_grace.as_millis() as u64;
-            let book =
-                DnsBook::new(s.dns.targets.clone(), imported, s.dns.live, grace, ledger.moves(), dns_counters.clone());
-            Some(Arc::new(book))
-        }
-        _ => None,
+        },
+        _ => RestoreOutcome::Fresh,
     };
     let resolver = match &dns {
         Some(book) if book.live() => Some(crate::dns::task::resolver(&s.dns.resolver)?),
         _ => None,
     };
-    Ok(Loaded { routes, certs, upstream_tls, upstreams, passthrough, ledger, dns, resolver, dns_counters })
+    Ok(Loaded { routes, certs, upstream_tls, upstreams, passthrough, ledger, dns, resolver, dns_counters, restore })
+}
+
+fn imported_zones(s: &ServeSettings) -> Result<Zones, ServeError> {
+    let mut imported = Zones::default();
+    for (zone, file) in &s.dns.route53 {
+        imported.zones.push(zones::load(zone, file)?);
+    }
+    Ok(imported)
+}
+
+/// A fresh ledger and DNS book (none with `--no-record`; no book without DNS evidence).
+fn recording(
+    s: &ServeSettings,
+    routes: &Arc<RouteTable>,
+    imported: &Zones,
+    counters: &Arc<DnsCounters>,
+) -> (Option<Arc<Ledger>>, Option<Arc<DnsBook>>) {
+    if s.no_record {
+        return (None, None);
+    }
+    let ledger = Arc::new(Ledger::new(s.ledger.clone(), routes.clone()));
+    if !s.dns.configured() {
+        return (Some(ledger), None);
+    }
+    ledger.set_kinds(Arc::new(DnsKinds::new(s.dns.targets.clone(), imported)));
+    let grace = s.dns.ttl_grace.as_millis() as u64;
+    let book =
+        DnsBook::new(s.dns.targets.clone(), imported.clone(), s.dns.live, grace, ledger.moves(), counters.clone());
+    (Some(ledger), Some(Arc::new(book)))
 }

@@ -72,8 +72,8 @@ pub fn run(settings: ServeSettings) -> Result<(), ServeError> {
 /// [`run`] with the log, readiness and stop under the caller's control.
 pub fn run_with(s: ServeSettings, hooks: Hooks) -> Result<(), ServeError> {
     let Hooks { out, ready, stop } = hooks;
-    let started_at_ms = unix_ms();
     let loaded = load::load(&s)?;
+    let started_at_ms = loaded.restore.started_at_ms(unix_ms());
     let (log, writer) = AccessLog::start(out, LOG_QUEUE)?;
     let bound = start::bind(&s, &loaded)?;
     let admin_addr = bound.admin.local_addr()?;
@@ -111,6 +111,7 @@ pub fn run_with(s: ServeSettings, hooks: Hooks) -> Result<(), ServeError> {
             workers: s.workers,
             drain_delay: s.drain_delay,
             shutdown_timeout: s.shutdown_timeout,
+            sightings_every: start::SIGHTINGS_EVERY,
         };
         stop::run(&mut signals, stop, stopping).await;
         Ok::<_, std::io::Error>(())

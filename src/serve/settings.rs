@@ -58,6 +58,8 @@ pub struct ServeSettings {
     pub ledger: LedgerSettings,
     /// Record nothing.
     pub no_record: bool,
+    /// This replica's name in its reports.
+    pub replica_id: String,
     /// DNS and Route53 evidence.
     pub dns: DnsEvidenceSettings,
     /// How Route53 changes are written (`/report/route53`).
@@ -103,6 +105,7 @@ impl ServeSettings {
             quiet_period: ReportSettings::default().quiet_period,
             ledger: LedgerSettings::default(),
             no_record: false,
+            replica_id: "cutover-proxy".into(),
             dns: DnsEvidenceSettings::default(),
             export: ExportSettings::default(),
             tls_listen: Vec::new(),

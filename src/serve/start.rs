@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::load::Loaded;
+use super::load::{Loaded, RestoreOutcome};
 use super::settings::ServeSettings;
 use super::ServeError;
 use crate::admin::metrics::MetricsSources;
@@ -30,6 +30,9 @@ const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 
 /// New hosts waiting for the DNS task; beyond this they are found by its periodic sweep instead.
 const NEW_HOSTS_QUEUE: usize = 65_536;
+
+/// How often first sightings held back by the log's rate limit are summed up in one line.
+pub(super) const SIGHTINGS_EVERY: Duration = Duration::from_secs(60);
 
 /// The sockets, bound before any thread starts.
 pub(super) struct Bound {
@@ -132,6 +135,7 @@ pub(super) fn log_started(
     admin: SocketAddr,
     log: &AccessLog,
 ) {
+    log_restore(s, &loaded.restore, log);
     for (addr, kind) in listeners {
         let upstream = match (*kind, &s.passthrough_upstream) {
             ("passthrough", Some(up)) => up.authority(),
@@ -199,6 +203,7 @@ pub(super) fn reporter(
         ledger,
         dns: loaded.dns.clone(),
         started_at_ms,
+        replica_id: s.replica_id.as_str().into(),
         settings: ReportSettings { quiet_period: s.quiet_period },
         file: s.report_file.clone(),
         log: log.clone(),
@@ -221,6 +226,7 @@ pub(super) fn admin_state(
         shutdown: shutdown.clone(),
         ledger: loaded.ledger.clone(),
         started_at_ms,
+        replica_id: s.replica_id.as_str().into(),
         report: ReportSettings { quiet_period: s.quiet_period },
         dns: loaded.dns.clone(),
         export: s.export,
@@ -231,7 +237,7 @@ pub(super) fn admin_state(
             report_writes,
             bounds: (s.ledger.max_hosts, s.ledger.max_paths),
         },
-        cache: Default::default(),
+        summary: Default::default(),
     })
 }
 
@@ -245,8 +251,10 @@ pub(super) fn spawn_tasks(
     reporter: Option<Reporter>,
     log: &AccessLog,
 ) {
+    tokio::spawn(crate::admin::keep_summary(admin_state.clone()));
     tokio::spawn(crate::admin::serve(admin, admin_state));
     if let Some(reporter) = reporter {
+        tokio::spawn(reporter.clone().sightings_every(SIGHTINGS_EVERY));
         tokio::spawn(reporter.run_every(s.report_interval));
     }
     if let (Some(ledger), false) = (loaded.ledger.clone(), s.green_routes.is_empty()) {
@@ -264,7 +272,14 @@ pub(super) fn spawn_tasks(
             events.event("dns_verdict", json!({"host": host, "from": from.as_str(), "to": to.as_str()}));
         });
         let resolver = s.dns.resolver.clone();
-        let task = crate::dns::task::run(book, loaded.resolver, resolver, rx, move || names.host_names(), on_change);
+        let task = crate::dns::task::run(
+            book,
+            loaded.resolver,
+            resolver,
+            rx,
+            move |f: &mut dyn FnMut(&str)| names.for_each_name(f),
+            on_change,
+        );
         tokio::spawn(task);
     }
     if let Some(up) = loaded.passthrough.filter(|u| u.list[0].needs_resolving()) {
@@ -272,5 +287,27 @@ pub(super) fn spawn_tasks(
     }
     if let Some(store) = loaded.certs {
         tokio::spawn(crate::reload::watch_certs(store, log.clone()));
+    }
+}
+
+/// One line on what reading back `--report-file` did: operators must see a restart continue the
+/// count, or why it could not.
+fn log_restore(s: &ServeSettings, restore: &RestoreOutcome, log: &AccessLog) {
+    let file = s.report_file.as_ref().map(|f| f.display().to_string());
+    match restore {
+        RestoreOutcome::Fresh => {}
+        RestoreOutcome::Restored(r) => log.event(
+            "report_restored",
+            json!({"file": file, "hosts": r.hosts, "hosts_bucketed": r.bucketed, "requests": r.requests,
+                   "started_at": rfc3339(r.started_at_ms), "replica_id": r.replica_id}),
+        ),
+        RestoreOutcome::Failed { error, set_aside } => {
+            tracing::warn!(%error, "could not read back the report file; counting starts fresh");
+            log.event(
+                "report_restore_failed",
+                json!({"file": file, "error": error, "set_aside": set_aside.as_ref().map(|p| p.display().to_string()),
+                       "message": "the last report could not be read back; it was moved aside and counting starts fresh"}),
+            );
+        }
     }
 }

@@ -29,6 +29,8 @@ pub(super) struct Stopping<'a> {
     pub workers: usize,
     pub drain_delay: Duration,
     pub shutdown_timeout: Duration,
+    /// How often held-back first sightings are summed up (the last summary's interval).
+    pub sightings_every: Duration,
 }
 
 /// Waits for the first signal (or `stop`), then runs the shutdown sequence to its end.
@@ -69,6 +71,7 @@ pub(super) async fn run(sig: &mut Signals, stop: Option<tokio::sync::oneshot::Re
         }
     }
     if let Some(reporter) = s.reporter {
+        reporter.log_held_sightings(s.sightings_every);
         reporter.write_once().await;
     }
 }

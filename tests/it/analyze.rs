@@ -110,7 +110,7 @@ fn alb_logs_plain_and_gzipped_make_the_same_report() {
     assert!(stderr.contains("analyzed 2 file(s): 10 lines, 7 requests, 2 malformed; 3 hosts"), "{stderr}");
 
     let r = report(&out);
-    assert_eq!(r["schema"], "cutover-proxy/report/v1");
+    assert_eq!(r["schema"], "cutover-proxy/report/v2");
     assert_eq!(r["totals"]["requests"], 6, "the probe is ignored as in live traffic");
     assert_eq!(r["totals"]["ignored_requests"], 1);
     assert_eq!(r["started_at"], "2026-11-18T07:00:00.000Z", "the first request of the logs");

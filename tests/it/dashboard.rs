@@ -110,6 +110,7 @@ async fn the_dashboard_shows_hosts_by_action_in_chromium() {
     }
 
     let url = format!("http://{}/", proxy.admin);
+    wait_fresh_summary(proxy.admin).await;
     let (status, html) = admin_get(proxy.admin, "/").await;
     assert_eq!(status, 200);
     assert!(html.starts_with("<!doctype html>"), "{html}");

@@ -8,6 +8,7 @@ mod common;
 
 mod analyze;
 mod architecture;
+mod cardinality;
 mod dashboard;
 mod demo;
 mod deploy;
@@ -16,6 +17,7 @@ mod failures;
 mod forwarding;
 mod metrics;
 mod report;
+mod restart;
 mod route53;
 mod route53_moto;
 mod tls;

@@ -115,6 +115,7 @@ async fn metrics_parse_as_openmetrics_and_count_what_was_sent() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 
+    wait_fresh_summary(proxy.admin).await;
     let (status, text) = admin_get(proxy.admin, "/metrics").await;
     assert_eq!(status, 200);
     let s = parse(&text);
@@ -156,10 +157,13 @@ async fn metrics_parse_as_openmetrics_and_count_what_was_sent() {
     let with_host = s.iter().filter(|x| x.labels.contains_key("host")).count();
     assert_eq!(with_host, 20, "no other family carries a host label");
     assert!(s.iter().all(|x| x.family_type == "counter" || x.family_type == "gauge"));
+    assert!(value(&s, "cutover_ledger_memory_bytes", &[]) > 0.0);
+    assert_eq!(value(&s, "cutover_ledger_memory_limit_bytes", &[]), (64 << 20) as f64, "the default budget");
+    assert_eq!(value(&s, "cutover_ledger_memory_refusals_total", &[]), 0.0);
 
     ws.close(None).await.unwrap();
     proxy.wait_line(|v| v["status"] == 101);
-    // The cache keeps a report for 2 s; in-flight gauges are read live.
+    // The summary is up to 2 s old; in-flight gauges are read live.
     let (_, text) = admin_get(proxy.admin, "/metrics").await;
     let s = parse(&text);
     assert_eq!(value(&s, "cutover_in_flight_tunnels", &[]), 0.0);

@@ -142,7 +142,8 @@ async fn host_other_than_sni_is_flagged_in_log_and_report() {
     let file = dir.join("replica.json");
     std::fs::write(&file, r.to_string()).unwrap();
     let f = file.to_str().unwrap();
-    let (code, out, err) = run_binary(&["report", "merge", f, f], &[]);
+    let second = write_as_replica(&r, "replica-b", &dir.join("replica-b.json"));
+    let (code, out, err) = run_binary(&["report", "merge", f, &second], &[]);
     assert_eq!(code, Some(0), "{err}");
     let merged: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!((&merged["totals"]["sni_mismatch_requests"], &merged["totals"]["tls_requests"]), (&2.into(), &4.into()));
@@ -320,7 +321,8 @@ async fn passthrough_records_the_sni_and_bytes_pass_unchanged_both_ways() {
     let file = dir.join("replica.json");
     std::fs::write(&file, r.to_string()).unwrap();
     let f = file.to_str().unwrap();
-    let (code, out, err) = run_binary(&["report", "merge", f, f], &[]);
+    let second = write_as_replica(&r, "replica-b", &dir.join("replica-b.json"));
+    let (code, out, err) = run_binary(&["report", "merge", f, &second], &[]);
     assert_eq!(code, Some(0), "{err}");
     let merged: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(merged["totals"]["passthrough_connections"], 2);

@@ -548,9 +548,32 @@ pub fn empty() -> UpBody {
     full("")
 }
 
-/// A fresh folder for one test (the process id keeps parallel test binaries apart).
+/// Waits until the summary that `/metrics` and the dashboard read was made after this call
+/// (it is refreshed every 2 s beside the request path), so it holds what was sent before.
+pub async fn wait_fresh_summary(admin: SocketAddr) {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (_, text) = admin_get(admin, "/metrics").await;
+        let made = text
+            .lines()
+            .find_map(|l| l.strip_prefix("cutover_summary_timestamp_seconds "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if made >= since {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "no summary made after {since}: {made}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A fresh folder for one test (the process id keeps parallel test binaries apart, the sequence
+/// number tests of one binary that chose the same name).
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("cutover-test-{name}-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("cutover-test-{name}-{}-{seq}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -561,6 +584,15 @@ pub async fn report_json(proxy: &ProxyProc) -> serde_json::Value {
     let (status, body) = admin_get(proxy.admin, "/report").await;
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
+}
+
+/// `report` as another replica's (same traffic, another `--replica-id`), written to `file`;
+/// returns the file's path. `report merge` adds replicas up but counts one replica's snapshots once.
+pub fn write_as_replica(report: &serde_json::Value, id: &str, file: &std::path::Path) -> String {
+    let mut other = report.clone();
+    other["replicas"][0]["id"] = id.into();
+    std::fs::write(file, other.to_string()).unwrap();
+    file.to_str().unwrap().to_owned()
 }
 
 /// One host of a report (panics, showing the report, when it is missing).
