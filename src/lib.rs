@@ -33,5 +33,10 @@ pub mod internals {
     pub use crate::proxy::rewrite::{client_ip, set_forwarded, strip_hop_by_hop, TrustedProxies};
     pub use crate::record::normalize::{Glob, Templater};
     pub use crate::record::{Ledger, LedgerSettings, Observation, Sighting};
+    pub use crate::report::build::Sources;
+    pub use crate::report::judge::ReportSettings;
+    pub use crate::report::render::Format;
+    pub use crate::report::stream::{write as write_report, Selection};
+    pub use crate::report::summary::summarize;
     pub use crate::routes::RouteTable;
 }

@@ -41,7 +41,12 @@ named_enum! {
 impl Overflow {
     /// The bucket a ledger key names, if it is one.
     pub fn of(host: &str) -> Option<Overflow> {
-        host.parse().ok()
+        // Every bucket's name starts with `(`: most keys are told apart by their first byte.
+        if host.starts_with('(') {
+            Overflow::from_name(host)
+        } else {
+            None
+        }
     }
 }
 

@@ -31,6 +31,14 @@ macro_rules! named_enum {
                 }
             }
 
+            /// The variant named `s` (exactly), without building an error: for hot lookups.
+            pub fn from_name(s: &str) -> Option<Self> {
+                match s {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+
             /// Position in [`Self::ALL`] (for per-variant counter arrays).
             pub fn index(self) -> usize {
                 self as usize
@@ -47,13 +55,7 @@ macro_rules! named_enum {
         impl std::str::FromStr for $name {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(format!(
-                        "`{s}` is not one of: {}",
-                        [$($text),+].join(", ")
-                    )),
-                }
+                Self::from_name(s).ok_or_else(|| format!("`{s}` is not one of: {}", [$($text),+].join(", ")))
             }
         }
 

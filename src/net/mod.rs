@@ -5,4 +5,5 @@ pub mod alarm;
 pub mod bind;
 pub mod conn;
 pub mod io;
+pub mod priority;
 pub mod shutdown;

@@ -223,6 +223,15 @@ pub struct HostEntry {
 }
 
 impl HostEntry {
+    /// Requests counted in this lane (the sum of its paths').
+    pub(super) fn requests(&self) -> u64 {
+        match &self.paths {
+            Paths::None => 0,
+            Paths::One(one) => one.1.counts.requests,
+            Paths::Many(map) => map.values().map(|p| p.counts.requests).sum(),
+        }
+    }
+
     /// A host first seen in request `o`, and the bytes it takes besides its map slot and paths.
     pub(super) fn once(o: &Observation<'_>, ip_literal: bool) -> (Self, usize) {
         let agent: Option<Box<str>> = o.user_agent.map(|ua| Agent::new(ua).text);

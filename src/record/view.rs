@@ -26,13 +26,13 @@ impl Ledger {
     /// Calls `f` with every host, the lanes merged, shard by shard; returns how many requests
     /// the merge folded into `{other}` (each lane keeps `--max-paths-per-host` on its own; the
     /// merged view keeps it too, folding the least requested templates).
-    pub fn for_each_host(&self, mut f: impl FnMut(&str, HostStats)) -> u64 {
+    pub fn for_each_host(&self, mut f: impl FnMut(&str, &HostStats)) -> u64 {
         let lanes = self.lanes();
         let mut folded = 0;
         // The buckets sit in the shards of the hosts they took: merged over every shard, given last.
         let mut buckets: HashMap<String, HostStats> = HashMap::new();
+        let mut merged: HashMap<String, HostStats> = HashMap::new();
         for shard in 0..LANE_SHARDS {
-            let mut merged: HashMap<String, HostStats> = HashMap::new();
             for lane in &lanes {
                 let mut hosts = lane.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
                 for (name, entry) in hosts.iter_mut() {
@@ -41,13 +41,14 @@ impl Ledger {
                     self.add_entry(stats, name, entry);
                 }
             }
-            for (name, mut stats) in merged {
-                folded += self.fold_paths(&mut stats);
-                f(&name, stats);
+            for (name, stats) in merged.iter_mut() {
+                folded += self.fold_paths(stats);
+                f(name, stats);
             }
+            merged.clear();
         }
-        for (name, stats) in buckets {
-            f(&name, stats);
+        for (name, stats) in &buckets {
+            f(name, stats);
         }
         self.folded_paths.store(folded, Ordering::Relaxed);
         folded
@@ -71,6 +72,34 @@ impl Ledger {
         let mut stats = stats?;
         self.fold_paths(&mut stats);
         Some(stats)
+    }
+
+    /// Calls `f` with every host's name and requests, the lanes merged, shard by shard: what
+    /// ranking the hosts takes, without building their statistics.
+    pub fn for_each_host_requests(&self, mut f: impl FnMut(&str, u64)) {
+        let lanes = self.lanes();
+        let mut buckets: HashMap<String, u64> = HashMap::new();
+        let mut merged: HashMap<Box<str>, u64> = HashMap::new();
+        for shard in 0..LANE_SHARDS {
+            for lane in &lanes {
+                let hosts = lane.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+                for (name, entry) in hosts.iter() {
+                    let requests = entry.requests();
+                    match Overflow::of(name) {
+                        Some(_) => *buckets.entry(name.to_string()).or_default() += requests,
+                        None if lanes.len() == 1 => f(name, requests),
+                        None => match merged.get_mut(&**name) {
+                            Some(n) => *n += requests,
+                            None => {
+                                merged.insert(name.clone(), requests);
+                            }
+                        },
+                    }
+                }
+            }
+            merged.drain().for_each(|(name, n)| f(&name, n));
+        }
+        buckets.into_iter().for_each(|(name, n)| f(&name, n));
     }
 
     /// Calls `f` with every host's name (the DNS evidence's sweep), shard by shard.

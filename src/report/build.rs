@@ -85,7 +85,7 @@ impl<'a> Sources<'a> {
     /// Calls `f` with every host's report, judged as of `now`, in no particular order.
     pub fn each_host(&self, now: u64, mut f: impl FnMut(HostReport)) {
         let j = self.judging(now);
-        self.ledger.for_each_host(|name, stats| f(j.host(name, &stats)));
+        self.ledger.for_each_host(|name, stats| f(j.host(name, stats)));
     }
 
     /// One host's report (`None` when the ledger has no such host).

@@ -57,7 +57,7 @@ pub trait Sink {
 /// The sink of `format` writing to `out`.
 pub fn sink<'w>(format: Format, out: &'w mut dyn Write) -> Box<dyn Sink + 'w> {
     match format {
-        Format::Json => Box::new(JsonSink { out, first: true }),
+        Format::Json => Box::new(JsonSink { out, first: true, buf: Vec::with_capacity(4096) }),
         Format::Csv => Box::new(CsvSink { out }),
         Format::Markdown => Box::new(MarkdownSink { out, groups: [(0, 0); Action::COUNT], current: None }),
     }
@@ -94,6 +94,9 @@ pub fn json(report: &Report) -> String {
 struct JsonSink<'w> {
     out: &'w mut dyn Write,
     first: bool,
+    /// One host serialized here, then written at once: the serializer's many small writes stay
+    /// out of the (dynamic) writer.
+    buf: Vec<u8>,
 }
 
 impl Sink for JsonSink<'_> {
@@ -109,8 +112,10 @@ impl Sink for JsonSink<'_> {
     }
 
     fn host(&mut self, h: &HostReport) -> io::Result<()> {
-        self.out.write_all(if std::mem::take(&mut self.first) { b"\n" } else { b",\n" })?;
-        serde_json::to_writer(&mut *self.out, h).map_err(io::Error::other)
+        self.buf.clear();
+        self.buf.extend_from_slice(if std::mem::take(&mut self.first) { b"\n" } else { b",\n" });
+        serde_json::to_writer(&mut self.buf, h).map_err(io::Error::other)?;
+        self.out.write_all(&self.buf)
     }
 
     fn end(&mut self, omitted: Option<&Omitted>) -> io::Result<()> {

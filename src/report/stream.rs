@@ -149,6 +149,9 @@ pub fn tally(src: &Sources<'_>, now: u64) -> Written {
 
 /// Writes the report of `src` as of `now` in `format`, listing the hosts `sel` chooses.
 pub fn write(src: &Sources<'_>, sel: &Selection, format: Format, now: u64, out: &mut dyn Write) -> io::Result<Written> {
+    if *sel == Selection::all() && format != Format::Markdown {
+        return write_all(src, format, now, out);
+    }
     let quiet_ms = src.settings.quiet_period.as_millis() as u64;
     let mut written = Written::default();
     let mut ranked: Vec<Ranked> = Vec::new();
@@ -214,6 +217,31 @@ pub fn write(src: &Sources<'_>, sel: &Selection, format: Format, now: u64, out: 
             o
         });
     s.end(omitted.as_ref())?;
+    Ok(written)
+}
+
+/// Every host, most requests first (the report file, `?all=true`): ranked by their requests
+/// alone, so each host is judged once, as it is written.
+fn write_all(src: &Sources<'_>, format: Format, now: u64, out: &mut dyn Write) -> io::Result<Written> {
+    let quiet_ms = src.settings.quiet_period.as_millis() as u64;
+    let mut ranked: Vec<(Box<str>, u64)> = Vec::with_capacity(src.ledger.host_count() + 8);
+    src.ledger.for_each_host_requests(|name, requests| ranked.push((name.into(), requests)));
+    ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut written = Written::default();
+    let mut s = sink(format, out);
+    s.begin(&src.header(now), &[(0, 0); Action::COUNT])?;
+    for (name, _) in &ranked {
+        let Some(h) = src.host(name, now) else { continue };
+        let tally = written.by_action.entry(h.action).or_default();
+        tally.hosts += 1;
+        tally.requests += h.requests;
+        if parse_rfc3339(&h.last_seen).is_some_and(|t| now.saturating_sub(t) < quiet_ms) {
+            written.arriving += 1;
+        }
+        s.host(&h)?;
+        written.listed += 1;
+    }
+    s.end(None)?;
     Ok(written)
 }
 

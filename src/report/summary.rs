@@ -102,8 +102,8 @@ struct Acc {
     status_by_action: [StatusClasses; Action::COUNT],
     urgent: u64,
     arriving: u64,
-    top: Vec<TopHost>,
-    groups: Vec<(Tally, Vec<HostReport>)>,
+    top: Biggest<TopHost>,
+    groups: Vec<(Tally, Biggest<HostReport>)>,
 }
 
 impl Acc {
@@ -115,8 +115,8 @@ impl Acc {
             status_by_action: [StatusClasses::default(); Action::COUNT],
             urgent: 0,
             arriving: 0,
-            top: Vec::new(),
-            groups: Group::all().map(|_| Default::default()).collect(),
+            top: Biggest::new(TOP_HOSTS),
+            groups: Group::all().map(|_| (Tally::default(), Biggest::new(GROUP_HOSTS))).collect(),
         }
     }
 
@@ -129,27 +129,34 @@ impl Acc {
         if parse_rfc3339(&h.last_seen).is_some_and(|t| self.now.saturating_sub(t) < self.quiet_ms) {
             self.arriving += 1;
         }
-        let top = TopHost { host: h.host.clone(), action: h.action, requests: h.requests };
-        keep_biggest(&mut self.top, top, TOP_HOSTS, |t| t.requests);
+        self.top.offer(h.requests, || TopHost { host: h.host.clone(), action: h.action, requests: h.requests });
         let (tally, hosts) = &mut self.groups[Group::of(&h).index()];
         tally.hosts += 1;
         tally.requests += h.requests;
-        keep_biggest(hosts, slim(h, self.now), GROUP_HOSTS, |h| h.requests);
+        let now = self.now;
+        hosts.offer(h.requests, || slim(h, now));
     }
 
-    fn finish(mut self, header: Report, took: Duration) -> Summary {
-        self.top.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.host.cmp(&b.host)));
-        for (_, hosts) in &mut self.groups {
-            hosts.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.host.cmp(&b.host)));
-        }
+    fn finish(self, header: Report, took: Duration) -> Summary {
+        let mut top = self.top.into_list();
+        top.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.host.cmp(&b.host)));
+        let groups: Vec<(Tally, Vec<HostReport>)> = self
+            .groups
+            .into_iter()
+            .map(|(tally, hosts)| {
+                let mut hosts = hosts.into_list();
+                hosts.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.host.cmp(&b.host)));
+                (tally, hosts)
+            })
+            .collect();
         Summary {
             header,
             by_action: self.by_action,
             status_by_action: self.status_by_action,
             urgent: self.urgent,
             arriving: self.arriving,
-            top: self.top,
-            groups: self.groups,
+            top,
+            groups,
             took,
         }
     }
@@ -171,13 +178,34 @@ fn slim(mut h: HostReport, now: u64) -> HostReport {
     h
 }
 
-/// Adds `item` to `list`, which keeps the `n` biggest by `size` (trimmed when it doubles, so
-/// adding is cheap and the list never holds more than 2 n).
-fn keep_biggest<T>(list: &mut Vec<T>, item: T, n: usize, size: impl Fn(&T) -> u64) {
-    list.push(item);
-    if list.len() >= 2 * n {
-        list.sort_by_key(|t| std::cmp::Reverse(size(t)));
-        list.truncate(n);
+/// The `n` biggest items seen, by a size given with each. An item no bigger than the smallest
+/// kept after the last trim is not even made: in a flood of hosts seen once, almost none is.
+struct Biggest<T> {
+    n: usize,
+    /// (size, item); trimmed to the `n` biggest when it reaches `2 n`.
+    items: Vec<(u64, T)>,
+    floor: u64,
+}
+
+impl<T> Biggest<T> {
+    fn new(n: usize) -> Self {
+        Self { n, items: Vec::new(), floor: 0 }
+    }
+
+    fn offer(&mut self, size: u64, make: impl FnOnce() -> T) {
+        if self.items.len() >= self.n && size <= self.floor {
+            return;
+        }
+        self.items.push((size, make()));
+        if self.items.len() >= 2 * self.n {
+            self.items.select_nth_unstable_by_key(self.n - 1, |(size, _)| std::cmp::Reverse(*size));
+            self.items.truncate(self.n);
+            self.floor = self.items.iter().map(|(size, _)| *size).min().unwrap_or(0);
+        }
+    }
+
+    fn into_list(self) -> Vec<T> {
+        self.items.into_iter().map(|(_, item)| item).collect()
     }
 }
 

@@ -51,15 +51,29 @@ pub struct Reporter {
     pub writes: Arc<ReportWrites>,
 }
 
+/// The report is written at most once per this many times its last write's duration.
+pub const WRITE_SHARE: u32 = 4;
+
 impl Reporter {
-    /// Runs forever: one report every `every` (the first after one interval).
+    /// Runs forever: one report every `every` (the first after one interval), or every
+    /// [`WRITE_SHARE`] times the last write's duration when that is longer, so writing never
+    /// takes more than a quarter of a core from the request path however big the ledger grows.
     pub async fn run_every(self, every: Duration) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
+        let mut wait = every;
+        let mut stretched = false;
         loop {
-            tick.tick().await;
-            self.write_once().await;
+            tokio::time::sleep(wait).await;
+            let took = self.write_once().await;
+            wait = every.max(took * WRITE_SHARE);
+            if (wait > every) != stretched {
+                stretched = wait > every;
+                self.log.event(
+                    "report_interval_stretched",
+                    json!({"interval_ms": wait.as_millis() as u64, "report_interval_ms": every.as_millis() as u64,
+                           "write_ms": took.as_millis() as u64, "stretched": stretched,
+                           "message": if stretched { "writing the report takes long: it is written less often than --report-interval" } else { "back to --report-interval" }}),
+                );
+            }
         }
     }
 
@@ -102,9 +116,12 @@ impl Reporter {
     }
 
     /// Builds the report (off the async thread), logs the summary, writes the file.
-    pub async fn write_once(&self) {
+    /// Returns how long it took.
+    pub async fn write_once(&self) -> Duration {
         let this = self.clone();
+        let started = std::time::Instant::now();
         let _ = tokio::task::spawn_blocking(move || this.write_blocking()).await;
+        started.elapsed()
     }
 
     fn sources(&self) -> Sources<'_> {
@@ -121,6 +138,7 @@ impl Reporter {
         let _one_at_a_time = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let src = self.sources();
         let now = unix_ms();
+        let started = std::time::Instant::now();
         let written: Written = match &self.file {
             Some(path) => {
                 match write_atomic_with(path, |w| stream::write(&src, &Selection::all(), Format::Json, now, w)) {
@@ -149,6 +167,8 @@ impl Reporter {
                 "unrouted_requests": header.totals.unrouted_requests,
                 "ignored_requests": header.totals.ignored_requests,
                 "hosts_by_action": actions,
+                "took_ms": started.elapsed().as_millis() as u64,
+                "report_file_bytes": self.file.as_ref().and_then(|f| std::fs::metadata(f).ok()).map(|m| m.len()),
             }),
         );
     }

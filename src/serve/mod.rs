@@ -78,7 +78,12 @@ pub fn run_with(s: ServeSettings, hooks: Hooks) -> Result<(), ServeError> {
     let bound = start::bind(&s, &loaded)?;
     let admin_addr = bound.admin.local_addr()?;
     let shutdown = Arc::new(Shutdown::default());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // The admin server and the tasks beside the request path; their heavy passes run on the
+    // runtime's blocking threads, below the workers' priority.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_start(crate::net::priority::lower_current_thread)
+        .build()?;
     let mut signals = rt.block_on(async {
         Ok::<_, std::io::Error>(stop::Signals {
             term: signal(SignalKind::terminate())?,
