@@ -11,76 +11,21 @@ use std::sync::{Arc, Mutex, OnceLock};
 use arc_swap::ArcSwap;
 use hashbrown::hash_map::EntryRef;
 
+use super::buckets::{bucket, HostKinds, NameKinds};
 use super::budget::{alloc, Budget, HOST_SLOT, SEEN_SLOT};
-use super::host::{HostDetail, HostEntry, Paths, Sight};
+use super::host::{HostDetail, HostEntry};
 use super::lane::{HostMap, Lane};
 use super::moved::MovedHosts;
-use super::normalize::{Glob, Templater};
 use super::observation::{Observation, PassthroughObservation, Recorded, Routing, Sighting};
 use super::scratch::{next_ledger_id, SCRATCH};
+use super::settings::LedgerSettings;
 use super::sightings::Gate;
-use crate::base::host::{is_aws_load_balancer_name, is_nameless, normalize_host_into, Overflow, OTHER_PATH};
+use crate::base::host::{normalize_host_into, Overflow, OTHER_PATH};
 use crate::base::time::unix_ms;
 use crate::routes::RouteTable;
 
 /// Shards of the shared first-sighting sets.
 const SHARDS: usize = 64;
-
-/// Limits and filters of the ledger.
-#[derive(Debug, Clone)]
-pub struct LedgerSettings {
-    /// Distinct hosts kept before `(other)`.
-    pub max_hosts: usize,
-    /// Distinct path templates per host before `{other}`.
-    pub max_paths_per_host: usize,
-    /// Distinct path templates over all hosts before `{other}`.
-    pub max_paths: usize,
-    /// Bytes the ledger may hold (`--max-ledger-memory`).
-    pub max_memory: usize,
-    /// Requests whose path matches are counted as ignored, not recorded.
-    pub ignore_paths: Vec<Glob>,
-    /// Requests whose user agent matches are counted as ignored, not recorded.
-    pub ignore_user_agents: Vec<Glob>,
-    /// Turns paths into templates.
-    pub templater: Templater,
-}
-
-impl Default for LedgerSettings {
-    fn default() -> Self {
-        let globs = |list: &[&str]| list.iter().filter_map(|g| g.parse().ok()).collect();
-        Self {
-            max_hosts: 100_000,
-            max_paths_per_host: 1_000,
-            max_paths: 200_000,
-            max_memory: 64 << 20,
-            ignore_paths: globs(&["/healthz", "/readyz", "/livez"]),
-            ignore_user_agents: globs(&["ELB-HealthChecker/*", "kube-probe/*"]),
-            templater: Templater::default(),
-        }
-    }
-}
-
-/// Which `(other)` bucket a host goes to once the bounds are reached. The DNS evidence knows
-/// more (the configured targets' names, the imported zones) and gives its own.
-pub trait HostKinds: Send + Sync {
-    /// The bucket of `host` (normalized), which sent a request green routes as `green`.
-    fn overflow(&self, host: &str, ip_literal: bool, green: Routing) -> Overflow;
-}
-
-/// What the host name alone tells.
-pub struct NameKinds;
-
-impl HostKinds for NameKinds {
-    fn overflow(&self, host: &str, ip_literal: bool, green: Routing) -> Overflow {
-        if ip_literal || is_nameless(host) || is_aws_load_balancer_name(host) {
-            Overflow::AddressedDirectly
-        } else if green == Routing::Unrouted {
-            Overflow::Unrouted
-        } else {
-            Overflow::Hosts
-        }
-    }
-}
 
 /// How a host's traffic found its entry in a lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -560,13 +505,4 @@ enum Slot {
     Own(Admission),
     /// Its kind's `(other)` bucket.
     Bucket(Overflow),
-}
-
-/// An `(other)` bucket: its detail at once (it is never one request of one client).
-fn bucket(kind: Overflow) -> HostEntry {
-    HostEntry {
-        ip_literal: kind == Overflow::AddressedDirectly,
-        paths: Paths::None,
-        sight: Sight::Detail(Box::new(HostDetail::empty())),
-    }
 }
