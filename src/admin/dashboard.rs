@@ -145,6 +145,29 @@ fn totals(o: &mut String, report: &Report, arriving: usize, quiet: Duration) {
     if !report.green.loaded {
         o.push_str("<p class=\"warn\">No green route table loaded (<code>--green-routes</code>): green verdicts are unknown.</p>");
     }
+    incomplete_table(o, &report.green);
+}
+
+/// Says when green's table may lack routes green has: what was skipped, which command failed.
+fn incomplete_table(o: &mut String, green: &crate::report::model::GreenSummary) {
+    if !green.incomplete {
+        return;
+    }
+    let mut why = Vec::new();
+    if !green.skipped.is_empty() {
+        let names: Vec<String> = green.skipped.iter().take(5).map(|s| format!("{} {}", s.kind, s.name)).collect();
+        let more = green.skipped.len().saturating_sub(names.len());
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        why.push(format!(
+            "{} skipped as not manifests yet ({}{more}): render them with <code>--green-routes-cmd</code>",
+            green.skipped.len(),
+            esc(&names.join(", "))
+        ));
+    }
+    for c in green.commands.iter().filter(|c| c.error.is_some()) {
+        why.push(format!("<code>{}</code> failed: {}", esc(&c.command), esc(c.error.as_deref().unwrap_or_default())));
+    }
+    let _ = write!(o, "<p class=\"warn\">Green's route table is incomplete: {}. Hosts may show <code>add-green-route</code> for routes green has.</p>", why.join("; "));
 }
 
 fn group(o: &mut String, g: &Group<'_>, now_ms: u64) {
@@ -364,7 +387,7 @@ mod tests {
                 hosts: hosts.len() as u64,
                 ..Default::default()
             },
-            green: GreenSummary { loaded: true, objects: 2 },
+            green: GreenSummary { loaded: true, objects: 2, ..GreenSummary::default() },
             dns: DnsSummary::default(),
             hosts,
             omitted: None,

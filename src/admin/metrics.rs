@@ -25,6 +25,7 @@ use crate::record::Ledger;
 use crate::report::model::Action;
 use crate::report::summary::Summary;
 use crate::report::writer::ReportWrites;
+use crate::routes::RouteCounters;
 
 /// The content type of the exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -42,6 +43,8 @@ pub struct MetricsSources {
     pub report_writes: Arc<ReportWrites>,
     /// Host and path bounds of the ledger: (`--max-hosts`, `--max-paths`).
     pub bounds: (usize, usize),
+    /// Route reload and `--green-routes-cmd` failures.
+    pub routes: Arc<RouteCounters>,
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -107,8 +110,28 @@ pub fn render(src: &MetricsSources, ledger: Option<&Ledger>, summary: Option<&Su
         .inc_by(src.report_writes.failed.load(Ordering::Relaxed));
     r.register("cutover_report_writes", "Report file writes (--report-file), by result", writes);
 
+    route_families(&mut r, &src.routes);
     if let Some(ledger) = ledger {
         ledger_families(&mut r, src, ledger);
+        let table = ledger.routes();
+        gauge(
+            &mut r,
+            "cutover_routes_objects",
+            "Route objects in green's table that green serves",
+            conns_i64(table.objects()),
+        );
+        gauge(
+            &mut r,
+            "cutover_routes_not_serving",
+            "Route objects green's cluster would not serve (removed apiVersion, other ingress class or gateway)",
+            conns_i64(table.not_serving().count()),
+        );
+        gauge(
+            &mut r,
+            "cutover_routes_skipped",
+            "Helm charts, Kustomize overlays and templates skipped in --green-routes (not manifests yet)",
+            conns_i64(table.skipped().len()),
+        );
     }
     if let Some(summary) = summary {
         summary_families(&mut r, summary);
@@ -118,6 +141,26 @@ pub fn render(src: &MetricsSources, ledger: Option<&Ledger>, summary: Option<&Su
         out = "# EOF\n".to_owned();
     }
     out
+}
+
+fn route_families(r: &mut Registry, routes: &RouteCounters) {
+    counter(
+        r,
+        "cutover_routes_reload_failures",
+        "Route file reloads refused (the last good table kept)",
+        routes.reload_failures.load(Ordering::Relaxed),
+    );
+    if !routes.command_failures.is_empty() {
+        let failures = Family::<Labels, Counter<u64>>::default();
+        for (command, n) in &routes.command_failures {
+            failures.get_or_create(&vec![("command", command.clone())]).inc_by(n.load(Ordering::Relaxed));
+        }
+        r.register(
+            "cutover_routes_cmd_failures",
+            "--green-routes-cmd runs that gave no table (failed, timed out, empty or unreadable output)",
+            failures,
+        );
+    }
 }
 
 fn conns_i64(n: usize) -> i64 {
@@ -218,8 +261,14 @@ mod tests {
 
     fn sources(workers: Vec<WorkerView>) -> (MetricsSources, crate::log::writer::LogWriter) {
         let (log, writer) = AccessLog::start(std::io::sink(), 16).unwrap();
-        let src =
-            MetricsSources { workers, log, dns: Arc::default(), report_writes: Arc::default(), bounds: (100, 200) };
+        let src = MetricsSources {
+            workers,
+            log,
+            dns: Arc::default(),
+            report_writes: Arc::default(),
+            bounds: (100, 200),
+            routes: Arc::default(),
+        };
         (src, writer)
     }
 

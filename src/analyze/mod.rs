@@ -25,7 +25,7 @@ use crate::record::{Ledger, LedgerSettings, Observation};
 use crate::report::build::Sources;
 use crate::report::judge::ReportSettings;
 use crate::report::model::Report;
-use crate::routes::{RouteError, RouteTable};
+use crate::routes::{GreenCluster, RouteError, RouteSource, RouteTable};
 
 /// Malformed lines listed one by one; the rest are only counted.
 pub const MAX_LISTED: usize = 20;
@@ -49,6 +49,8 @@ pub struct AnalyzeSettings {
     pub files: Vec<PathBuf>,
     /// Green's route files and folders.
     pub green_routes: Vec<PathBuf>,
+    /// What green's cluster serves of them.
+    pub green_cluster: GreenCluster,
     /// A host with no request for this long before the last log line gets the action `none`.
     pub quiet_period: Duration,
     /// Ledger bounds and filters.
@@ -143,7 +145,7 @@ pub fn run(args: &AnalyzeSettings) -> Result<Analysis, AnalyzeError> {
     let routes = Arc::new(if args.green_routes.is_empty() {
         RouteTable::empty()
     } else {
-        RouteTable::load(&args.green_routes)?
+        RouteTable::build(&[&RouteSource::read(&args.green_routes)?], &args.green_cluster)
     });
     let ledger = Ledger::new(args.ledger.clone(), routes);
     let parse: fn(&str) -> Result<Option<LogRecord>, String> = match args.format {

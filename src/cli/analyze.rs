@@ -45,6 +45,7 @@ impl AnalyzeArgs {
             format: self.format,
             files: self.files.clone(),
             green_routes: self.routes.green_routes.clone(),
+            green_cluster: self.routes.cluster.cluster(),
             quiet_period: self.quiet.quiet_period.0,
             ledger: self.ledger.settings(),
             route53: self.targets.zones()?,

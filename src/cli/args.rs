@@ -16,6 +16,9 @@ use crate::record::normalize::{Glob, Templater};
 use crate::record::LedgerSettings;
 use crate::report::changes::ExportSettings;
 use crate::report::judge::ReportSettings;
+use crate::routes::cluster::GatewayRef;
+use crate::routes::removed::KubeVersion;
+use crate::routes::GreenCluster;
 
 /// A parser that accepts exactly the names of a closed set (and lists them in `--help`).
 pub(super) fn named<T: Named + FromStr<Err = String> + Clone + Send + Sync + 'static>(
@@ -90,9 +93,41 @@ impl LedgerArgs {
 /// Green's route table (`serve`, `analyze`).
 #[derive(Debug, Clone, Args)]
 pub(super) struct RoutesArgs {
-    /// Green's routes: Ingress / HTTPRoute / VirtualService files or folders (JSON or YAML); repeatable.
+    /// Green's routes: Ingress / HTTPRoute / VirtualService files or folders (JSON or YAML; Helm
+    /// charts, Kustomize overlays and Go templates are skipped with the command that renders them);
+    /// repeatable.
     #[arg(long, env = "CUTOVER_GREEN_ROUTES", value_name = "PATH", value_delimiter = ',')]
     pub green_routes: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// What green's cluster runs (`serve`, `analyze`, `routes check`).
+#[derive(Debug, Clone, Args)]
+pub(super) struct ClusterArgs {
+    /// Green's Kubernetes version (X.Y): route objects whose apiVersion it no longer serves do not route.
+    #[arg(long, env = "CUTOVER_GREEN_KUBERNETES_VERSION", value_name = "X.Y")]
+    pub green_kubernetes_version: Option<KubeVersion>,
+
+    /// An ingress class green's controllers watch; Ingresses of other classes do not route; repeatable.
+    #[arg(long, env = "CUTOVER_GREEN_INGRESS_CLASS", value_name = "NAME", value_delimiter = ',')]
+    pub green_ingress_class: Vec<String>,
+
+    /// A gateway that takes green's outside traffic (HTTPRoute parentRefs, Istio gateways); repeatable.
+    #[arg(long, env = "CUTOVER_GREEN_GATEWAY", value_name = "NS/NAME", value_delimiter = ',')]
+    pub green_gateway: Vec<GatewayRef>,
+}
+
+impl ClusterArgs {
+    /// Green's cluster.
+    pub fn cluster(&self) -> GreenCluster {
+        GreenCluster {
+            kubernetes_version: self.green_kubernetes_version,
+            ingress_classes: self.green_ingress_class.clone(),
+            gateways: self.green_gateway.clone(),
+        }
+    }
 }
 
 /// When a host counts as stopped (`serve`, `analyze`, `report`).

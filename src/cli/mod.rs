@@ -7,6 +7,7 @@ mod analyze;
 mod args;
 mod config_file;
 mod report;
+mod routes;
 mod serve;
 
 use std::ffi::OsString;
@@ -41,6 +42,9 @@ enum Command {
     /// Read blue's access logs from before the proxy (ALB or nginx JSON, gzip too) into the same report.
     #[command(mut_args = args::no_env)]
     Analyze(Box<analyze::AnalyzeArgs>),
+    /// Review green's manifests: removed Kubernetes APIs, charts to render, the table the proxy would use.
+    #[command(subcommand)]
+    Routes(routes::RoutesCommand),
     /// Certificates for --cert-dir.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -121,6 +125,7 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Analyze(args) => args.run(),
+        Command::Routes(cmd) => cmd.run(),
         Command::Report(cmd) => match cmd.run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -15,6 +15,7 @@ use crate::dns::settings::{DnsEvidenceSettings, ResolverSettings};
 use crate::listen::ClientTimeouts;
 use crate::proxy::rewrite::TrustedProxies;
 use crate::proxy::{LogRequests, ProxySettings};
+use crate::reload::routes::RouteSettings;
 use crate::serve::ServeSettings;
 
 /// The defaults every flag shows in `--help`.
@@ -99,6 +100,19 @@ pub(super) struct ServeArgs {
 
     #[command(flatten)]
     pub routes: RoutesArgs,
+
+    /// A command whose output (JSON or YAML manifests, a `kind: List`) is green's routes too, run
+    /// with `sh -c` at start and every --green-routes-refresh; repeatable.
+    #[arg(long, env = "CUTOVER_GREEN_ROUTES_CMD", value_name = "CMD")]
+    pub green_routes_cmd: Vec<String>,
+
+    /// How often each --green-routes-cmd runs again.
+    #[arg(long, env = "CUTOVER_GREEN_ROUTES_REFRESH", value_name = "DURATION", default_value_t = Dur(defaults().green.refresh))]
+    pub green_routes_refresh: Dur,
+
+    /// Longest a --green-routes-cmd may run before it is killed (its last good output is kept).
+    #[arg(long, env = "CUTOVER_GREEN_ROUTES_CMD_TIMEOUT", value_name = "DURATION", default_value_t = Dur(defaults().green.command_timeout))]
+    pub green_routes_cmd_timeout: Dur,
 
     /// Write the JSON report here every --report-interval and at shutdown (atomically).
     #[arg(long, env = "CUTOVER_REPORT_FILE", value_name = "PATH")]
@@ -332,7 +346,16 @@ impl ServeArgs {
         s.upstream_insecure = self.tls.upstream_insecure;
         s.drain_delay = self.drain_delay.0;
         s.shutdown_timeout = self.shutdown_timeout.0;
-        s.green_routes = self.routes.green_routes;
+        if self.green_routes_refresh.0 < Duration::from_secs(1) || self.green_routes_cmd_timeout.0.is_zero() {
+            return invalid("--green-routes-refresh / --green-routes-cmd-timeout", "must be at least 1s / above 0");
+        }
+        s.green = RouteSettings {
+            files: self.routes.green_routes,
+            commands: self.green_routes_cmd,
+            refresh: self.green_routes_refresh.0,
+            command_timeout: self.green_routes_cmd_timeout.0,
+            cluster: self.routes.cluster.cluster(),
+        };
         s.report_file = self.report_file;
         s.report_interval = self.report_interval.0;
         s.quiet_period = self.quiet.quiet_period.0;

@@ -296,7 +296,7 @@ fn demo_settings(
     s.listen = vec![loopback];
     s.admin_listen = loopback;
     s.workers = 2;
-    s.green_routes = vec![routes.to_owned()];
+    s.green.files = vec![routes.to_owned()];
     s.report_file = Some(report.to_owned());
     s.report_interval = Duration::from_secs(5);
     s.drain_delay = Duration::ZERO;

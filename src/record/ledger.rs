@@ -307,7 +307,7 @@ impl Ledger {
     /// Whether green routes `path` of an overflowing host (its bucket depends on it).
     fn judge_overflow(&self, host: &str, path: &str) -> Routing {
         let routes = self.routes.load();
-        if routes.is_empty() {
+        if !routes.is_loaded() {
             return Routing::Unknown;
         }
         Routing::of(Some(routes.route_index(host, path).is_some()))
@@ -446,7 +446,7 @@ impl Ledger {
             return Recorded::Counted { green, stale_conn: stale };
         }
         let routes = self.routes.load();
-        let green = if routes.is_empty() {
+        let green = if !routes.is_loaded() {
             Routing::Unknown
         } else {
             let version = self.route_version.load(Ordering::Acquire);

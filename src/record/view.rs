@@ -118,7 +118,7 @@ impl Ledger {
         // recompute.
         let version = self.route_version.load(Ordering::Acquire);
         let routes = self.routes.load();
-        if !routes.is_empty() && Overflow::of(name).is_none() {
+        if routes.is_loaded() && Overflow::of(name).is_none() {
             for (template, p) in entry.paths.iter_mut() {
                 if p.green_version != version && template != OTHER_PATH {
                     p.green = routes.route_index(name, p.example(template));

@@ -11,6 +11,7 @@ use crate::dns::evidence::DnsEvidence;
 use crate::dns::targets::Targets;
 use crate::dns::verdict::{DnsSource, DnsVerdict};
 use crate::record::{HostStats, Ledger};
+use crate::routes::RouteTable;
 
 /// What a report is made of.
 #[derive(Clone, Copy)]
@@ -28,6 +29,7 @@ pub struct Sources<'a> {
 /// What judging every host needs, gathered once per report.
 struct Judging<'a> {
     loaded: bool,
+    routes: std::sync::Arc<RouteTable>,
     targets: &'a Targets,
     dns: Option<&'a DnsBook>,
     now: u64,
@@ -62,7 +64,7 @@ impl<'a> Sources<'a> {
                 default_cert_requests: t.default_cert,
                 passthrough_connections: t.passthrough_connections,
             },
-            green: GreenSummary { loaded: !routes.is_empty(), objects: routes.objects() as u64 },
+            green: green_summary(&routes),
             dns: self.dns.map(summary).unwrap_or_default(),
             hosts: Vec::new(),
             omitted: None,
@@ -72,8 +74,10 @@ impl<'a> Sources<'a> {
     fn judging(&self, now: u64) -> Judging<'a> {
         let dns = self.dns;
         let green_targets = dns.map(|b| b.targets().green.iter().map(|t| t.to_string()).collect()).unwrap_or_default();
+        let routes = self.ledger.routes();
         Judging {
-            loaded: !self.ledger.routes().is_empty(),
+            loaded: routes.is_loaded(),
+            routes,
             targets: dns.map_or(&NO_TARGETS, |b| b.targets()),
             dns,
             now,
@@ -110,6 +114,12 @@ static NO_TARGETS: Targets = Targets { blue: Vec::new(), green: Vec::new() };
 impl Judging<'_> {
     fn host(&self, name: &str, stats: &HostStats) -> HostReport {
         let mut h = host_report(name.to_owned(), stats, self.loaded, self.targets);
+        if self.routes.not_serving().next().is_some() {
+            for p in h.paths.iter_mut().filter(|p| p.green_routed == Some(false)) {
+                let asked = p.example.as_deref().unwrap_or(&p.path);
+                p.unrouted_reason = self.routes.why_unrouted(&h.host, asked).map(str::to_owned);
+            }
+        }
         match Overflow::of(name) {
             // What the bucket's hosts had in common: the zones did not hold them.
             Some(Overflow::OutsideZones) => {
@@ -129,6 +139,38 @@ impl Judging<'_> {
         }
         judge(&mut h, self.now, &self.settings, &self.green_targets);
         h
+    }
+}
+
+fn green_summary(routes: &RouteTable) -> GreenSummary {
+    GreenSummary {
+        loaded: routes.is_loaded(),
+        objects: routes.objects() as u64,
+        incomplete: routes.incomplete(),
+        skipped: routes
+            .skipped()
+            .iter()
+            .map(|s| SkippedSummary {
+                path: s.path.display().to_string(),
+                kind: s.kind.as_str().to_owned(),
+                name: s.name.clone(),
+                render: s.render.clone(),
+            })
+            .collect(),
+        not_serving: routes
+            .not_serving()
+            .map(|(r, why)| NotServing { object: r.to_string(), reason: why.to_owned() })
+            .collect(),
+        commands: routes
+            .commands()
+            .iter()
+            .map(|c| CommandSummary {
+                command: c.command.clone(),
+                objects: c.objects as u64,
+                loaded_at: c.loaded_at_ms.map(rfc3339),
+                error: c.error.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -156,6 +198,7 @@ fn host_report(host: String, s: &HostStats, loaded: bool, targets: &Targets) -> 
                 last_seen: rfc3339(p.counts.last_seen_ms),
                 green_routed: judged.then_some(p.green.is_some()),
                 matched_route: if judged { p.green.as_ref().map(|r| r.to_string()) } else { None },
+                unrouted_reason: None,
                 methods: p.counts.methods.names(),
                 status: p.counts.status,
                 bytes_in: p.counts.bytes_in,

@@ -18,6 +18,8 @@ pub struct Evidence<'a> {
     pub routed: Routed,
     /// Path templates green lacks.
     pub missing_paths: &'a [String],
+    /// Why objects that name some of those paths do not serve them (distinct reasons).
+    pub unrouted_reasons: &'a [&'a str],
     /// Paths seen in all.
     pub paths: usize,
     /// DNS verdict (`unknown` until DNS evidence is configured).
@@ -58,6 +60,13 @@ pub fn classify(e: &Evidence<'_>) -> (Action, bool, String) {
             format!("green does not route {} of {} seen paths: {}", e.missing_paths.len(), e.paths, shown.join(", "));
         if more > 0 {
             why.push_str(&format!(" and {more} more"));
+        }
+        for reason in e.unrouted_reasons.iter().take(2) {
+            why.push_str("; ");
+            why.push_str(reason);
+        }
+        if e.unrouted_reasons.len() > 2 {
+            why.push_str(&format!(" (and {} more objects green would not serve)", e.unrouted_reasons.len() - 2));
         }
         if urgent {
             why.push_str("; DNS already sends clients to green, which answers 404 for them now");
@@ -151,6 +160,7 @@ mod tests {
             hardcoded: false,
             routed,
             missing_paths: missing,
+            unrouted_reasons: &[],
             paths: 3,
             dns,
             quiet_for_ms: 0,
@@ -192,6 +202,16 @@ mod tests {
                 Action::AddGreenRoute,
                 false,
                 "/v1/pay",
+            ),
+            (
+                "a route green's cluster would not serve says why",
+                Evidence {
+                    unrouted_reasons: &["Ingress shop/pay uses networking.k8s.io/v1beta1, removed in Kubernetes 1.22: it will not apply on green (use networking.k8s.io/v1)"],
+                    ..ev(Routed::Partial, &missing, DnsVerdict::Blue)
+                },
+                Action::AddGreenRoute,
+                false,
+                "/v1/pay; Ingress shop/pay uses networking.k8s.io/v1beta1, removed in Kubernetes 1.22",
             ),
             (
                 "no route while DNS sends clients to green is urgent",

@@ -37,6 +37,13 @@ pub fn judge(h: &mut HostReport, now_ms: u64, settings: &ReportSettings, green_t
         Routed::Partial
     };
     h.green.missing_paths = missing;
+    let mut unrouted_reasons: Vec<&str> = Vec::new();
+    for reason in h.paths.iter().filter(|p| p.green_routed == Some(false)).filter_map(|p| p.unrouted_reason.as_deref())
+    {
+        if !unrouted_reasons.contains(&reason) {
+            unrouted_reasons.push(reason);
+        }
+    }
     let last_seen_ms = parse_rfc3339(&h.last_seen).unwrap_or(now_ms);
     let quiet_for_ms = now_ms.saturating_sub(last_seen_ms);
     let (action, urgent, reason) = classify(&Evidence {
@@ -44,6 +51,7 @@ pub fn judge(h: &mut HostReport, now_ms: u64, settings: &ReportSettings, green_t
         hardcoded: h.hardcoded,
         routed: h.green.routed,
         missing_paths: &h.green.missing_paths,
+        unrouted_reasons: &unrouted_reasons,
         paths: h.paths.len(),
         dns: h.dns.verdict,
         quiet_for_ms,

@@ -64,6 +64,23 @@ impl Merger {
         t.passthrough_connections += o.passthrough_connections;
         self.green.loaded |= r.green.loaded;
         self.green.objects = self.green.objects.max(r.green.objects);
+        self.green.incomplete |= r.green.incomplete;
+        // Replicas share their sources: the union, each once.
+        for s in &r.green.skipped {
+            if !self.green.skipped.contains(s) {
+                self.green.skipped.push(s.clone());
+            }
+        }
+        for n in &r.green.not_serving {
+            if !self.green.not_serving.contains(n) {
+                self.green.not_serving.push(n.clone());
+            }
+        }
+        for c in &r.green.commands {
+            if !self.green.commands.iter().any(|m| m.command == c.command) {
+                self.green.commands.push(c.clone());
+            }
+        }
         let dns = &mut self.dns;
         dns.live |= r.dns.live;
         for z in &r.dns.zones {
@@ -273,6 +290,9 @@ fn merge_host(acc: &mut HostReport, mut h: HostReport) {
                 if x.green_routed.is_none() {
                     x.green_routed = p.green_routed;
                     x.matched_route = p.matched_route;
+                }
+                if x.unrouted_reason.is_none() {
+                    x.unrouted_reason = p.unrouted_reason;
                 }
             }
             None => acc.paths.push(p),

@@ -126,10 +126,52 @@ pub struct Totals {
 /// What green's route table held when the report was made.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct GreenSummary {
-    /// A table was loaded (`--green-routes`); without one every verdict is `unknown`.
+    /// A table was loaded (`--green-routes`, `--green-routes-cmd`); without one every verdict is `unknown`.
     pub loaded: bool,
-    /// Ingress/HTTPRoute/VirtualService objects in it.
+    /// Ingress/HTTPRoute/VirtualService objects in it that green serves.
     pub objects: u64,
+    /// The table may lack routes green has: something was skipped, or a command failed.
+    #[serde(default)]
+    pub incomplete: bool,
+    /// Helm charts, Kustomize overlays and templates skipped, with the commands that render them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedSummary>,
+    /// Route objects green's cluster would not serve, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_serving: Vec<NotServing>,
+    /// How each `--green-routes-cmd` last went.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<CommandSummary>,
+}
+
+/// A skipped chart, overlay or template.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SkippedSummary {
+    pub path: String,
+    /// `helm-chart`, `kustomize` or `go-template`.
+    pub kind: String,
+    pub name: String,
+    pub render: Vec<String>,
+}
+
+/// A route object set aside.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NotServing {
+    /// `ns/name (Kind)`.
+    pub object: String,
+    pub reason: String,
+}
+
+/// One `--green-routes-cmd`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CommandSummary {
+    pub command: String,
+    /// Route objects of its last good output.
+    pub objects: u64,
+    /// When that output was read (RFC 3339; `null`: never).
+    pub loaded_at: Option<String>,
+    /// Why its last run gave no table (`null`: it was good).
+    pub error: Option<String>,
 }
 
 /// Which DNS evidence the report had (and what the Route53 export needs to write changes).
@@ -302,6 +344,10 @@ pub struct PathReport {
     pub green_routed: Option<bool>,
     /// The green object that serves it: `ns/name (Kind)`.
     pub matched_route: Option<String>,
+    /// For a path green does not route although an object names it: why that object does not
+    /// serve (a removed apiVersion, another ingress class or gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unrouted_reason: Option<String>,
     /// Methods seen.
     pub methods: Vec<String>,
     /// Responses by status class.

@@ -246,6 +246,26 @@ impl Sink for MarkdownSink<'_> {
             let _ =
                 writeln!(out, "\nNo green route table was loaded (`--green-routes`): green verdicts are `unknown`.");
         }
+        let g = &report.green;
+        if g.incomplete {
+            let _ = writeln!(
+                out,
+                "\nGreen's route table is incomplete: hosts may show `add-green-route` for routes green has."
+            );
+            for s in &g.skipped {
+                let render = s.render.first().map(|r| format!(": `{r}`")).unwrap_or_default();
+                let _ = writeln!(out, "- skipped {} `{}` ({}){render}", s.kind, s.name, s.path);
+            }
+            for c in g.commands.iter().filter(|c| c.error.is_some()) {
+                let _ = writeln!(out, "- `{}` failed: {}", c.command, c.error.as_deref().unwrap_or_default());
+            }
+        }
+        if !g.not_serving.is_empty() {
+            let _ = writeln!(out, "\nRoute objects green's cluster would not serve:");
+            for n in &g.not_serving {
+                let _ = writeln!(out, "- {}: {}", n.object, n.reason);
+            }
+        }
         if t.hosts_overflowed_requests > 0 || t.paths_overflowed_requests > 0 {
             let _ = writeln!(
                 out,

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::cluster::{Attachment, GatewayRef};
 use super::matching::{HostPattern, PathPattern};
 use super::walk::{
     as_object, as_str, child, field_error, item, object_ref, opt_array, opt_object, opt_str, FieldResult,
@@ -57,7 +58,29 @@ pub(crate) fn parse(obj: &Map<String, Value>, api_version: &str) -> FieldResult<
             out.push(Rule { host: host.clone(), path: path.clone(), implementation_specific: false });
         }
     }
-    Ok(Some(Parsed { route, rules: out }))
+    let parents = parent_gateways(spec, &route.namespace)?;
+    Ok(Some(Parsed {
+        route,
+        rules: out,
+        api_version: api_version.to_owned(),
+        attachment: Attachment::Gateways(parents),
+    }))
+}
+
+/// `spec.parentRefs` that are Gateways (the default kind), namespaces defaulted to the route's.
+fn parent_gateways(spec: &Map<String, Value>, namespace: &str) -> FieldResult<Vec<GatewayRef>> {
+    let mut out = Vec::new();
+    for (i, p) in opt_array(spec, "parentRefs", "spec")?.unwrap_or_default().iter().enumerate() {
+        let field = item("spec.parentRefs", i);
+        let p = as_object(p, &field)?;
+        if opt_str(p, "kind", &field)?.is_some_and(|k| k != "Gateway") {
+            continue;
+        }
+        let name = opt_str(p, "name", &field)?.ok_or_else(|| field_error(&child(&field, "name"), "missing"))?;
+        let ns = opt_str(p, "namespace", &field)?.unwrap_or(namespace);
+        out.push(GatewayRef { namespace: ns.to_owned(), name: name.to_owned() });
+    }
+    Ok(out)
 }
 
 /// One `matches[]` entry → its path matcher (type defaults to PathPrefix, value to `/`).

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::cluster::Attachment;
 use super::matching::{HostPattern, PathPattern};
 use super::walk::{
     as_object, as_str, child, field_error, item, object_ref, opt_array, opt_object, opt_str, FieldResult,
@@ -19,8 +20,19 @@ pub(crate) fn parse(obj: &Map<String, Value>, api_version: &str) -> FieldResult<
     };
     let route = object_ref(obj, RouteKind::Ingress)?;
     let mut rules = Vec::new();
-    let Some(spec) = opt_object(obj, "spec", "")? else {
-        return Ok(Some(Parsed { route, rules }));
+    let spec = opt_object(obj, "spec", "")?;
+    // `spec.ingressClassName` wins over the annotation it replaced, as controllers read them.
+    let class = spec
+        .and_then(|s| s.get("ingressClassName"))
+        .or_else(|| obj.get("metadata")?.get("annotations")?.get("kubernetes.io/ingress.class"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let done = |route, rules| {
+        let attachment = Attachment::IngressClass(class.clone());
+        Ok(Some(Parsed { route, rules, api_version: api_version.to_owned(), attachment }))
+    };
+    let Some(spec) = spec else {
+        return done(route, rules);
     };
     let default_key = if v1 { "defaultBackend" } else { "backend" };
     if opt_object(spec, default_key, "spec")?.is_some() {
@@ -42,7 +54,7 @@ pub(crate) fn parse(obj: &Map<String, Value>, api_version: &str) -> FieldResult<
             rules.push(Rule { host: host.clone(), path, implementation_specific });
         }
     }
-    Ok(Some(Parsed { route, rules }))
+    done(route, rules)
 }
 
 /// One `http.paths[]` entry → its matcher, and whether it was `ImplementationSpecific` (read as Prefix).

@@ -122,6 +122,34 @@ impl PathPattern {
     }
 }
 
+impl std::fmt::Display for HostPattern {
+    /// As a route names it: `api.example.com`, `*.example.com`, `*` for every host.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostPattern::Exact(h) => f.write_str(h),
+            HostPattern::Wildcard { suffix, .. } => write!(f, "*{suffix}"),
+            HostPattern::Any => f.write_str("*"),
+        }
+    }
+}
+
+impl std::fmt::Display for PathPattern {
+    /// `=/exact`, `/prefix` (elements), `/string*` (a string prefix), `~regex`, `(default backend)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PathPattern::Exact { path, .. } => write!(f, "={path}"),
+            PathPattern::ElementPrefix(p) if p.is_empty() => f.write_str("/"),
+            PathPattern::ElementPrefix(p) => f.write_str(p),
+            PathPattern::StringPrefix { prefix, .. } => write!(f, "{prefix}*"),
+            PathPattern::Regex(re) => {
+                let s = re.as_str();
+                write!(f, "~{}", s.strip_prefix("^(?:").and_then(|r| r.strip_suffix(")$")).unwrap_or(s))
+            }
+            PathPattern::Fallback => f.write_str("(default backend)"),
+        }
+    }
+}
+
 /// The `error: …` line of a regex syntax error (the rest is a caret diagram), else the whole message.
 fn regex_reason(e: &regex::Error) -> String {
     let text = e.to_string();

@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value};
 
+use super::cluster::{Attachment, GatewayRef};
 use super::matching::{HostPattern, PathPattern};
 use super::walk::{
     as_object, as_str, child, field_error, item, object_ref, opt_array, opt_bool, opt_object, FieldResult,
@@ -24,10 +25,16 @@ pub(crate) fn parse(obj: &Map<String, Value>, api_version: &str) -> FieldResult<
     let empty = Map::new();
     let spec = opt_object(obj, "spec", "")?.unwrap_or(&empty);
 
-    let mut public_gateway = false;
+    // `ns/name`, or `name` in the VirtualService's namespace; `mesh` is the sidecars, not a gateway.
+    let mut gateways = Vec::new();
     for (i, g) in opt_array(spec, "gateways", "spec")?.unwrap_or_default().iter().enumerate() {
-        public_gateway |= as_str(g, &item("spec.gateways", i))? != "mesh";
+        let g = as_str(g, &item("spec.gateways", i))?.trim();
+        if g != "mesh" {
+            let (ns, name) = g.split_once('/').unwrap_or((&route.namespace, g));
+            gateways.push(GatewayRef { namespace: ns.to_owned(), name: name.to_owned() });
+        }
     }
+    let public_gateway = !gateways.is_empty();
 
     let mut hosts = Vec::new();
     for (i, h) in opt_array(spec, "hosts", "spec")?.unwrap_or_default().iter().enumerate() {
@@ -65,7 +72,7 @@ pub(crate) fn parse(obj: &Map<String, Value>, api_version: &str) -> FieldResult<
             rules.push(Rule { host: host.clone(), path: path.clone(), implementation_specific: false });
         }
     }
-    Ok(Some(Parsed { route, rules }))
+    Ok(Some(Parsed { route, rules, api_version: api_version.to_owned(), attachment: Attachment::Gateways(gateways) }))
 }
 
 /// One `http[].match[]` entry → its path matcher; without `uri` it takes every path.

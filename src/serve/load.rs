@@ -14,17 +14,24 @@ use crate::dns::counters::DnsCounters;
 use crate::dns::kinds::DnsKinds;
 use crate::dns::zones::{self, Zones};
 use crate::record::Ledger;
+use crate::reload::routes::{Event, RouteSources};
 use crate::report::file::set_aside;
 use crate::report::restore::{restore, Restored};
-use crate::routes::RouteTable;
+use crate::routes::{RouteCounters, RouteTable};
 use crate::tls::certs::CertStore;
 use crate::upstream::tls::{client_config, UpstreamTlsSettings};
 use crate::upstream::Upstreams;
 
 /// What `serve` loaded and built before binding.
 pub(super) struct Loaded {
-    /// Green's route table (empty without `--green-routes`).
+    /// Green's route table (empty without `--green-routes` or `--green-routes-cmd`).
     pub routes: Arc<RouteTable>,
+    /// Where it came from, for the watcher (`None` without a source).
+    pub route_sources: Option<RouteSources>,
+    /// What reading them said (skipped charts, failed commands), logged once logging runs.
+    pub route_events: Vec<Event>,
+    /// Reload and command failures, for `/metrics`.
+    pub route_counters: Arc<RouteCounters>,
     /// `--cert-dir`, for the TLS listeners.
     pub certs: Option<Arc<CertStore>>,
     /// The TLS client configuration toward `https://` upstreams, and a description of its roots.
@@ -69,8 +76,14 @@ impl RestoreOutcome {
 
 /// Loads and checks everything in the settings' files.
 pub(super) fn load(s: &ServeSettings) -> Result<Loaded, ServeError> {
-    let routes =
-        Arc::new(if s.green_routes.is_empty() { RouteTable::empty() } else { RouteTable::load(&s.green_routes)? });
+    let (route_sources, route_events) = if s.green.any() {
+        let (sources, events) = RouteSources::load(s.green.clone())?;
+        (Some(sources), events)
+    } else {
+        (None, Vec::new())
+    };
+    let routes = Arc::new(route_sources.as_ref().map_or_else(RouteTable::empty, RouteSources::table));
+    let route_counters = route_sources.as_ref().map_or_else(Default::default, |r| r.counters.clone());
     crate::tls::provider::install_provider();
     let certs = match &s.cert_dir {
         Some(dir) => Some(CertStore::load(dir, s.default_cert.clone())?),
@@ -111,7 +124,21 @@ pub(super) fn load(s: &ServeSettings) -> Result<Loaded, ServeError> {
         Some(book) if book.live() => Some(crate::dns::task::resolver(&s.dns.resolver)?),
         _ => None,
     };
-    Ok(Loaded { routes, certs, upstream_tls, upstreams, passthrough, ledger, dns, resolver, dns_counters, restore })
+    Ok(Loaded {
+        routes,
+        route_sources,
+        route_events,
+        route_counters,
+        certs,
+        upstream_tls,
+        upstreams,
+        passthrough,
+        ledger,
+        dns,
+        resolver,
+        dns_counters,
+        restore,
+    })
 }
 
 fn imported_zones(s: &ServeSettings) -> Result<Zones, ServeError> {

@@ -10,6 +10,7 @@ use crate::dns::settings::DnsEvidenceSettings;
 use crate::listen::ClientTimeouts;
 use crate::proxy::ProxySettings;
 use crate::record::LedgerSettings;
+use crate::reload::routes::RouteSettings;
 use crate::report::changes::ExportSettings;
 use crate::report::judge::ReportSettings;
 
@@ -46,8 +47,8 @@ pub struct ServeSettings {
     pub drain_delay: Duration,
     /// Bound on waiting for in-flight work at shutdown.
     pub shutdown_timeout: Duration,
-    /// Green's route files and folders.
-    pub green_routes: Vec<PathBuf>,
+    /// Green's routes: files, commands, and what green's cluster serves.
+    pub green: RouteSettings,
     /// Where the report file goes.
     pub report_file: Option<PathBuf>,
     /// Report file and summary interval.
@@ -99,7 +100,11 @@ impl ServeSettings {
             upstream_insecure: false,
             drain_delay: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(30),
-            green_routes: Vec::new(),
+            green: RouteSettings {
+                refresh: Duration::from_secs(60),
+                command_timeout: Duration::from_secs(30),
+                ..RouteSettings::default()
+            },
             report_file: None,
             report_interval: Duration::from_secs(30),
             quiet_period: ReportSettings::default().quiet_period,

@@ -172,12 +172,22 @@ pub(super) fn log_started(
         log.event("upstream_tls", json!({"roots": roots, "sni": sni}));
     }
     log.event("listening", json!({"listener": "admin", "addr": admin.to_string()}));
-    if !s.green_routes.is_empty() {
+    if s.green.any() {
+        let routes = &loaded.routes;
+        let cluster = &s.green.cluster;
         log.event(
             "routes_loaded",
-            json!({"objects": loaded.routes.objects(), "paths": s.green_routes,
-                   "implementation_specific_paths": loaded.routes.implementation_specific()}),
+            json!({"objects": routes.objects(), "paths": s.green.files, "commands": s.green.commands,
+                   "implementation_specific_paths": routes.implementation_specific(),
+                   "skipped": routes.skipped().len(), "not_serving": routes.not_serving().count(),
+                   "kubernetes_version": cluster.kubernetes_version.map(|v| v.to_string()),
+                   "ingress_classes": cluster.ingress_classes,
+                   "gateways": cluster.gateways.iter().map(ToString::to_string).collect::<Vec<_>>()}),
         );
+        for (route, why) in routes.not_serving() {
+            log.event("routes_not_serving", json!({"object": route.to_string(), "reason": why}));
+        }
+        crate::reload::routes::log_events(log, loaded.route_events.clone());
     }
     if let Some(book) = &loaded.dns {
         let names = |l: &[crate::dns::targets::Target]| l.iter().map(|t| t.to_string()).collect::<Vec<_>>();
@@ -236,6 +246,7 @@ pub(super) fn admin_state(
             dns: loaded.dns_counters.clone(),
             report_writes,
             bounds: (s.ledger.max_hosts, s.ledger.max_paths),
+            routes: loaded.route_counters.clone(),
         },
         summary: Default::default(),
     })
@@ -257,8 +268,8 @@ pub(super) fn spawn_tasks(
         tokio::spawn(reporter.clone().sightings_every(SIGHTINGS_EVERY));
         tokio::spawn(reporter.run_every(s.report_interval));
     }
-    if let (Some(ledger), false) = (loaded.ledger.clone(), s.green_routes.is_empty()) {
-        tokio::spawn(crate::reload::watch_routes(s.green_routes.clone(), ledger, log.clone()));
+    if let (Some(ledger), Some(sources)) = (loaded.ledger.clone(), loaded.route_sources) {
+        tokio::spawn(crate::reload::routes::watch(sources, ledger, log.clone()));
     }
     if loaded.upstreams.list.iter().any(|u| u.needs_resolving()) {
         tokio::spawn(loaded.upstreams.clone().keep_resolved(RESOLVE_EVERY));

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use serde::Deserialize;
 use serde_json::Value;
 
 fn deploy_dir() -> PathBuf {
@@ -17,9 +16,7 @@ fn deploy_dir() -> PathBuf {
 /// Every document of a YAML file.
 fn docs(file: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(deploy_dir().join(file)).unwrap();
-    serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|d| Value::deserialize(d).unwrap_or_else(|e| panic!("{file}: {e}")))
-        .collect()
+    serde_saphyr::from_multiple::<Value>(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
 fn one(file: &str, kind: &str) -> Value {

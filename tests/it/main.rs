@@ -15,6 +15,7 @@ mod deploy;
 mod dns;
 mod failures;
 mod forwarding;
+mod gitops;
 mod metrics;
 mod report;
 mod restart;

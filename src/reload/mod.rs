@@ -1,6 +1,9 @@
-//! Reloading green's route table and the TLS certificates on SIGHUP and when a file changes
-//! (polled every [`POLL`]); a broken table or certificate is refused and the last good set kept,
-//! with the file and the reason logged.
+//! Reloading green's route table (files on SIGHUP and when they change, polled every [`POLL`];
+//! commands every `--green-routes-refresh`: [`routes`]) and the TLS certificates; a broken table
+//! or certificate is refused and the last good set kept, with the source and the reason logged.
+
+pub mod command;
+pub mod routes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,53 +13,12 @@ use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::log::AccessLog;
-use crate::record::Ledger;
-use crate::routes::RouteTable;
 use crate::tls::certs::CertStore;
 
 /// How often route files are checked for changes.
 pub const POLL: Duration = Duration::from_secs(2);
 
 type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
-
-/// Watches `paths` forever, swapping the ledger's route table on every good change.
-pub async fn watch_routes(paths: Vec<PathBuf>, ledger: Arc<Ledger>, log: AccessLog) {
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; route files are still polled");
-            None
-        }
-    };
-    let mut last = fingerprint_async(&paths).await;
-    loop {
-        let trigger = tokio::select! {
-            _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => "SIGHUP",
-            _ = tokio::time::sleep(POLL) => {
-                let now = fingerprint_async(&paths).await;
-                if now == last { continue; }
-                last = now;
-                "file changed"
-            }
-        };
-        let to_load = paths.clone();
-        match tokio::task::spawn_blocking(move || RouteTable::load(&to_load)).await {
-            Ok(Ok(table)) => {
-                let objects = table.objects();
-                ledger.set_routes(Arc::new(table));
-                log.event("routes_reloaded", json!({"trigger": trigger, "objects": objects}));
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "route reload refused; keeping the last good table");
-                log.event(
-                    "routes_reload_failed",
-                    json!({"trigger": trigger, "error": e.to_string(), "kept": "last good table"}),
-                );
-            }
-            Err(_) => {}
-        }
-    }
-}
 
 /// Watches `--cert-dir` forever: on SIGHUP or a change, loads it again; new handshakes get the new
 /// set, open connections keep theirs. A bad file keeps the last good set and is named in the log.
@@ -101,7 +63,7 @@ pub async fn watch_certs(store: Arc<CertStore>, log: AccessLog) {
     }
 }
 
-async fn fingerprint_async(paths: &[PathBuf]) -> Fingerprint {
+pub(super) async fn fingerprint_async(paths: &[PathBuf]) -> Fingerprint {
     let paths = paths.to_vec();
     tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
