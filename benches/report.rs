@@ -61,6 +61,7 @@ fn ledger() -> Ledger {
 fn reading(c: &mut Criterion) {
     let ledger = ledger();
     let src = Sources {
+        probe: None,
         ledger: &ledger,
         dns: None,
         started_at_ms: T0,

@@ -12,6 +12,7 @@ mod dns;
 mod listen;
 mod log;
 mod net;
+mod probe;
 mod proxy;
 mod record;
 mod reload;

@@ -34,6 +34,7 @@ fn color(action: Action) -> &'static str {
     match action {
         Action::FixHardcoded => "#d35400",
         Action::AddGreenRoute => "#b7791f",
+        Action::FixGreen => "#a40e26",
         Action::SwitchDns => "#1f6feb",
         Action::WaitTtl => "#0e8a7e",
         Action::FixClients => "#8250df",
@@ -213,10 +214,19 @@ fn row(o: &mut String, h: &HostReport, now_ms: u64) {
         Routed::None => "none",
         Routed::Unknown => "unknown",
     };
+    // What green answered when asked, beside what its routes say.
+    let asked = match h.green.probe.as_ref() {
+        Some(p) => format!(
+            "<br><span class=\"probe\" title=\"{}\">asked: {}</span>",
+            esc(p.detail.as_deref().unwrap_or("")),
+            p.verdict.map_or("not yet", |v| v.as_str())
+        ),
+        None => String::new(),
+    };
     let _ = write!(
         o,
         "<tr><td class=\"host\">{host}{urgent}</td><td class=\"num\">{req}</td><td>{spark}</td>\
-         <td title=\"{last_abs}\">{last}</td><td><span class=\"dns\">{dns}</span></td><td>{routed}</td>\
+         <td title=\"{last_abs}\">{last}</td><td><span class=\"dns\">{dns}</span></td><td>{routed}{asked}</td>\
          <td class=\"why\">{why}</td></tr>",
         host = esc(&h.host),
         req = h.requests,
@@ -351,7 +361,7 @@ mod tests {
             first_seen: "2026-11-25T22:00:00Z".into(),
             last_seen: "2026-11-25T22:59:00Z".into(),
             hardcoded: false,
-            green: GreenVerdict { routed: Routed::Partial, missing_paths: vec!["/x".into()] },
+            green: GreenVerdict { routed: Routed::Partial, missing_paths: vec!["/x".into()], probe: None },
             dns: DnsEvidence { verdict: DnsVerdict::Green, ..Default::default() },
             action,
             urgent,

@@ -20,6 +20,8 @@ use prometheus_client::registry::Registry;
 use crate::base::cause::Cause;
 use crate::dns::counters::{DnsCounters, DnsErrorKind};
 use crate::log::AccessLog;
+use crate::probe::book::ProbeBook;
+use crate::probe::ProbeVerdict;
 use crate::proxy::stats::WorkerView;
 use crate::record::Ledger;
 use crate::report::model::Action;
@@ -45,6 +47,8 @@ pub struct MetricsSources {
     pub bounds: (usize, usize),
     /// Route reload and `--green-routes-cmd` failures.
     pub routes: Arc<RouteCounters>,
+    /// Green's answers (`--green-probe`).
+    pub probe: Option<Arc<ProbeBook>>,
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -111,6 +115,13 @@ pub fn render(src: &MetricsSources, ledger: Option<&Ledger>, summary: Option<&Su
     r.register("cutover_report_writes", "Report file writes (--report-file), by result", writes);
 
     route_families(&mut r, &src.routes);
+    if let Some(book) = &src.probe {
+        let probes = Family::<Labels, Counter<u64>>::default();
+        for &v in ProbeVerdict::ALL {
+            probes.get_or_create(&vec![("verdict", v.as_str().to_owned())]).inc_by(book.made(v));
+        }
+        r.register("cutover_green_probes", "Probes of green (--green-probe), by verdict", probes);
+    }
     if let Some(ledger) = ledger {
         ledger_families(&mut r, src, ledger);
         let table = ledger.routes();
@@ -268,6 +279,7 @@ mod tests {
             report_writes: Arc::default(),
             bounds: (100, 200),
             routes: Arc::default(),
+            probe: None,
         };
         (src, writer)
     }

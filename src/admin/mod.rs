@@ -25,6 +25,7 @@ use crate::admin::metrics::MetricsSources;
 use crate::base::time::unix_ms;
 use crate::dns::book::DnsBook;
 use crate::net::shutdown::Shutdown;
+use crate::probe::book::ProbeBook;
 use crate::record::Ledger;
 use crate::report::build::Sources;
 use crate::report::changes::{export, ExportSettings};
@@ -56,6 +57,8 @@ pub struct AdminState {
     pub report: ReportSettings,
     /// DNS evidence, when configured.
     pub dns: Option<Arc<DnsBook>>,
+    /// Green's answers (`--green-probe`).
+    pub probe: Option<Arc<ProbeBook>>,
     /// How `/report/route53` writes changes.
     pub export: ExportSettings,
     /// What `/metrics` reads besides the summary.
@@ -74,6 +77,7 @@ impl AdminState {
             started_at_ms: self.started_at_ms,
             replica_id: &self.replica_id,
             settings: self.report,
+            probe: self.probe.as_deref(),
         }
     }
 }

@@ -211,11 +211,12 @@ pub fn run(args: &AnalyzeSettings) -> Result<Analysis, AnalyzeError> {
         book
     });
     let sources = Sources {
+        probe: None,
         ledger: &ledger,
         dns: dns.as_ref(),
         started_at_ms: first,
         replica_id: "analyze",
-        settings: ReportSettings { quiet_period: args.quiet_period },
+        settings: ReportSettings { quiet_period: args.quiet_period, ..ReportSettings::default() },
     };
     let report = sources.build_at(last);
     Ok(Analysis { report, lines, requests, malformed, listed })

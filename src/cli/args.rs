@@ -3,15 +3,17 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
 
 use crate::base::error::ConfigError;
 use crate::base::names::Named;
-use crate::base::values::{ByteSize, Dur};
+use crate::base::values::{ByteSize, Dur, UpstreamUrl};
 use crate::dns::targets::{Target, Targets};
 use crate::dns::zones::split_arg;
+use crate::probe::ProbeSettings;
 use crate::record::normalize::{Glob, Templater};
 use crate::record::LedgerSettings;
 use crate::report::changes::ExportSettings;
@@ -127,6 +129,51 @@ impl ClusterArgs {
             ingress_classes: self.green_ingress_class.clone(),
             gateways: self.green_gateway.clone(),
         }
+    }
+}
+
+/// Asking green itself (`serve`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Asking green")]
+pub(super) struct ProbeArgs {
+    /// Green's load balancer or ingress (http:// or https://): each host and path seen is asked there, beside the proxy.
+    #[arg(long, env = "CUTOVER_GREEN_PROBE", value_name = "URL")]
+    pub green_probe: Option<UpstreamUrl>,
+
+    /// Probes per second at most, over all hosts.
+    #[arg(long, env = "CUTOVER_GREEN_PROBE_RATE", value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub green_probe_rate: u32,
+
+    /// How often one host and path is asked again (and after green's routes change).
+    #[arg(long, env = "CUTOVER_GREEN_PROBE_INTERVAL", value_name = "DURATION", default_value_t = Dur(Duration::from_secs(600)))]
+    pub green_probe_interval: Dur,
+
+    /// Longest wait for green's answer to one probe.
+    #[arg(long, env = "CUTOVER_GREEN_PROBE_TIMEOUT", value_name = "DURATION", default_value_t = Dur(Duration::from_secs(5)))]
+    pub green_probe_timeout: Dur,
+
+    /// CA bundle (PEM) for an https:// --green-probe; the system's roots otherwise.
+    #[arg(long, env = "CUTOVER_GREEN_PROBE_CA", value_name = "FILE")]
+    pub green_probe_ca: Option<PathBuf>,
+}
+
+impl ProbeArgs {
+    /// `None` without `--green-probe`.
+    pub fn settings(&self) -> Result<Option<ProbeSettings>, ConfigError> {
+        let Some(green) = self.green_probe.clone() else { return Ok(None) };
+        if self.green_probe_timeout.0.is_zero() || self.green_probe_interval.0 < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid {
+                what: "--green-probe-timeout / --green-probe-interval",
+                why: "must be above 0 / at least 1s".into(),
+            });
+        }
+        Ok(Some(ProbeSettings {
+            green,
+            rate: self.green_probe_rate,
+            interval: self.green_probe_interval.0,
+            timeout: self.green_probe_timeout.0,
+            ca_file: self.green_probe_ca.clone(),
+        }))
     }
 }
 

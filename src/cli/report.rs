@@ -74,7 +74,7 @@ impl ReportCommand {
             | ReportCommand::Merge { files, quiet, .. }
             | ReportCommand::Route53 { files, quiet, .. } => (files, quiet.quiet_period.0),
         };
-        let done = merge_files(files, &ReportSettings { quiet_period: quiet })?;
+        let done = merge_files(files, &ReportSettings { quiet_period: quiet, ..ReportSettings::default() })?;
         for (file, why) in &done.superseded {
             eprintln!("left out {}: {why}", file.display());
         }

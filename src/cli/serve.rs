@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::args::{named, ExportArgs, LedgerArgs, QuietArgs, RoutesArgs, TargetArgs};
+use super::args::{named, ExportArgs, LedgerArgs, ProbeArgs, QuietArgs, RoutesArgs, TargetArgs};
 use crate::base::error::ConfigError;
 use crate::base::values::{Cidr, DnsServer, Dur, HostPort, HostUpstream, UpstreamUrl};
 use crate::dns::settings::{DnsEvidenceSettings, ResolverSettings};
@@ -131,6 +131,9 @@ pub(super) struct ServeArgs {
 
     #[command(flatten)]
     pub quiet: QuietArgs,
+
+    #[command(flatten)]
+    pub probe: ProbeArgs,
 
     /// This replica's name in its reports [default: $POD_NAME, else $HOSTNAME, else the host name].
     #[arg(long, env = "CUTOVER_REPLICA_ID", value_name = "NAME")]
@@ -349,6 +352,7 @@ impl ServeArgs {
         if self.green_routes_refresh.0 < Duration::from_secs(1) || self.green_routes_cmd_timeout.0.is_zero() {
             return invalid("--green-routes-refresh / --green-routes-cmd-timeout", "must be at least 1s / above 0");
         }
+        s.probe = self.probe.settings()?;
         s.green = RouteSettings {
             files: self.routes.green_routes,
             commands: self.green_routes_cmd,

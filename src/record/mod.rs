@@ -18,7 +18,7 @@ pub mod stats;
 mod view;
 
 pub use buckets::HostKinds;
-pub use host::{HostStats, TOP_K};
+pub use host::{HostStats, PathStats, TOP_K};
 pub use lane::{Lane, TotalCounts};
 pub use ledger::Ledger;
 pub use moved::{AfterMove, LateClient, MovedHosts, LATE_CLIENTS};

@@ -184,6 +184,11 @@ impl Methods {
         self.0 |= 1 << i;
     }
 
+    /// Whether `name` (`GET`, `HEAD`, …) was seen.
+    pub fn has(&self, name: &str) -> bool {
+        METHOD_NAMES.iter().position(|m| *m == name).is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+
     /// Adds every method of `other`.
     pub fn union(&mut self, other: &Methods) {
         self.0 |= other.0;

@@ -10,6 +10,8 @@ use crate::dns::book::DnsBook;
 use crate::dns::evidence::DnsEvidence;
 use crate::dns::targets::Targets;
 use crate::dns::verdict::{DnsSource, DnsVerdict};
+use crate::probe::book::{PathProbe, ProbeBook};
+use crate::probe::task::HOST_PATH;
 use crate::record::{HostStats, Ledger};
 use crate::routes::RouteTable;
 
@@ -24,12 +26,15 @@ pub struct Sources<'a> {
     /// `--replica-id`.
     pub replica_id: &'a str,
     pub settings: ReportSettings,
+    /// Green's answers (`--green-probe`).
+    pub probe: Option<&'a ProbeBook>,
 }
 
 /// What judging every host needs, gathered once per report.
 struct Judging<'a> {
     loaded: bool,
     routes: std::sync::Arc<RouteTable>,
+    probe: Option<&'a ProbeBook>,
     targets: &'a Targets,
     dns: Option<&'a DnsBook>,
     now: u64,
@@ -64,7 +69,7 @@ impl<'a> Sources<'a> {
                 default_cert_requests: t.default_cert,
                 passthrough_connections: t.passthrough_connections,
             },
-            green: green_summary(&routes),
+            green: GreenSummary { probe: self.probe.map(|b| b.url.clone()), ..green_summary(&routes) },
             dns: self.dns.map(summary).unwrap_or_default(),
             hosts: Vec::new(),
             omitted: None,
@@ -78,6 +83,7 @@ impl<'a> Sources<'a> {
         Judging {
             loaded: routes.is_loaded(),
             routes,
+            probe: self.probe,
             targets: dns.map_or(&NO_TARGETS, |b| b.targets()),
             dns,
             now,
@@ -137,8 +143,33 @@ impl Judging<'_> {
                 }
             }
         }
+        if let Some(book) = self.probe {
+            add_probes(&mut h, book);
+        }
         judge(&mut h, self.now, &self.settings, &self.green_targets);
         h
+    }
+}
+
+/// Each path's last probe; a host without visible paths gets its host-level probe.
+fn add_probes(h: &mut HostReport, book: &ProbeBook) {
+    let Some(probes) = book.host(&h.host) else { return };
+    let report = |p: &PathProbe| PathProbeReport {
+        method: p.method.to_owned(),
+        path: p.path.to_string(),
+        status: p.status,
+        verdict: p.verdict,
+        detail: p.detail.to_string(),
+        checked_at: rfc3339(p.checked_at_ms),
+    };
+    if h.paths.is_empty() {
+        if let Some(p) = probes.get(HOST_PATH) {
+            h.green.probe = Some(HostProbe::of(std::iter::once(&report(p)), 0));
+        }
+        return;
+    }
+    for path in &mut h.paths {
+        path.probe = probes.get(path.path.as_str()).map(report);
     }
 }
 
@@ -171,6 +202,7 @@ fn green_summary(routes: &RouteTable) -> GreenSummary {
                 error: c.error.clone(),
             })
             .collect(),
+        probe: None,
     }
 }
 
@@ -199,6 +231,7 @@ fn host_report(host: String, s: &HostStats, loaded: bool, targets: &Targets) -> 
                 green_routed: judged.then_some(p.green.is_some()),
                 matched_route: if judged { p.green.as_ref().map(|r| r.to_string()) } else { None },
                 unrouted_reason: None,
+                probe: None,
                 methods: p.counts.methods.names(),
                 status: p.counts.status,
                 bytes_in: p.counts.bytes_in,
@@ -234,7 +267,7 @@ fn host_report(host: String, s: &HostStats, loaded: bool, targets: &Targets) -> 
         first_seen: rfc3339(s.counts.first_seen_ms),
         last_seen: rfc3339(s.counts.last_seen_ms),
         hardcoded,
-        green: GreenVerdict { routed: Routed::Unknown, missing_paths: Vec::new() },
+        green: GreenVerdict { routed: Routed::Unknown, missing_paths: Vec::new(), probe: None },
         dns: Default::default(),
         action: Action::Unknown,
         urgent: false,

@@ -37,6 +37,30 @@ pub struct Evidence<'a> {
     pub window_end_ms: Option<u64>,
     /// Clients seen after the move.
     pub late_clients: &'a [LateClient],
+    /// What green answered when asked (`None`: not probing).
+    pub probe: Option<ProbeEvidence<'a>>,
+}
+
+/// Green's answers to the probe for one host.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProbeEvidence<'a> {
+    /// Details of the paths green answered with its default answer.
+    pub unrouted: &'a [&'a str],
+    /// Details of the paths green fails.
+    pub failing: &'a [&'a str],
+    /// Paths (or, without visible paths, the host) answered as served.
+    pub served: usize,
+    /// Paths not asked yet.
+    pub unprobed: usize,
+}
+
+/// Up to three details and how many more.
+fn listed(details: &[&str]) -> String {
+    let mut s = details.iter().take(3).copied().collect::<Vec<_>>().join("; ");
+    if details.len() > 3 {
+        s.push_str(&format!(" and {} more", details.len() - 3));
+    }
+    s
 }
 
 /// The action, whether it is urgent, and why.
@@ -52,14 +76,33 @@ pub fn classify(e: &Evidence<'_>) -> (Action, bool, String) {
         };
         return (Action::FixHardcoded, false, why);
     }
-    if matches!(e.routed, Routed::Partial | Routed::None) {
+    let probe = e.probe.unwrap_or_default();
+    let by_manifests = matches!(e.routed, Routed::Partial | Routed::None);
+    if by_manifests || !probe.unrouted.is_empty() {
         let urgent = e.dns.reaches_green();
-        let shown: Vec<&str> = e.missing_paths.iter().take(5).map(String::as_str).collect();
-        let more = e.missing_paths.len().saturating_sub(shown.len());
-        let mut why =
-            format!("green does not route {} of {} seen paths: {}", e.missing_paths.len(), e.paths, shown.join(", "));
-        if more > 0 {
-            why.push_str(&format!(" and {more} more"));
+        let mut why = String::new();
+        if by_manifests {
+            let shown: Vec<&str> = e.missing_paths.iter().take(5).map(String::as_str).collect();
+            let more = e.missing_paths.len().saturating_sub(shown.len());
+            why = format!(
+                "green does not route {} of {} seen paths: {}",
+                e.missing_paths.len(),
+                e.paths,
+                shown.join(", ")
+            );
+            if more > 0 {
+                why.push_str(&format!(" and {more} more"));
+            }
+        }
+        if !probe.unrouted.is_empty() {
+            if !why.is_empty() {
+                why.push_str("; ");
+            }
+            why.push_str(&format!(
+                "asked, green has no route for {}: {}",
+                probe.unrouted.len(),
+                listed(probe.unrouted)
+            ));
         }
         for reason in e.unrouted_reasons.iter().take(2) {
             why.push_str("; ");
@@ -73,7 +116,32 @@ pub fn classify(e: &Evidence<'_>) -> (Action, bool, String) {
         }
         return (Action::AddGreenRoute, urgent, why);
     }
+    if !probe.failing.is_empty() {
+        let urgent = e.dns.reaches_green();
+        let mut why = format!("green has the route but fails it when asked: {}", listed(probe.failing));
+        if urgent {
+            why.push_str("; DNS already sends clients to green");
+        }
+        return (Action::FixGreen, urgent, why);
+    }
     match e.dns {
+        // Asked, green must have answered every seen path (or the host) as served.
+        v if v.reaches_blue() && e.probe.is_some() => {
+            return if probe.unprobed == 0 && probe.served > 0 {
+                (
+                    Action::SwitchDns,
+                    false,
+                    format!("green serves every seen path when asked ({}); DNS points at {}", probe.served, e.dns),
+                )
+            } else {
+                let why = format!(
+                    "DNS points at {}; waiting for green's probe: {} path(s) not asked yet",
+                    e.dns,
+                    probe.unprobed.max(1)
+                );
+                (Action::Unknown, false, why)
+            };
+        }
         v if v.reaches_blue() && e.routed == Routed::All => {
             return (Action::SwitchDns, false, format!("green serves every seen path; DNS points at {}", e.dns))
         }
@@ -169,6 +237,7 @@ mod tests {
             last_seen_ms: 100_000,
             window_end_ms: None,
             late_clients: &[],
+            probe: None,
         }
     }
 
@@ -212,6 +281,57 @@ mod tests {
                 Action::AddGreenRoute,
                 false,
                 "/v1/pay; Ingress shop/pay uses networking.k8s.io/v1beta1, removed in Kubernetes 1.22",
+            ),
+            (
+                "asked, green answers with its default backend: add-green-route though the manifests route it",
+                Evidence {
+                    probe: Some(ProbeEvidence {
+                        unrouted: &["GET /v1/pay/8 → 404 like green's default backend"],
+                        served: 1,
+                        ..ProbeEvidence::default()
+                    }),
+                    ..ev(Routed::All, &[], DnsVerdict::Blue)
+                },
+                Action::AddGreenRoute,
+                false,
+                "asked, green has no route for 1: GET /v1/pay/8 → 404 like green's default backend",
+            ),
+            (
+                "green fails a path when asked: fix-green",
+                Evidence {
+                    probe: Some(ProbeEvidence { failing: &["GET /v1/pay/8 → 503"], served: 2, ..ProbeEvidence::default() }),
+                    ..ev(Routed::All, &[], DnsVerdict::Blue)
+                },
+                Action::FixGreen,
+                false,
+                "green has the route but fails it when asked: GET /v1/pay/8 → 503",
+            ),
+            (
+                "green fails while DNS already sends clients there: urgent",
+                Evidence {
+                    probe: Some(ProbeEvidence { failing: &["certificate does not cover api.example.com"], ..ProbeEvidence::default() }),
+                    ..ev(Routed::All, &[], DnsVerdict::Split)
+                },
+                Action::FixGreen,
+                true,
+                "certificate does not cover api.example.com; DNS already sends clients to green",
+            ),
+            (
+                "asked, every path served: switch-dns with no route table at all",
+                Evidence { probe: Some(ProbeEvidence { served: 3, ..ProbeEvidence::default() }), ..ev(Routed::Unknown, &[], DnsVerdict::Blue) },
+                Action::SwitchDns,
+                false,
+                "green serves every seen path when asked (3)",
+            ),
+            (
+                "probing, a path not asked yet: switch-dns waits",
+                Evidence {
+                    probe: Some(ProbeEvidence { served: 2, unprobed: 1, ..ProbeEvidence::default() }),
+                    ..ev(Routed::All, &[], DnsVerdict::Blue)
+                },
+                Action::Unknown,
+                false,
+                "waiting for green's probe: 1 path(s) not asked yet",
             ),
             (
                 "no route while DNS sends clients to green is urgent",

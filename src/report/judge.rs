@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use super::classify::{classify, Evidence};
+use super::classify::{classify, Evidence, ProbeEvidence};
 use super::model::*;
-use crate::base::host::Overflow;
+use crate::base::host::{Overflow, OTHER_PATH};
 use crate::base::time::parse_rfc3339;
 
 /// How a report judges hosts.
@@ -14,11 +14,13 @@ use crate::base::time::parse_rfc3339;
 pub struct ReportSettings {
     /// After this much silence a host's action is `none`.
     pub quiet_period: Duration,
+    /// Green is asked (`--green-probe`): `switch-dns` needs every seen path served when asked.
+    pub probing: bool,
 }
 
 impl Default for ReportSettings {
     fn default() -> Self {
-        Self { quiet_period: Duration::from_secs(15 * 60) }
+        Self { quiet_period: Duration::from_secs(15 * 60), probing: false }
     }
 }
 
@@ -44,6 +46,27 @@ pub fn judge(h: &mut HostReport, now_ms: u64, settings: &ReportSettings, green_t
             unrouted_reasons.push(reason);
         }
     }
+    if settings.probing && !h.paths.is_empty() {
+        let unprobed = h.paths.iter().filter(|p| p.probe.is_none() && p.path != OTHER_PATH).count() as u64;
+        h.green.probe = Some(HostProbe::of(h.paths.iter().filter_map(|p| p.probe.as_ref()), unprobed));
+    }
+    let details = |v: ProbeVerdict| -> Vec<&str> {
+        let of_paths =
+            h.paths.iter().filter_map(|p| p.probe.as_ref()).filter(|p| p.verdict == v).map(|p| p.detail.as_str());
+        let of_host = h.paths.is_empty().then_some(h.green.probe.as_ref()).flatten();
+        let of_host = of_host.filter(|p| p.verdict == Some(v)).and_then(|p| p.detail.as_deref());
+        of_paths.chain(of_host).collect()
+    };
+    let (unrouted, failing) = (details(ProbeVerdict::Unrouted), details(ProbeVerdict::Failing));
+    let probe = settings.probing.then(|| {
+        let hp = h.green.probe.as_ref();
+        ProbeEvidence {
+            unrouted: &unrouted,
+            failing: &failing,
+            served: hp.map_or(0, |p| p.served as usize),
+            unprobed: hp.map_or(1, |p| p.unprobed as usize),
+        }
+    });
     let last_seen_ms = parse_rfc3339(&h.last_seen).unwrap_or(now_ms);
     let quiet_for_ms = now_ms.saturating_sub(last_seen_ms);
     let (action, urgent, reason) = classify(&Evidence {
@@ -60,6 +83,7 @@ pub fn judge(h: &mut HostReport, now_ms: u64, settings: &ReportSettings, green_t
         last_seen_ms,
         window_end_ms: h.dns.window_ends_at.as_deref().and_then(parse_rfc3339),
         late_clients: &h.late_clients,
+        probe,
     });
     h.action = action;
     h.urgent = urgent;

@@ -65,6 +65,9 @@ impl Merger {
         self.green.loaded |= r.green.loaded;
         self.green.objects = self.green.objects.max(r.green.objects);
         self.green.incomplete |= r.green.incomplete;
+        if self.green.probe.is_none() {
+            self.green.probe = r.green.probe.clone();
+        }
         // Replicas share their sources: the union, each once.
         for s in &r.green.skipped {
             if !self.green.skipped.contains(s) {
@@ -130,6 +133,8 @@ impl Merger {
         let mut totals = self.totals;
         let mut hosts: Vec<HostReport> = self.by_host.into_values().collect();
         totals.hosts = hosts.iter().filter(|h| Overflow::of(&h.host).is_none()).count() as u64;
+        // The reports say whether green was asked; the merge judges them the same way.
+        let settings = &ReportSettings { probing: settings.probing || self.green.probe.is_some(), ..*settings };
         for h in hosts.iter_mut() {
             h.paths.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.path.cmp(&b.path)));
             judge(h, self.newest, settings, &self.dns.green_targets);
@@ -232,6 +237,9 @@ fn merge_host(acc: &mut HostReport, mut h: HostReport) {
     acc.first_seen = min_ts(&acc.first_seen, &h.first_seen);
     acc.last_seen = max_ts(&acc.last_seen, &h.last_seen);
     acc.hardcoded |= h.hardcoded;
+    if h.green.probe.as_ref().is_some_and(|n| acc.green.probe.as_ref().is_none_or(|o| n.checked_at > o.checked_at)) {
+        acc.green.probe = h.green.probe.take();
+    }
     acc.methods = union_methods(&acc.methods, &h.methods);
     add_status(&mut acc.status, &h.status);
     acc.bytes_in += h.bytes_in;
@@ -293,6 +301,10 @@ fn merge_host(acc: &mut HostReport, mut h: HostReport) {
                 }
                 if x.unrouted_reason.is_none() {
                     x.unrouted_reason = p.unrouted_reason;
+                }
+                // Each replica asked green on its own: the latest answer stands.
+                if p.probe.as_ref().is_some_and(|n| x.probe.as_ref().is_none_or(|o| n.checked_at > o.checked_at)) {
+                    x.probe = p.probe;
                 }
             }
             None => acc.paths.push(p),

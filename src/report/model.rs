@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::base::names::named_enum;
 use crate::dns::evidence::DnsEvidence;
+pub use crate::probe::ProbeVerdict;
 use crate::record::stats::{Minutes, StatusClasses, TopK};
 use crate::record::TOP_K;
 
@@ -142,6 +143,9 @@ pub struct GreenSummary {
     /// How each `--green-routes-cmd` last went.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<CommandSummary>,
+    /// `--green-probe`: where green was asked; `null` without probing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<String>,
 }
 
 /// A skipped chart, overlay or template.
@@ -217,6 +221,63 @@ pub struct GreenVerdict {
     pub routed: Routed,
     /// Path templates green does not route.
     pub missing_paths: Vec<String>,
+    /// What green answered when asked (`--green-probe`); absent without probing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<HostProbe>,
+}
+
+/// Green's answers to the probe for one host: the worst of its paths.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostProbe {
+    /// The worst path's verdict (`unrouted` over `failing` over `served`); `null` until a path is probed.
+    pub verdict: Option<ProbeVerdict>,
+    pub served: u64,
+    pub unrouted: u64,
+    pub failing: u64,
+    /// Paths not probed yet.
+    pub unprobed: u64,
+    /// The latest probe (RFC 3339).
+    pub checked_at: Option<String>,
+    /// The worst path's answer: `GET /v1/pay/8 → 404 like green's default backend`.
+    pub detail: Option<String>,
+}
+
+impl HostProbe {
+    /// The summary of `probes`, with `unprobed` paths not asked yet.
+    pub fn of<'a>(probes: impl Iterator<Item = &'a PathProbeReport>, unprobed: u64) -> HostProbe {
+        let mut h =
+            HostProbe { verdict: None, served: 0, unrouted: 0, failing: 0, unprobed, checked_at: None, detail: None };
+        for p in probes {
+            match p.verdict {
+                ProbeVerdict::Served => h.served += 1,
+                ProbeVerdict::Unrouted => h.unrouted += 1,
+                ProbeVerdict::Failing => h.failing += 1,
+            }
+            if h.verdict.is_none_or(|v| p.verdict > v) {
+                h.verdict = Some(p.verdict);
+                h.detail = Some(p.detail.clone());
+            }
+            if h.checked_at.as_ref().is_none_or(|c| p.checked_at > *c) {
+                h.checked_at = Some(p.checked_at.clone());
+            }
+        }
+        h
+    }
+}
+
+/// Green's answer to the probe of one path.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PathProbeReport {
+    /// `GET` or `HEAD`.
+    pub method: String,
+    /// The concrete path asked.
+    pub path: String,
+    /// Green's status (`null`: no answer).
+    pub status: Option<u16>,
+    pub verdict: ProbeVerdict,
+    pub detail: String,
+    /// RFC 3339.
+    pub checked_at: String,
 }
 
 named_enum! {
@@ -227,6 +288,8 @@ named_enum! {
         FixHardcoded = "fix-hardcoded",
         /// Green lacks a route for some seen path.
         AddGreenRoute = "add-green-route",
+        /// Green has the route but fails it when asked (5xx, refused, timed out, TLS or certificate).
+        FixGreen = "fix-green",
         /// Green serves everything; DNS still points at blue (or splits).
         SwitchDns = "switch-dns",
         /// DNS moved to green within the TTL window: propagating.
@@ -348,6 +411,9 @@ pub struct PathReport {
     /// serve (a removed apiVersion, another ingress class or gateway).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unrouted_reason: Option<String>,
+    /// Green's answer when asked (`--green-probe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<PathProbeReport>,
     /// Methods seen.
     pub methods: Vec<String>,
     /// Responses by status class.

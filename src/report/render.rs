@@ -128,7 +128,7 @@ impl Sink for JsonSink<'_> {
     }
 }
 
-const CSV_HEADER: &str = "host,action,urgent,host_requests,dns,green_routed,path,path_requests,path_green_routed,matched_route,first_seen,last_seen,top_client";
+const CSV_HEADER: &str = "host,action,urgent,host_requests,dns,green_routed,path,path_requests,path_green_routed,matched_route,first_seen,last_seen,top_client,green_probe,path_probe,path_probe_detail";
 
 struct CsvSink<'w> {
     out: &'w mut dyn Write,
@@ -143,6 +143,7 @@ impl Sink for CsvSink<'_> {
     fn host(&mut self, h: &HostReport) -> io::Result<()> {
         let mut out = String::with_capacity(256 * (h.paths.len() + 1));
         let top_client = h.top_clients.first().map(|c| c.ip.as_str()).unwrap_or("");
+        let host_probe = h.green.probe.as_ref().and_then(|p| p.verdict).map(|v| v.to_string()).unwrap_or_default();
         let host_cols = [
             h.host.clone(),
             h.action.as_str().to_owned(),
@@ -160,6 +161,9 @@ impl Sink for CsvSink<'_> {
                 h.first_seen.clone(),
                 h.last_seen.clone(),
                 top_client.into(),
+                host_probe.clone(),
+                String::new(),
+                h.green.probe.as_ref().and_then(|p| p.detail.clone()).unwrap_or_default(),
             ];
             push_row(&mut out, &host_cols.iter().cloned().chain(tail).collect::<Vec<_>>());
         }
@@ -172,6 +176,9 @@ impl Sink for CsvSink<'_> {
                 p.first_seen.clone(),
                 p.last_seen.clone(),
                 top_client.into(),
+                host_probe.clone(),
+                p.probe.as_ref().map(|p| p.verdict.to_string()).unwrap_or_default(),
+                p.probe.as_ref().map(|p| p.detail.clone()).unwrap_or_default(),
             ];
             push_row(&mut out, &host_cols.iter().cloned().chain(tail).collect::<Vec<_>>());
         }
@@ -298,6 +305,17 @@ impl Sink for MarkdownSink<'_> {
         if h.dns.external_dns.is_some() && h.action == Action::SwitchDns {
             why.push_str(" — owned by ExternalDNS: apply externaldns-patch.sh too");
         }
+        // Green's routes, and what green answered when asked.
+        let green = match h.green.probe.as_ref() {
+            Some(p) => {
+                let verdict = p.verdict.map_or("not asked yet".to_owned(), |v| v.to_string());
+                format!(
+                    "{} · asked: {verdict} ({} served, {} unrouted, {} failing)",
+                    h.green.routed, p.served, p.unrouted, p.failing
+                )
+            }
+            None => h.green.routed.to_string(),
+        };
         let _ = writeln!(
             out,
             "| {}{} | {} | {} | {} | {} | {} | {} |",
@@ -305,7 +323,7 @@ impl Sink for MarkdownSink<'_> {
             if h.urgent { " **URGENT**" } else { "" },
             h.requests,
             h.last_seen,
-            h.green.routed,
+            md(&green),
             md(&dns),
             md(&why),
             md(&clients.join(", "))
@@ -328,6 +346,7 @@ pub fn action_advice(action: Action) -> &'static str {
     match action {
         Action::FixHardcoded => "Find these clients (top clients listed): they use an IP or a load balancer name, so DNS changes will never move them.",
         Action::AddGreenRoute => "Add the missing Ingress/HTTPRoute rules on green (via GitOps) before touching DNS; hosts marked URGENT already get green's 404s.",
+        Action::FixGreen => "Green has the route but fails it when asked (5xx, refused, timed out, TLS or certificate): fix green's backend, listener or certificate before DNS moves.",
         Action::SwitchDns => "Apply the exported Route53 change (`cutover-proxy report route53`, or GET /report/route53), or the ExternalDNS annotation patch.",
         Action::WaitTtl => "Wait: DNS already points at green and the decay should reach zero within the TTL window.",
         Action::FixClients => "Past the TTL window these clients cache DNS or keep old connections: restart or reconfigure them (JVM networkaddress.cache.ttl), or use --close-stale-connections.",

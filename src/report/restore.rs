@@ -204,6 +204,7 @@ mod tests {
 
     fn report(ledger: &Ledger, book: &DnsBook, now: u64) -> serde_json::Value {
         let src = Sources {
+            probe: None,
             ledger,
             dns: Some(book),
             started_at_ms: T0,
@@ -237,6 +238,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("report.json");
         let src = Sources {
+            probe: None,
             ledger: &ledger,
             dns: Some(&book),
             started_at_ms: T0,

@@ -18,6 +18,7 @@ use super::stream::{self, Selection, Written};
 use crate::base::time::unix_ms;
 use crate::dns::book::DnsBook;
 use crate::log::AccessLog;
+use crate::probe::book::ProbeBook;
 use crate::record::Ledger;
 
 /// Report files written, and writes that failed, for `/metrics`.
@@ -41,6 +42,8 @@ pub struct Reporter {
     pub replica_id: Arc<str>,
     /// How hosts are judged.
     pub settings: ReportSettings,
+    /// Green's answers (`--green-probe`).
+    pub probe: Option<Arc<ProbeBook>>,
     /// `--report-file`.
     pub file: Option<PathBuf>,
     /// Where the summary goes.
@@ -131,6 +134,7 @@ impl Reporter {
             started_at_ms: self.started_at_ms,
             replica_id: &self.replica_id,
             settings: self.settings,
+            probe: self.probe.as_deref(),
         }
     }
 

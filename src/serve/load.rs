@@ -13,6 +13,8 @@ use crate::dns::book::DnsBook;
 use crate::dns::counters::DnsCounters;
 use crate::dns::kinds::DnsKinds;
 use crate::dns::zones::{self, Zones};
+use crate::probe::book::ProbeBook;
+use crate::probe::client::ProbeClient;
 use crate::record::Ledger;
 use crate::reload::routes::{Event, RouteSources};
 use crate::report::file::set_aside;
@@ -50,6 +52,8 @@ pub(super) struct Loaded {
     pub dns_counters: Arc<DnsCounters>,
     /// What reading back `--report-file` did.
     pub restore: RestoreOutcome,
+    /// Green's answers and the client that asks (`--green-probe`, when recording).
+    pub probe: Option<(Arc<ProbeBook>, ProbeClient, String)>,
 }
 
 /// What reading back the last `--report-file` at start did.
@@ -124,7 +128,15 @@ pub(super) fn load(s: &ServeSettings) -> Result<Loaded, ServeError> {
         Some(book) if book.live() => Some(crate::dns::task::resolver(&s.dns.resolver)?),
         _ => None,
     };
+    let probe = match (&s.probe, &ledger) {
+        (Some(p), Some(_)) => {
+            let (client, roots) = ProbeClient::new(p.green.clone(), p.ca_file.as_deref(), p.timeout)?;
+            Some((Arc::new(ProbeBook::new(p.green.to_string(), s.ledger.max_paths)), client, roots))
+        }
+        _ => None,
+    };
     Ok(Loaded {
+        probe,
         routes,
         route_sources,
         route_events,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::base::values::{HostUpstream, UpstreamUrl};
 use crate::dns::settings::DnsEvidenceSettings;
 use crate::listen::ClientTimeouts;
+use crate::probe::ProbeSettings;
 use crate::proxy::ProxySettings;
 use crate::record::LedgerSettings;
 use crate::reload::routes::RouteSettings;
@@ -49,6 +50,8 @@ pub struct ServeSettings {
     pub shutdown_timeout: Duration,
     /// Green's routes: files, commands, and what green's cluster serves.
     pub green: RouteSettings,
+    /// Asking green itself (`--green-probe`).
+    pub probe: Option<ProbeSettings>,
     /// Where the report file goes.
     pub report_file: Option<PathBuf>,
     /// Report file and summary interval.
@@ -100,6 +103,7 @@ impl ServeSettings {
             upstream_insecure: false,
             drain_delay: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(30),
+            probe: None,
             green: RouteSettings {
                 refresh: Duration::from_secs(60),
                 command_timeout: Duration::from_secs(30),

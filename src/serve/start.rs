@@ -189,6 +189,14 @@ pub(super) fn log_started(
         }
         crate::reload::routes::log_events(log, loaded.route_events.clone());
     }
+    if let (Some((_, _, roots)), Some(p)) = (&loaded.probe, &s.probe) {
+        log.event(
+            "green_probe",
+            json!({"url": p.green.to_string(), "rate": p.rate, "interval_s": p.interval.as_secs(),
+                   "timeout_ms": p.timeout.as_millis() as u64, "roots": roots,
+                   "user_agent": crate::probe::client::USER_AGENT}),
+        );
+    }
     if let Some(book) = &loaded.dns {
         let names = |l: &[crate::dns::targets::Target]| l.iter().map(|t| t.to_string()).collect::<Vec<_>>();
         log.event(
@@ -214,7 +222,8 @@ pub(super) fn reporter(
         dns: loaded.dns.clone(),
         started_at_ms,
         replica_id: s.replica_id.as_str().into(),
-        settings: ReportSettings { quiet_period: s.quiet_period },
+        settings: ReportSettings { quiet_period: s.quiet_period, probing: s.probe.is_some() },
+        probe: loaded.probe.as_ref().map(|p| p.0.clone()),
         file: s.report_file.clone(),
         log: log.clone(),
         writing: Default::default(),
@@ -237,8 +246,9 @@ pub(super) fn admin_state(
         ledger: loaded.ledger.clone(),
         started_at_ms,
         replica_id: s.replica_id.as_str().into(),
-        report: ReportSettings { quiet_period: s.quiet_period },
+        report: ReportSettings { quiet_period: s.quiet_period, probing: s.probe.is_some() },
         dns: loaded.dns.clone(),
+        probe: loaded.probe.as_ref().map(|p| p.0.clone()),
         export: s.export,
         metrics: MetricsSources {
             workers: views,
@@ -247,6 +257,7 @@ pub(super) fn admin_state(
             report_writes,
             bounds: (s.ledger.max_hosts, s.ledger.max_paths),
             routes: loaded.route_counters.clone(),
+            probe: loaded.probe.as_ref().map(|p| p.0.clone()),
         },
         summary: Default::default(),
     })
@@ -270,6 +281,10 @@ pub(super) fn spawn_tasks(
     }
     if let (Some(ledger), Some(sources)) = (loaded.ledger.clone(), loaded.route_sources) {
         tokio::spawn(crate::reload::routes::watch(sources, ledger, log.clone()));
+    }
+    if let (Some((book, client, _)), Some(ledger), Some(p)) = (loaded.probe.clone(), loaded.ledger.clone(), &s.probe) {
+        let pace = crate::probe::task::Pace { rate: p.rate, interval: p.interval };
+        tokio::spawn(crate::probe::task::run(ledger, book, client, pace));
     }
     if loaded.upstreams.list.iter().any(|u| u.needs_resolving()) {
         tokio::spawn(loaded.upstreams.clone().keep_resolved(RESOLVE_EVERY));

@@ -9,3 +9,4 @@ pub mod clienthello;
 pub mod der;
 pub mod generate;
 pub mod provider;
+pub mod roots;

@@ -3,20 +3,16 @@
 //! and the stream type the pool speaks over, plain TCP or TLS.
 
 use std::io;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::base::error::ConfigError;
+use crate::tls::roots::AnyCertificate;
 
 /// How the proxy verifies blue's certificate.
 #[derive(Debug, Clone, Default)]
@@ -37,78 +33,17 @@ pub fn client_config(s: &UpstreamTlsSettings) -> Result<(Arc<ClientConfig>, Stri
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| ConfigError::Invalid { what: "--upstream", why: format!("TLS: {e}") })?;
     let (mut config, roots) = if s.insecure {
-        let config =
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerify(provider))).with_no_client_auth();
+        let config = builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth();
         (config, "none: --upstream-insecure, blue's certificate is NOT verified".to_owned())
     } else {
-        let (store, what) = roots(s.ca_file.as_deref())?;
+        let (store, what) = crate::tls::roots::root_store(s.ca_file.as_deref(), "--upstream-ca")?;
         (builder.with_root_certificates(store).with_no_client_auth(), what)
     };
     config.alpn_protocols = vec![if s.h2 { b"h2".to_vec() } else { b"http/1.1".to_vec() }];
     Ok((Arc::new(config), roots))
-}
-
-fn roots(ca_file: Option<&Path>) -> Result<(RootCertStore, String), ConfigError> {
-    let mut store = RootCertStore::empty();
-    if let Some(path) = ca_file {
-        let bad = |why: String| ConfigError::File { path: path.to_owned(), line: None, why };
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| bad(format!("cannot read --upstream-ca: {e}")))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| bad(format!("--upstream-ca is not a PEM certificate file: {e}")))?;
-        let (added, _) = store.add_parsable_certificates(certs);
-        if added == 0 {
-            return Err(bad("--upstream-ca holds no usable CA certificate".into()));
-        }
-        return Ok((store, format!("{added} CA certificate(s) from {}", path.display())));
-    }
-    let native = rustls_native_certs::load_native_certs();
-    let (added, _) = store.add_parsable_certificates(native.certs);
-    if added > 0 {
-        return Ok((store, format!("{added} system CA certificates")));
-    }
-    store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    Ok((store, "no system CA certificates found: the bundled webpki roots (Mozilla's list)".into()))
-}
-
-/// `--upstream-insecure`: any certificate is accepted (handshake signatures are still checked, so
-/// the session is encrypted to whoever holds the presented key — just not verified to be blue).
-#[derive(Debug)]
-struct NoVerify(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// A connection to an upstream: plain TCP, or TLS over it.

@@ -245,7 +245,7 @@ const LAYERS: &[&[&str]] = &[
     &["base"],
     &["tls", "routes"],
     &["net", "record"],
-    &["upstream", "log", "dns"],
+    &["upstream", "log", "dns", "probe"],
     &["proxy", "report"],
     &["listen", "admin", "reload", "analyze"],
     &["serve"],

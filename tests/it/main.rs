@@ -17,6 +17,7 @@ mod failures;
 mod forwarding;
 mod gitops;
 mod metrics;
+mod probe;
 mod report;
 mod restart;
 mod route53;
