@@ -1,8 +1,9 @@
 //! `cutover-proxy demo`: the whole job on an embedded default, loopback only. An embedded blue upstream, an embedded DNS server with a sample
 //! zone and its Route53 export (hosts already moved, hosts missed, a host green cannot serve, a stale
-//! client, a hardcoded IP, a host that does not resolve), a sample green route table, the real proxy
-//! in front, a replayed traffic mix; then the report printed, written to `./cutover-demo/` with the
-//! Route53 change batches, and the dashboard served until Ctrl-C.
+//! client, a hardcoded IP, a host that does not resolve), a sample green route table, an embedded
+//! green that the proxy asks (`--green-probe`: it serves most routes, lacks some, and fails one
+//! host), the real proxy in front, a replayed traffic mix; then the report printed, written to
+//! `./cutover-demo/` with the Route53 change batches, and the dashboard served until Ctrl-C.
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -19,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::base::time::{parse_rfc3339, unix_ms};
 use crate::base::values::UpstreamUrl;
 use crate::dns::targets::{Target, Targets};
+use crate::probe::ProbeSettings;
 use crate::report::changes::{export, ExportSettings};
 use crate::report::file::{write_export, ReportFileError};
 use crate::report::model::{Action, Report};
@@ -186,10 +188,20 @@ pub fn run(out_dir: &Path, exit_at_once: bool) -> DemoResult<()> {
         .map_err(|e| DemoError(format!("cannot write {}: {e}", export_file.display())))?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let blue = rt.block_on(start_blue())?;
+    let green = rt.block_on(start_green())?;
     let dns_addr = rt.block_on(dns::start(&zone()))?;
-    eprintln!("blue (embedded upstream) on http://{blue}, sample DNS zone on udp://{dns_addr}");
+    eprintln!(
+        "blue (embedded upstream) on http://{blue}, green on http://{green}, sample DNS zone on udp://{dns_addr}"
+    );
 
-    let cfg = demo_settings(blue, dns_addr, &routes_file, &export_file, &out_dir.join("report.json"))?;
+    let mut cfg = demo_settings(blue, dns_addr, &routes_file, &export_file, &out_dir.join("report.json"))?;
+    cfg.probe = Some(ProbeSettings {
+        green: UpstreamUrl { host: green.ip().to_string(), port: green.port(), tls: false },
+        rate: 50,
+        interval: Duration::from_secs(600),
+        timeout: Duration::from_secs(2),
+        ca_file: None,
+    });
     let log = std::fs::File::create(out_dir.join("access.log"))?;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -222,7 +234,8 @@ pub fn run(out_dir: &Path, exit_at_once: bool) -> DemoResult<()> {
             Ok::<_, DemoError>(())
         };
         let (a, b) = tokio::join!(replay, stale_traffic);
-        a.and(b)
+        a.and(b)?;
+        wait_for_probes(admin).await
     })?;
     let report_json = rt.block_on(admin_get(admin, "/report"))?;
     let report: Report = serde_json::from_str(&report_json)?;
@@ -259,6 +272,63 @@ pub fn run(out_dir: &Path, exit_at_once: bool) -> DemoResult<()> {
         Ok(result) => result.map_err(DemoError::from),
         Err(_) => Err(DemoError("the proxy thread failed".into())),
     }
+}
+
+/// Waits until green has been asked about every host and path (at most 20 s).
+async fn wait_for_probes(admin: SocketAddr) -> DemoResult<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let report: Report = serde_json::from_str(&admin_get(admin, "/report").await?)?;
+        let pending = report.hosts.iter().filter_map(|h| h.green.probe.as_ref()).any(|p| p.unprobed > 0);
+        if !pending || tokio::time::Instant::now() >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Green as the probe finds it: the sample routes served, a default backend for the rest (an
+/// ALB's fixed response), and `legacy.example.com`'s new backend failing.
+async fn start_green() -> DemoResult<SocketAddr> {
+    const SERVED: &[(&str, &[&str])] = &[
+        ("shop.example.com", &["/api", "/robots.txt"]),
+        ("api.example.com", &["/v1"]),
+        (".tenant.example.com", &["/v1"]),
+        ("pay.example.com", &["/v2"]),
+        ("www.example.com", &["/"]),
+        ("reports.example.com", &["/"]),
+        ("old.example.com", &["/"]),
+        ("partner.example.org", &["/"]),
+    ];
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
+                    let path = req.uri().path();
+                    let served = SERVED.iter().any(|(h, prefixes)| {
+                        (host == *h || (h.starts_with('.') && host.ends_with(h)))
+                            && prefixes.iter().any(|p| path.starts_with(p))
+                    });
+                    let (status, body) = match (host.as_str(), served) {
+                        ("legacy.example.com", _) => {
+                            (503, "upstream connect error or disconnect/reset before headers\n")
+                        }
+                        (_, true) => (200, "green served\n"),
+                        (_, false) => (404, "default backend - 404\n"),
+                    };
+                    let mut resp = hyper::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+                    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::NOT_FOUND);
+                    resp.headers_mut().insert("server", hyper::header::HeaderValue::from_static("awselb/2.0"));
+                    Ok::<_, Infallible>(resp)
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    Ok(addr)
 }
 
 /// Waits until every resolvable host has been resolved and the shortest TTL window has closed.
@@ -422,11 +492,12 @@ fn print_table(report: &Report) {
         "\n{} requests to {} hosts still arrived at blue ({} not routable on green, {} health checks ignored)\n",
         t.requests, t.hosts, t.unrouted_requests, t.ignored_requests
     );
-    println!("{:<52} {:>8}  {:<8} {:<15} {:<17} why", "host", "requests", "green", "dns", "action");
+    println!("{:<52} {:>8}  {:<8} {:<9} {:<15} {:<17} why", "host", "requests", "green", "asked", "dns", "action");
     println!("{}", "-".repeat(150));
     for &action in Action::ALL {
         for h in report.hosts.iter().filter(|h| h.action == action) {
             let green = h.green.routed.as_str();
+            let asked = h.green.probe.as_ref().and_then(|p| p.verdict).map_or("-", |v| v.as_str());
             let mut why = h.reason.clone();
             if why.len() > 90 {
                 let mut cut = 87;
@@ -437,10 +508,11 @@ fn print_table(report: &Report) {
                 why.push_str("...");
             }
             println!(
-                "{:<52} {:>8}  {:<8} {:<15} {:<17} {}",
+                "{:<52} {:>8}  {:<8} {:<9} {:<15} {:<17} {}",
                 h.host,
                 h.requests,
                 green,
+                asked,
                 h.dns.verdict,
                 format!("{}{}", action.as_str(), if h.urgent { "!" } else { "" }),
                 why

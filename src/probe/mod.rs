@@ -14,6 +14,12 @@ use std::time::Duration;
 use crate::base::values::UpstreamUrl;
 pub use judge::ProbeVerdict;
 
+/// Whether green is asked about `host`: not a placeholder or a bucket (no name to ask for), not
+/// an IP literal (no TLS name; DNS never moves such clients anyway).
+pub fn asks_about(host: &str) -> bool {
+    !crate::base::host::is_placeholder(host) && host.parse::<std::net::IpAddr>().is_err()
+}
+
 /// `--green-probe*`.
 #[derive(Debug, Clone)]
 pub struct ProbeSettings {

@@ -6,7 +6,6 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,6 @@ use tokio::task::JoinSet;
 use super::book::{PathProbe, ProbeBook};
 use super::client::ProbeClient;
 use super::judge::{judge, Answer, ProbeVerdict};
-use crate::base::host::is_placeholder;
 use crate::base::time::unix_ms;
 use crate::record::stats::StatusClasses;
 use crate::record::Ledger;
@@ -78,7 +76,7 @@ pub async fn run(ledger: Arc<Ledger>, book: Arc<ProbeBook>, client: ProbeClient,
             }
             probed_this_sweep = false;
             ledger.for_each_name(|name| {
-                if !is_placeholder(name) && name.parse::<IpAddr>().is_err() {
+                if super::asks_about(name) {
                     queue.push_back(name.into());
                 }
             });

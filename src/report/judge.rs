@@ -46,7 +46,8 @@ pub fn judge(h: &mut HostReport, now_ms: u64, settings: &ReportSettings, green_t
             unrouted_reasons.push(reason);
         }
     }
-    if settings.probing && !h.paths.is_empty() {
+    let probing = settings.probing && crate::probe::asks_about(&h.host);
+    if probing && !h.paths.is_empty() {
         let unprobed = h.paths.iter().filter(|p| p.probe.is_none() && p.path != OTHER_PATH).count() as u64;
         h.green.probe = Some(HostProbe::of(h.paths.iter().filter_map(|p| p.probe.as_ref()), unprobed));
     }
@@ -58,7 +59,7 @@ pub fn judge(h: &mut HostReport, now_ms: u64, settings: &ReportSettings, green_t
         of_paths.chain(of_host).collect()
     };
     let (unrouted, failing) = (details(ProbeVerdict::Unrouted), details(ProbeVerdict::Failing));
-    let probe = settings.probing.then(|| {
+    let probe = probing.then(|| {
         let hp = h.green.probe.as_ref();
         ProbeEvidence {
             unrouted: &unrouted,

@@ -7,24 +7,28 @@ fn demo_prints_the_report_and_writes_its_files() {
     let (code, out, err) = crate::common::run_binary(&["demo", "--exit", "--out", dir.to_str().unwrap()], &[]);
     assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("2717 requests to 11 hosts"), "{out}");
-    // Every action of the sample shows in the terminal table, with its DNS verdict.
-    for (host, dns, action) in [
-        ("10.0.0.7", "unknown", "fix-hardcoded"),
-        ("k8s-blue-edge-1a2b.ap-northeast-2.elb.amazonaws.com", "unknown", "fix-hardcoded"),
-        ("shop.example.com", "blue", "add-green-route "),
-        ("pay.example.com", "green", "add-green-route!"),
-        ("api.example.com", "blue", "switch-dns"),
-        ("legacy.example.com", "blue", "switch-dns"),
-        ("a.tenant.example.com", "blue", "switch-dns"),
-        ("www.example.com", "green", "wait-ttl"),
-        ("reports.example.com", "green", "fix-clients"),
-        ("partner.example.org", "unknown-target", "investigate-dns"),
-        ("old.example.com", "unresolvable", "investigate-dns"),
+    // Every action of the sample shows in the terminal table, with what green answered when
+    // asked and the DNS verdict.
+    for (host, asked, dns, action) in [
+        ("10.0.0.7", "-", "unknown", "fix-hardcoded"),
+        ("k8s-blue-edge-1a2b.ap-northeast-2.elb.amazonaws.com", "unrouted", "unknown", "fix-hardcoded"),
+        ("shop.example.com", "unrouted", "blue", "add-green-route "),
+        ("pay.example.com", "unrouted", "green", "add-green-route!"),
+        ("legacy.example.com", "failing", "blue", "fix-green"),
+        ("api.example.com", "served", "blue", "switch-dns"),
+        ("a.tenant.example.com", "served", "blue", "switch-dns"),
+        ("www.example.com", "served", "green", "wait-ttl"),
+        ("reports.example.com", "served", "green", "fix-clients"),
+        ("partner.example.org", "served", "unknown-target", "investigate-dns"),
+        ("old.example.com", "served", "unresolvable", "investigate-dns"),
     ] {
         let line =
             out.lines().find(|l| l.starts_with(&format!("{host} "))).unwrap_or_else(|| panic!("{host} in\n{out}"));
-        assert!(line.contains(action) && line.contains(&format!(" {dns} ")), "{host}: {dns} {action} in {line}");
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!((cells[3], cells[4]), (asked, dns), "{host}: {line}");
+        assert!(line.contains(action), "{host}: {action} in {line}");
     }
+    assert!(out.contains("green has the route but fails it when asked: GET /soap/OrderService → 503"), "{out}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["totals"]["requests"], 2717);
@@ -38,10 +42,7 @@ fn demo_prints_the_report_and_writes_its_files() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("route53/ZDEMO0EXAMPLE.json")).unwrap()).unwrap();
     let names: std::collections::BTreeSet<&str> =
         batch["Changes"].as_array().unwrap().iter().map(|c| c["ResourceRecordSet"]["Name"].as_str().unwrap()).collect();
-    assert_eq!(
-        names.into_iter().collect::<Vec<_>>(),
-        ["a.tenant.example.com.", "api.example.com.", "legacy.example.com."]
-    );
+    assert_eq!(names.into_iter().collect::<Vec<_>>(), ["a.tenant.example.com.", "api.example.com."]);
     assert!(std::fs::read_to_string(dir.join("route53/externaldns-patch.sh"))
         .unwrap()
         .contains("annotate ingress public-api"));
