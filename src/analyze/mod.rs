@@ -21,6 +21,10 @@ use crate::dns::book::DnsBook;
 use crate::dns::targets::Targets;
 use crate::dns::task::resolvable;
 use crate::dns::zones::{self, Zones};
+use crate::probe::book::ProbeBook;
+use crate::probe::client::ProbeClient;
+use crate::probe::task::{ask_all, Pace};
+use crate::probe::ProbeSettings;
 use crate::record::{Ledger, LedgerSettings, Observation};
 use crate::report::build::Sources;
 use crate::report::judge::ReportSettings;
@@ -51,6 +55,8 @@ pub struct AnalyzeSettings {
     pub green_routes: Vec<PathBuf>,
     /// What green's cluster serves of them.
     pub green_cluster: GreenCluster,
+    /// Ask green about every host and path of the logs (`--green-probe`).
+    pub probe: Option<ProbeSettings>,
     /// A host with no request for this long before the last log line gets the action `none`.
     pub quiet_period: Duration,
     /// Ledger bounds and filters.
@@ -210,16 +216,33 @@ pub fn run(args: &AnalyzeSettings) -> Result<Analysis, AnalyzeError> {
         });
         book
     });
+    let probe = match &args.probe {
+        Some(p) => Some(ask_green(&ledger, p, args.ledger.max_paths)?),
+        None => None,
+    };
     let sources = Sources {
-        probe: None,
+        probe: probe.as_deref(),
         ledger: &ledger,
         dns: dns.as_ref(),
         started_at_ms: first,
         replica_id: "analyze",
-        settings: ReportSettings { quiet_period: args.quiet_period, ..ReportSettings::default() },
+        settings: ReportSettings { quiet_period: args.quiet_period, probing: probe.is_some() },
     };
     let report = sources.build_at(last);
     Ok(Analysis { report, lines, requests, malformed, listed })
+}
+
+/// Asks green about every host and path the logs hold, at the probe's pace, and waits for every
+/// answer: last week's hosts checked before the proxy is deployed.
+fn ask_green(ledger: &Ledger, p: &ProbeSettings, max_paths: usize) -> Result<Arc<ProbeBook>, AnalyzeError> {
+    let (client, _) = ProbeClient::new(p.green.clone(), p.ca_file.as_deref(), p.timeout)?;
+    let book = Arc::new(ProbeBook::new(p.green.to_string(), max_paths));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| AnalyzeError::Read { path: PathBuf::from("--green-probe"), line: None, source })?;
+    rt.block_on(ask_all(ledger, book.clone(), client, Pace { rate: p.rate, interval: p.interval }));
+    Ok(book)
 }
 
 /// Longest log line read; a longer one (a binary file, the wrong `--format`) is malformed.

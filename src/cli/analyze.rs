@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::args::{named, LedgerArgs, QuietArgs, RoutesArgs, TargetArgs};
+use super::args::{named, LedgerArgs, ProbeArgs, QuietArgs, RoutesArgs, TargetArgs};
 use crate::analyze::{AnalyzeSettings, LogFormat};
 use crate::base::error::ConfigError;
 use crate::report::file;
@@ -27,6 +27,8 @@ pub(super) struct AnalyzeArgs {
     #[command(flatten)]
     pub routes: RoutesArgs,
     #[command(flatten)]
+    pub probe: ProbeArgs,
+    #[command(flatten)]
     pub quiet: QuietArgs,
     #[command(flatten)]
     pub ledger: LedgerArgs,
@@ -46,6 +48,7 @@ impl AnalyzeArgs {
             files: self.files.clone(),
             green_routes: self.routes.green_routes.clone(),
             green_cluster: self.routes.cluster.cluster(),
+            probe: self.probe.settings()?,
             quiet_period: self.quiet.quiet_period.0,
             ledger: self.ledger.settings(),
             route53: self.targets.zones()?,

@@ -41,8 +41,18 @@ struct Due {
     blue: StatusClasses,
 }
 
-/// Runs forever.
+/// Runs forever (`serve`).
 pub async fn run(ledger: Arc<Ledger>, book: Arc<ProbeBook>, client: ProbeClient, pace: Pace) {
+    sweep(&ledger, book, client, pace, false).await
+}
+
+/// Asks green about every host and path once, and returns when every answer is in (`analyze`).
+pub async fn ask_all(ledger: &Ledger, book: Arc<ProbeBook>, client: ProbeClient, pace: Pace) {
+    sweep(ledger, book, client, pace, true).await
+}
+
+/// The loop; with `once`, it ends after the first sweep that finds nothing due.
+async fn sweep(ledger: &Ledger, book: Arc<ProbeBook>, client: ProbeClient, pace: Pace, once: bool) {
     let mut tick = tokio::time::interval(Duration::from_secs(1) / pace.rate.max(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let interval_ms = pace.interval.as_millis() as u64;
@@ -70,8 +80,18 @@ pub async fn run(ledger: Arc<Ledger>, book: Arc<ProbeBook>, client: ProbeClient,
             book.routes_changed();
         }
         let Some(host) = queue.pop_front() else {
+            if once {
+                while let Some(done) = probes.join_next().await {
+                    if let Ok(host) = done {
+                        in_flight.remove(&host);
+                    }
+                }
+                if !probed_this_sweep {
+                    return;
+                }
+            }
             // A sweep that found nothing due waits before the next.
-            if !probed_this_sweep {
+            if !probed_this_sweep && !once {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             probed_this_sweep = false;
@@ -80,7 +100,7 @@ pub async fn run(ledger: Arc<Ledger>, book: Arc<ProbeBook>, client: ProbeClient,
                     queue.push_back(name.into());
                 }
             });
-            if queue.is_empty() {
+            if queue.is_empty() && !once {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             continue;
@@ -88,7 +108,7 @@ pub async fn run(ledger: Arc<Ledger>, book: Arc<ProbeBook>, client: ProbeClient,
         if in_flight.contains(&host) {
             continue;
         }
-        let Some(due) = next_due(&ledger, &book, host, now, interval_ms) else { continue };
+        let Some(due) = next_due(ledger, &book, host, now, interval_ms) else { continue };
         tick.tick().await;
         while probes.len() >= IN_FLIGHT {
             if let Some(Ok(host)) = probes.join_next().await {

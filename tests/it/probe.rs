@@ -311,3 +311,40 @@ async fn a_hung_green_changes_verdicts_never_blue_traffic() {
     assert!(p["detail"].as_str().unwrap().ends_with("timed out after 1s"), "{p}");
     drop(hung);
 }
+
+#[test]
+fn analyze_asks_green_about_last_weeks_hosts() {
+    let green = Green::start();
+    let dir = temp_dir("analyze-probe");
+    let log = dir.join("access.log");
+    let line = |host: &str, uri: &str| {
+        format!(
+            r#"{{"time_iso8601":"2026-11-20T10:00:00Z","remote_addr":"203.0.113.7","http_host":"{host}","request_method":"GET","request_uri":"{uri}","status":200}}"#
+        )
+    };
+    let lines = [line("shop.test", "/v1/pay/8"), line("broken.test", "/"), line("unknown.test", "/x")];
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let probe = format!("http://127.0.0.1:{}", green.http);
+    let (code, out, err) = run_binary(
+        &[
+            "analyze",
+            "--format",
+            "nginx-json",
+            "--green-probe",
+            &probe,
+            "--green-probe-rate",
+            "50",
+            log.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let verdict = |h: &str| host(&report, h)["green"]["probe"]["verdict"].as_str().unwrap_or("").to_owned();
+    assert_eq!(
+        (verdict("shop.test"), verdict("broken.test"), verdict("unknown.test")),
+        ("served".into(), "failing".into(), "unrouted".into())
+    );
+    assert_eq!(host(&report, "broken.test")["action"], "fix-green");
+    std::fs::remove_dir_all(&dir).ok();
+}
