@@ -127,7 +127,7 @@ pub fn main() -> ExitCode {
         Command::Analyze(args) => args.run(),
         Command::Routes(cmd) => cmd.run(),
         Command::Report(cmd) => match cmd.run() {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(2)

@@ -1,12 +1,19 @@
-//! `cutover-proxy report …`: report files offline (render, merge replicas', Route53 batches).
+//! `cutover-proxy report …`: report files offline (render, merge replicas', Route53 batches), and
+//! the gate (`check`) that a pipeline waits on.
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Subcommand;
+use http_body_util::BodyExt;
 
 use super::args::{named, ExportArgs, QuietArgs};
+use crate::base::values::{Dur, UpstreamUrl};
 use crate::report::changes::export;
 use crate::report::file::{self, ReportFileError};
+use crate::report::gate::{closing_hosts, FailOn};
 use crate::report::judge::ReportSettings;
 use crate::report::merge::{merge_files, MergeError};
 use crate::report::render::{self, Format};
@@ -41,6 +48,23 @@ pub(super) enum ReportCommand {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Exit 1 while any host keeps the gate closed, printing them (for `until` loops, CI and ArgoCD
+    /// PostSync hooks): `--fail-on traffic --for 24h` — blue still received anything but health
+    /// checks in the last 24 h; `--fail-on add-green-route,fix-green` — hosts green cannot serve yet.
+    #[command(mut_args = super::args::no_env)]
+    Check {
+        /// `traffic`, or actions separated by commas.
+        #[arg(long, value_name = "ACTIONS|traffic", value_parser = clap::value_parser!(FailOn))]
+        fail_on: FailOn,
+        /// Only hosts seen within this stretch before the report was made count.
+        #[arg(long = "for", value_name = "DURATION")]
+        within: Option<Dur>,
+        #[command(flatten)]
+        quiet: QuietArgs,
+        /// Report files, or admin addresses (`http://HOST:PORT`: its whole live report); merged when several.
+        #[arg(required = true, value_name = "SOURCE")]
+        sources: Vec<String>,
+    },
     /// Merge several replicas' report files into one JSON report (counts add up exactly).
     #[command(mut_args = super::args::no_env)]
     Merge {
@@ -64,15 +88,23 @@ pub(super) enum ReportError {
     /// The reports cannot be merged.
     #[error(transparent)]
     Merge(#[from] MergeError),
+    /// An admin address did not give its report.
+    #[error("{url}: {why}")]
+    Fetch { url: String, why: String },
 }
 
 impl ReportCommand {
-    /// Runs the command, its results on stdout (and in `--out`).
-    pub fn run(self) -> Result<(), ReportError> {
+    /// Runs the command, its results on stdout (and in `--out`); the exit code (`check`: 1 while
+    /// the gate is closed).
+    pub fn run(self) -> Result<ExitCode, ReportError> {
+        if let ReportCommand::Check { fail_on, within, quiet, sources } = &self {
+            return check(sources, fail_on, within.map(|d| d.0), quiet.quiet_period.0);
+        }
         let (files, quiet) = match &self {
             ReportCommand::Render { files, quiet, .. }
             | ReportCommand::Merge { files, quiet, .. }
             | ReportCommand::Route53 { files, quiet, .. } => (files, quiet.quiet_period.0),
+            ReportCommand::Check { .. } => return Ok(ExitCode::SUCCESS),
         };
         let done = merge_files(files, &ReportSettings { quiet_period: quiet, ..ReportSettings::default() })?;
         for (file, why) in &done.superseded {
@@ -103,7 +135,101 @@ impl ReportCommand {
                     println!("no switch-dns host has a change to write");
                 }
             }
+            ReportCommand::Check { .. } => {}
         }
-        Ok(())
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// `report check`: the merged report of the sources, the hosts that keep the gate closed.
+fn check(
+    sources: &[String],
+    fail_on: &FailOn,
+    within: Option<Duration>,
+    quiet: Duration,
+) -> Result<ExitCode, ReportError> {
+    let mut files = Vec::new();
+    let mut fetched = Vec::new();
+    for s in sources {
+        if s.starts_with("http://") || s.starts_with("https://") {
+            let file = fetch(s)?;
+            fetched.push(file.clone());
+            files.push(file);
+        } else {
+            files.push(PathBuf::from(s));
+        }
+    }
+    let merged = merge_files(&files, &ReportSettings { quiet_period: quiet, ..ReportSettings::default() });
+    for f in fetched {
+        let _ = std::fs::remove_file(f);
+    }
+    let report = merged?.report;
+    let closing = closing_hosts(&report, fail_on, within.map(|d| d.as_millis() as u64));
+    let what = match fail_on {
+        FailOn::Traffic => "still sending traffic".to_owned(),
+        FailOn::Actions(a) => format!("with action {}", a.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" or ")),
+    };
+    let window = within.map(|d| format!(" in the {} before {}", Dur(d), report.generated_at)).unwrap_or_default();
+    if closing.is_empty() {
+        println!("ok: no host {what}{window}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} host(s) {what}{window}:", closing.len());
+    for h in &closing {
+        println!("{}\t{}\t{} requests\tlast seen {}\t{}", h.host, h.action, h.requests, h.last_seen, h.reason);
+    }
+    Ok(ExitCode::from(1))
+}
+
+/// Longest wait for an admin address's whole report.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// An admin address's whole live report (`/report?all=true`), streamed into a temporary file.
+fn fetch(url: &str) -> Result<PathBuf, ReportError> {
+    let bad = |why: String| ReportError::Fetch { url: url.to_owned(), why };
+    let authority = url.trim_end_matches('/');
+    let admin: UpstreamUrl = authority.parse().map_err(|e: String| bad(e))?;
+    if admin.tls {
+        return Err(bad("the admin listener speaks plain HTTP: use http://".into()));
+    }
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = std::env::temp_dir().join(format!("cutover-check-{}-{n}.json", std::process::id()));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| bad(e.to_string()))?;
+    let got = rt.block_on(async {
+        tokio::time::timeout(FETCH_TIMEOUT, async {
+            let tcp =
+                tokio::net::TcpStream::connect((admin.host.as_str(), admin.port)).await.map_err(|e| e.to_string())?;
+            let (mut tx, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            let req = http::Request::get("/report?all=true")
+                .header(http::header::HOST, admin.authority())
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .map_err(|e| e.to_string())?;
+            let res = tx.send_request(req).await.map_err(|e| e.to_string())?;
+            if res.status() != http::StatusCode::OK {
+                return Err(format!("GET /report?all=true answered {}", res.status()));
+            }
+            let mut out = std::fs::File::create(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let mut body = res.into_body();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| e.to_string())?;
+                if let Some(data) = frame.data_ref() {
+                    out.write_all(data).map_err(|e| format!("{}: {e}", file.display()))?;
+                }
+            }
+            Ok::<_, String>(())
+        })
+        .await
+        .map_err(|_| format!("no whole report within {FETCH_TIMEOUT:?}"))?
+    });
+    match got {
+        Ok(()) => Ok(file),
+        Err(why) => {
+            let _ = std::fs::remove_file(&file);
+            Err(bad(why))
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod build;
 pub mod changes;
 pub mod classify;
 pub mod file;
+pub mod gate;
 pub mod judge;
 pub mod merge;
 pub mod model;

@@ -15,6 +15,7 @@ mod deploy;
 mod dns;
 mod failures;
 mod forwarding;
+mod gate;
 mod gitops;
 mod metrics;
 mod probe;
