@@ -17,6 +17,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::histogram::DurationHistogram;
+use super::process::ProcessStats;
 use crate::base::cause::Cause;
 use crate::dns::counters::{DnsCounters, DnsErrorKind};
 use crate::log::AccessLog;
@@ -28,6 +30,7 @@ use crate::report::model::Action;
 use crate::report::summary::Summary;
 use crate::report::writer::ReportWrites;
 use crate::routes::RouteCounters;
+use crate::tls::certs::CertStore;
 
 /// The content type of the exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -49,6 +52,8 @@ pub struct MetricsSources {
     pub routes: Arc<RouteCounters>,
     /// Green's answers (`--green-probe`).
     pub probe: Option<Arc<ProbeBook>>,
+    /// `--cert-dir`, for the certificates' expiry.
+    pub certs: Option<Arc<CertStore>>,
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -73,6 +78,30 @@ fn as_i64(v: u64) -> i64 {
 pub fn render(src: &MetricsSources, ledger: Option<&Ledger>, summary: Option<&Summary>, ready: bool) -> String {
     let mut r = Registry::default();
     gauge(&mut r, "cutover_ready", "1 while /readyz answers 200, 0 once draining", i64::from(ready));
+    let build = Family::<Labels, Gauge<i64>>::default();
+    build.get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_owned())]).set(1);
+    r.register("cutover_build_info", "The running build: 1, labelled with its version", build);
+    process_families(&mut r);
+    r.register_with_unit(
+        "cutover_request_duration",
+        "Time from a request's arrival to the end of its response, by the status class sent",
+        prometheus_client::registry::Unit::Seconds,
+        DurationHistogram::of(&src.workers),
+    );
+    if let Some(store) = &src.certs {
+        let expiry = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        for c in store.current().certs() {
+            if let Some(at) = c.not_after_ms {
+                expiry.get_or_create(&vec![("name", c.name.clone())]).set(at as f64 / 1000.0);
+            }
+        }
+        r.register_with_unit(
+            "cutover_certificate_expiry_timestamp",
+            "When each --cert-dir certificate expires (its notAfter, unix time)",
+            prometheus_client::registry::Unit::Seconds,
+            expiry,
+        );
+    }
 
     let (mut in_flight, mut conns, mut tunnels) = (0u64, 0usize, 0usize);
     let errors = Family::<Labels, Counter<u64>>::default();
@@ -152,6 +181,38 @@ pub fn render(src: &MetricsSources, ledger: Option<&Ledger>, summary: Option<&Su
         out = "# EOF\n".to_owned();
     }
     out
+}
+
+/// `process_*`, as the Prometheus client libraries name them.
+fn process_families(r: &mut Registry) {
+    let p = ProcessStats::read();
+    let float = |r: &mut Registry, name: &str, help: &str, v: Option<f64>| {
+        if let Some(v) = v {
+            let g = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+            g.set(v);
+            r.register(name, help, g);
+        }
+    };
+    let int = |r: &mut Registry, name: &str, help: &str, v: Option<u64>| {
+        if let Some(v) = v {
+            gauge(r, name, help, as_i64(v));
+        }
+    };
+    int(r, "process_resident_memory_bytes", "Resident memory size in bytes", p.resident_bytes);
+    int(r, "process_virtual_memory_bytes", "Virtual memory size in bytes", p.virtual_bytes);
+    int(r, "process_open_fds", "Number of open file descriptors", p.open_fds);
+    int(r, "process_max_fds", "Maximum number of open file descriptors", p.max_fds);
+    float(
+        r,
+        "process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds",
+        p.start_time_seconds,
+    );
+    if let Some(cpu) = p.cpu_seconds {
+        let c = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        c.inc_by(cpu);
+        r.register("process_cpu_seconds", "Total user and system CPU time spent in seconds", c);
+    }
 }
 
 fn route_families(r: &mut Registry, routes: &RouteCounters) {
@@ -280,6 +341,7 @@ mod tests {
             bounds: (100, 200),
             routes: Arc::default(),
             probe: None,
+            certs: None,
         };
         (src, writer)
     }

@@ -6,7 +6,9 @@
 
 mod body;
 pub mod dashboard;
+mod histogram;
 pub mod metrics;
+mod process;
 
 use std::convert::Infallible;
 use std::sync::Arc;

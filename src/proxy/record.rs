@@ -139,6 +139,9 @@ impl Drop for RequestRecord {
         }
         // One clock read for both the ledger's timestamp and the line's duration.
         let now = Instant::now();
+        if !self.tunnelled {
+            self.proxy.stats.observe(self.status, now.saturating_duration_since(self.start));
+        }
         let recorded = self.record(now);
         let proxy = &self.proxy;
         let wanted = match proxy.settings().log_requests {

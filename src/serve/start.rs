@@ -258,6 +258,7 @@ pub(super) fn admin_state(
             bounds: (s.ledger.max_hosts, s.ledger.max_paths),
             routes: loaded.route_counters.clone(),
             probe: loaded.probe.as_ref().map(|p| p.0.clone()),
+            certs: loaded.certs.clone(),
         },
         summary: Default::default(),
     })

@@ -156,7 +156,26 @@ async fn metrics_parse_as_openmetrics_and_count_what_was_sent() {
     assert_eq!(value(&s, "cutover_top_host_requests", &[("host", "shop.example.com")]), 4.0);
     let with_host = s.iter().filter(|x| x.labels.contains_key("host")).count();
     assert_eq!(with_host, 20, "no other family carries a host label");
-    assert!(s.iter().all(|x| x.family_type == "counter" || x.family_type == "gauge"));
+    assert!(s.iter().all(|x| ["counter", "gauge", "histogram", "info"].contains(&x.family_type.as_str())));
+    // The latency histogram, per status class: 29 + /healthz answered 2xx, buckets cumulative.
+    let h2 = |suffix: &str, labels: &[(&str, &str)]| {
+        value(&s, &format!("cutover_request_duration_seconds_{suffix}"), labels)
+    };
+    assert_eq!(h2("count", &[("status_class", "2xx")]), 30.0);
+    assert_eq!(h2("bucket", &[("status_class", "2xx"), ("le", "+Inf")]), 30.0);
+    assert!(h2("bucket", &[("status_class", "2xx"), ("le", "0.1")]) >= 29.0, "loopback answers in well under 100 ms");
+    assert!(
+        h2("bucket", &[("status_class", "2xx"), ("le", "0.001")])
+            <= h2("bucket", &[("status_class", "2xx"), ("le", "0.1")])
+    );
+    assert_eq!(h2("count", &[("status_class", "5xx")]), 1.0);
+    assert!(h2("sum", &[("status_class", "2xx")]) > 0.0);
+    assert_eq!(value(&s, "cutover_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
+    assert!(value(&s, "process_resident_memory_bytes", &[]) > (4 << 20) as f64);
+    assert!(value(&s, "process_open_fds", &[]) >= 5.0 && value(&s, "process_max_fds", &[]) >= 64.0);
+    assert!(value(&s, "process_cpu_seconds_total", &[]) > 0.0);
+    assert!(value(&s, "process_start_time_seconds", &[]) > 1.7e9);
+    assert_eq!(value(&s, "cutover_routes_reload_failures_total", &[]), 0.0);
     assert!(value(&s, "cutover_ledger_memory_bytes", &[]) > 0.0);
     assert_eq!(value(&s, "cutover_ledger_memory_limit_bytes", &[]), (64 << 20) as f64, "the default budget");
     assert_eq!(value(&s, "cutover_ledger_memory_refusals_total", &[]), 0.0);

@@ -65,6 +65,17 @@ async fn each_name_gets_its_certificate_and_no_sni_gets_the_default() {
     assert_eq!(r["totals"]["tls_requests"], 5);
     assert_eq!(r["totals"]["default_cert_requests"], 2);
     assert_eq!(host(&r, "unknown.example")["default_cert_requests"], 1);
+    // Each certificate's expiry, for an alert before it lapses.
+    let (_, metrics) = admin_get(proxy.admin, "/metrics").await;
+    let expiry = |name: &str| -> f64 {
+        let series = format!("cutover_certificate_expiry_timestamp_seconds{{name=\"{name}\"}} ");
+        metrics.lines().find_map(|l| l.strip_prefix(&series)).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+    };
+    let in_a_year =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() + 300.0 * 86_400.0;
+    for name in ["a.test", "b.test", "_wildcard.wild.test"] {
+        assert!(expiry(name) > in_a_year, "{name} in\n{metrics}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
