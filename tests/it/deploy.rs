@@ -42,7 +42,8 @@ fn manifests_agree_with_each_other_and_with_the_flags() {
     let kustomization = one("kustomization.yaml", "Kustomization");
     let listed: Vec<&str> =
         kustomization["resources"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
-    assert_eq!(listed, ["configmap.yaml", "deployment.yaml", "service.yaml", "pdb.yaml"]);
+    assert_eq!(listed, ["namespace.yaml", "configmap.yaml", "deployment.yaml", "service.yaml", "pdb.yaml"]);
+    assert_eq!(one("namespace.yaml", "Namespace")["metadata"]["name"], kustomization["namespace"]);
     for file in &listed {
         assert!(!docs(file).is_empty(), "{file} is empty");
     }
@@ -116,6 +117,84 @@ fn manifests_agree_with_each_other_and_with_the_flags() {
         let name = cm_name(path);
         assert!(configmaps.iter().any(|cm| cm["metadata"]["name"] == name.as_str()), "no ConfigMap {name}");
     }
+    assert!(mounts.iter().all(|m| m.get("subPath").is_none()), "a subPath mount never sees ConfigMap updates");
+}
+
+/// `kubectl kustomize` renders the manifests as `kubectl apply -k` would apply them.
+#[test]
+fn kubectl_kustomize_renders_the_manifests_in_their_namespace() {
+    let out = std::process::Command::new("kubectl")
+        .args(["kustomize", deploy_dir().to_str().unwrap()])
+        .output()
+        .expect("kubectl is needed to render the manifests (.ci/run installs Debian's kubernetes-client)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rendered: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let kinds: Vec<&str> = rendered.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    for kind in ["Namespace", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget"] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    for o in rendered.iter().filter(|o| o["kind"] != "Namespace") {
+        assert_eq!(o["metadata"]["namespace"], "cutover", "{o}");
+    }
+    let deploy = rendered.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let image = deploy["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap();
+    assert_eq!(image, "registry.example.com/platform/cutover-proxy:0.1.0");
+    // The monitoring component is a Component of two Prometheus Operator objects.
+    let component = one("monitoring/kustomization.yaml", "Component");
+    let files: Vec<&str> = component["resources"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    assert_eq!(files, ["servicemonitor.yaml", "prometheusrule.yaml"]);
+    let sm = one("monitoring/servicemonitor.yaml", "ServiceMonitor");
+    let svc = one("service.yaml", "Service");
+    assert_eq!(sm["spec"]["selector"]["matchLabels"], svc["metadata"]["labels"]);
+    assert!(svc["spec"]["ports"].as_array().unwrap().iter().any(|p| p["name"] == sm["spec"]["endpoints"][0]["port"]));
+}
+
+/// The names in the alert rules and the Grafana dashboard are the binary's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_and_dashboard_use_metric_names_the_binary_serves() {
+    let certs = temp_dir("deploy-certs");
+    crate::common::tls::generate(&certs, &["a.test"]);
+    let up = Upstream::start().await;
+    let proxy = ProxyProc::start(&[
+        "--upstream",
+        &up.url(),
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--cert-dir",
+        certs.to_str().unwrap(),
+    ]);
+    let mut c = H1Client::connect(proxy.addr).await;
+    assert_eq!(c.get("a.test", "/").await.status, 200);
+    proxy.wait_access(1);
+    wait_fresh_summary(proxy.admin).await;
+    let (_, metrics) = admin_get(proxy.admin, "/metrics").await;
+    let served: std::collections::BTreeSet<&str> =
+        metrics.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split(['{', ' ']).next()).collect();
+    let rule = one("monitoring/prometheusrule.yaml", "PrometheusRule");
+    let mut exprs: Vec<String> = rule["spec"]["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["expr"].as_str().unwrap().to_owned())
+        .collect();
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(deploy_dir().join("../grafana/cutover-proxy.json")).unwrap())
+            .unwrap();
+    for p in dashboard["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            exprs.push(t["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    let names = regex::Regex::new(r"\b(?:cutover|process)_[a-z_]+").unwrap();
+    let mut checked = 0;
+    for e in &exprs {
+        for m in names.find_iter(e) {
+            assert!(served.contains(m.as_str()), "`{}` (in `{e}`) is not served; served: {served:?}", m.as_str());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "{checked} names checked");
+    std::fs::remove_dir_all(&certs).ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
