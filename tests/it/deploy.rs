@@ -147,6 +147,42 @@ fn kubectl_kustomize_renders_the_manifests_in_their_namespace() {
     let svc = one("service.yaml", "Service");
     assert_eq!(sm["spec"]["selector"]["matchLabels"], svc["metadata"]["labels"]);
     assert!(svc["spec"]["ports"].as_array().unwrap().iter().any(|p| p["name"] == sm["spec"]["endpoints"][0]["port"]));
+    // As the README says to enable it: `components: [monitoring]` in the kustomization.
+    let copy = temp_dir("kustomize");
+    for entry in walk(&deploy_dir()) {
+        let to = copy.join(entry.strip_prefix(deploy_dir()).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &to).unwrap();
+    }
+    let k = copy.join("kustomization.yaml");
+    std::fs::write(&k, std::fs::read_to_string(&k).unwrap() + "components: [monitoring]\n").unwrap();
+    let out = std::process::Command::new("kubectl").args(["kustomize", copy.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let with: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+        for kind in ["ServiceMonitor", "PrometheusRule"] {
+            let o = with.iter().find(|o| o["kind"] == kind).unwrap_or_else(|| panic!("{kind} rendered"));
+            assert_eq!(o["metadata"]["namespace"], "cutover");
+        }
+    } else {
+        // kubectl before 1.21 embeds a kustomize without components.
+        assert!(err.to_lowercase().contains("component"), "{err}");
+    }
+    std::fs::remove_dir_all(&copy).ok();
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// The names in the alert rules and the Grafana dashboard are the binary's.
