@@ -290,45 +290,27 @@ async fn wait_for_probes(admin: SocketAddr) -> DemoResult<()> {
 /// Green as the probe finds it: the sample routes served, a default backend for the rest (an
 /// ALB's fixed response), and `legacy.example.com`'s new backend failing.
 async fn start_green() -> DemoResult<SocketAddr> {
-    const SERVED: &[(&str, &[&str])] = &[
-        ("shop.example.com", &["/api", "/robots.txt"]),
-        ("api.example.com", &["/v1"]),
-        (".tenant.example.com", &["/v1"]),
-        ("pay.example.com", &["/v2"]),
-        ("www.example.com", &["/"]),
-        ("reports.example.com", &["/"]),
-        ("old.example.com", &["/"]),
-        ("partner.example.org", &["/"]),
-    ];
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
-                    let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
-                    let path = req.uri().path();
-                    let served = SERVED.iter().any(|(h, prefixes)| {
-                        (host == *h || (h.starts_with('.') && host.ends_with(h)))
-                            && prefixes.iter().any(|p| path.starts_with(p))
-                    });
-                    let (status, body) = match (host.as_str(), served) {
-                        ("legacy.example.com", _) => {
-                            (503, "upstream connect error or disconnect/reset before headers\n")
-                        }
-                        (_, true) => (200, "green served\n"),
-                        (_, false) => (404, "default backend - 404\n"),
-                    };
-                    let mut resp = hyper::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-                    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::NOT_FOUND);
-                    resp.headers_mut().insert("server", hyper::header::HeaderValue::from_static("awselb/2.0"));
-                    Ok::<_, Infallible>(resp)
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-            });
+    serve_loopback(Some("awselb/2.0"), |host, path| {
+        const SERVED: &[(&str, &[&str])] = &[
+            ("shop.example.com", &["/api", "/robots.txt"]),
+            ("api.example.com", &["/v1"]),
+            (".tenant.example.com", &["/v1"]),
+            ("pay.example.com", &["/v2"]),
+            ("www.example.com", &["/"]),
+            ("reports.example.com", &["/"]),
+            ("old.example.com", &["/"]),
+            ("partner.example.org", &["/"]),
+        ];
+        let served = SERVED.iter().any(|(h, prefixes)| {
+            (host == *h || (h.starts_with('.') && host.ends_with(h))) && prefixes.iter().any(|p| path.starts_with(p))
+        });
+        match (host, served) {
+            ("legacy.example.com", _) => (503, "upstream connect error or disconnect/reset before headers\n".into()),
+            (_, true) => (200, "green served\n".into()),
+            (_, false) => (404, "default backend - 404\n".into()),
         }
-    });
-    Ok(addr)
+    })
+    .await
 }
 
 /// Waits until every resolvable host has been resolved and the shortest TTL window has closed.
@@ -404,15 +386,29 @@ impl Client {
 
 /// Blue: answers every request with a short text naming the host and path.
 async fn start_blue() -> DemoResult<SocketAddr> {
+    serve_loopback(None, |host, path| (200, format!("blue served {host}{path}\n"))).await
+}
+
+/// An HTTP/1.1 server on a loopback port answering `answer(host, path)` (status, body), with
+/// `server` as its `Server` header.
+async fn serve_loopback(
+    server: Option<&'static str>,
+    answer: fn(&str, &str) -> (u16, String),
+) -> DemoResult<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
-                    let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("-").to_owned();
-                    let text = format!("blue served {host}{}\n", req.uri().path());
-                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(text))))
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| async move {
+                    let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("-");
+                    let (status, body) = answer(host, req.uri().path());
+                    let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
+                    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+                    if let Some(server) = server {
+                        resp.headers_mut().insert("server", hyper::header::HeaderValue::from_static(server));
+                    }
+                    Ok::<_, Infallible>(resp)
                 });
                 let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
             });
