@@ -20,21 +20,42 @@ pub const POLL: Duration = Duration::from_secs(2);
 
 type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
 
+/// SIGHUP, for a watcher that also polls: without it (a runtime that cannot listen) the watcher
+/// goes on polling, and says so once.
+pub(super) struct Hangups(Option<tokio::signal::unix::Signal>);
+
+impl Hangups {
+    /// Listens for SIGHUP; `what` names what is still polled when it cannot.
+    pub(super) fn listen(what: &str) -> Self {
+        match signal(SignalKind::hangup()) {
+            Ok(s) => Hangups(Some(s)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; {what} is still polled");
+                Hangups(None)
+            }
+        }
+    }
+
+    /// The next SIGHUP (never, without a listener).
+    pub(super) async fn next(&mut self) {
+        match self.0.as_mut() {
+            Some(h) => {
+                h.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// Watches `--cert-dir` forever: on SIGHUP or a change, loads it again; new handshakes get the new
 /// set, open connections keep theirs. A bad file keeps the last good set and is named in the log.
 pub async fn watch_certs(store: Arc<CertStore>, log: AccessLog) {
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; the certificate folder is still polled");
-            None
-        }
-    };
+    let mut hup = Hangups::listen("the certificate folder");
     let dirs = vec![store.dir().to_owned()];
     let mut last = fingerprint_async(&dirs).await;
     loop {
         let trigger = tokio::select! {
-            _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => "SIGHUP",
+            _ = hup.next() => "SIGHUP",
             _ = tokio::time::sleep(POLL) => {
                 let now = fingerprint_async(&dirs).await;
                 if now == last { continue; }

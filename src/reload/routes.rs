@@ -10,10 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::signal::unix::{signal, SignalKind};
 
 use super::command::{self, CommandFailure};
-use super::{fingerprint_async, POLL};
+use super::{fingerprint_async, Hangups, POLL};
 use crate::base::time::unix_ms;
 use crate::log::AccessLog;
 use crate::record::Ledger;
@@ -168,13 +167,7 @@ enum Wake {
 /// Keeps the ledger's table current forever: files on SIGHUP or a change, commands every
 /// refresh (and on SIGHUP), each on a blocking thread.
 pub async fn watch(mut sources: RouteSources, ledger: Arc<Ledger>, log: AccessLog) {
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; route files are still polled");
-            None
-        }
-    };
+    let mut hup = Hangups::listen("green's route files");
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     let rerun = Arc::new(tokio::sync::Notify::new());
     for (i, command) in sources.settings.commands.iter().enumerate() {
@@ -191,7 +184,7 @@ pub async fn watch(mut sources: RouteSources, ledger: Arc<Ledger>, log: AccessLo
     let mut last = fingerprint_async(&files).await;
     loop {
         let wake = tokio::select! {
-            _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => Wake::Hup,
+            _ = hup.next() => Wake::Hup,
             Some((i, outcome)) = rx.recv() => Wake::Command(i, outcome),
             _ = tokio::time::sleep(POLL), if !files.is_empty() => Wake::Poll,
         };
