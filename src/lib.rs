@@ -9,6 +9,7 @@ mod base;
 mod cli;
 mod demo;
 mod dns;
+mod fleet;
 mod listen;
 mod log;
 mod net;

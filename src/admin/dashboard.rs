@@ -94,6 +94,11 @@ pub fn render(summary: &Summary, quiet_period: Duration) -> String {
         report.replicas.len()
     );
     totals(&mut o, report, arriving, quiet_period);
+    // A fleet report (`/?scope=fleet`) says which replica answered; its links stay in the fleet.
+    let fleet = report.replicas.iter().any(|r| r.reachable.is_some());
+    if fleet {
+        replicas(&mut o, report);
+    }
     o.push_str("<nav class=\"chips\">");
     for g in &groups {
         let requests = g.tally.requests;
@@ -112,13 +117,38 @@ pub fn render(summary: &Summary, quiet_period: Duration) -> String {
         o.push_str("<p class=\"none\">No request recorded yet.</p>");
     }
     for g in groups.iter().filter(|g| g.tally.hosts > 0) {
-        group(&mut o, g, now);
+        group(&mut o, g, now, fleet);
     }
-    o.push_str(
-        "<footer>Full data: <a href=\"/report\">/report</a> (JSON) · <a href=\"/report.md\">/report.md</a> · \
-         <a href=\"/report.csv\">/report.csv</a> · <a href=\"/metrics\">/metrics</a></footer></body></html>\n",
+    let q = if fleet { "?scope=fleet" } else { "" };
+    let _ = write!(
+        o,
+        "<footer>Full data: <a href=\"/report{q}\">/report{q}</a> (JSON) · <a href=\"/report.md{q}\">/report.md</a> · \
+         <a href=\"/report.csv{q}\">/report.csv</a> · <a href=\"/metrics\">/metrics</a> (this replica)</footer></body></html>\n",
     );
     o
+}
+
+/// Who a fleet report asked, and what each answered.
+fn replicas(o: &mut String, report: &Report) {
+    o.push_str(
+        "<section id=\"replicas\"><h2>Replicas</h2><table><thead><tr><th>replica</th><th>admin address</th>\
+                <th>report at</th><th>answered</th></tr></thead><tbody>",
+    );
+    for r in &report.replicas {
+        let answered = match (r.reachable, &r.error) {
+            (Some(false), Some(why)) => format!("<span class=\"bad\">no: {}</span>", esc(why)),
+            (Some(false), None) => "<span class=\"bad\">no</span>".to_owned(),
+            _ => "yes".to_owned(),
+        };
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{answered}</td></tr>",
+            esc(if r.id.is_empty() { "?" } else { &r.id }),
+            esc(r.address.as_deref().unwrap_or("this replica")),
+            esc(&r.generated_at),
+        );
+    }
+    o.push_str("</tbody></table></section>");
 }
 
 fn totals(o: &mut String, report: &Report, arriving: usize, quiet: Duration) {
@@ -171,7 +201,7 @@ fn incomplete_table(o: &mut String, green: &crate::report::model::GreenSummary) 
     let _ = write!(o, "<p class=\"warn\">Green's route table is incomplete: {}. Hosts may show <code>add-green-route</code> for routes green has.</p>", why.join("; "));
 }
 
-fn group(o: &mut String, g: &Group<'_>, now_ms: u64) {
+fn group(o: &mut String, g: &Group<'_>, now_ms: u64, fleet: bool) {
     let requests = g.tally.requests;
     let _ = write!(
         o,
@@ -195,11 +225,14 @@ fn group(o: &mut String, g: &Group<'_>, now_ms: u64) {
         let _ = write!(
             o,
             "<p class=\"more\">Showing the {} busiest of {} hosts; the rest are in \
-             <a href=\"/report?action={}&amp;limit=0\">/report?action={}</a>.</p>",
+             <a href=\"/report?{scope}action={}&amp;limit={limit}\">/report?action={}</a>.</p>",
             g.hosts.len().min(GROUP_HOSTS),
             g.tally.hosts,
             g.id,
-            g.id
+            g.id,
+            // A fleet report is bounded: the most it lists.
+            scope = if fleet { "scope=fleet&amp;" } else { "" },
+            limit = if fleet { crate::report::stream::DEFAULT_LIMIT } else { 0 },
         );
     }
     o.push_str("</section>");
@@ -331,7 +364,7 @@ border-radius:6px;padding:4px 10px;background:#fff;color:var(--fg);text-decorati
 .group{background:#fff;border:1px solid var(--line);border-top:4px solid var(--c);border-radius:8px;\
 margin:0 0 16px;padding:10px 14px}\
 .group h2{font-size:16px;margin:2px 0}.tag{color:#fff;background:var(--c);border-radius:4px;padding:1px 8px}\
-#urgent{background:#fff5f5}.advice{color:var(--mut);margin:4px 0 8px}\
+#urgent{background:#fff5f5}.bad{color:#cf222e;font-weight:600}.advice{color:var(--mut);margin:4px 0 8px}\
 table{width:100%;border-collapse:collapse;table-layout:fixed}\
 th:nth-child(1){width:21%}th:nth-child(2){width:7%}th:nth-child(3){width:250px}th:nth-child(4){width:7%}\
 th:nth-child(5){width:8%}th:nth-child(6){width:6%}th{text-align:left;color:var(--mut);font-weight:600;font-size:12px;\
@@ -405,7 +438,7 @@ mod tests {
     }
 
     fn page(hosts: Vec<HostReport>) -> String {
-        render(&Summary::of_report(&report(hosts), Duration::from_secs(900)), Duration::from_secs(900))
+        render(&Summary::of_report(report(hosts), Duration::from_secs(900)), Duration::from_secs(900))
     }
 
     #[test]

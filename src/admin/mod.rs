@@ -2,7 +2,9 @@
 //! shutdown has begun, so Kubernetes takes the pod out of its endpoints), the report as `/report`
 //! (JSON), `/report.csv` and `/report.md` — bounded by default, streamed as the ledger is read —,
 //! `/report/route53`, and the dashboard at `/` and Prometheus metrics at `/metrics`, both from the
-//! [`Summary`] a background task keeps fresh: a scrape or a page view builds nothing.
+//! [`Summary`] a background task keeps fresh: a scrape or a page view builds nothing. With
+//! `--peers`, `?scope=fleet` on the report, `/report/route53` and the dashboard merges every
+//! replica's live report (`crate::fleet`).
 
 mod body;
 pub mod dashboard;
@@ -26,14 +28,16 @@ use tokio::net::TcpListener;
 use crate::admin::metrics::MetricsSources;
 use crate::base::time::unix_ms;
 use crate::dns::book::DnsBook;
+use crate::fleet::gather::Fleet;
+use crate::fleet::{split_scope, Scope};
 use crate::net::shutdown::Shutdown;
 use crate::probe::book::ProbeBook;
 use crate::record::Ledger;
 use crate::report::build::Sources;
 use crate::report::changes::{export, ExportSettings};
 use crate::report::judge::ReportSettings;
-use crate::report::model::Action;
-use crate::report::render::Format;
+use crate::report::model::{Action, Report};
+use crate::report::render::{self, Format};
 use crate::report::stream::{self, Selection};
 use crate::report::summary::{summarize, Summary};
 use body::ChannelBody;
@@ -61,6 +65,8 @@ pub struct AdminState {
     pub dns: Option<Arc<DnsBook>>,
     /// Green's answers (`--green-probe`).
     pub probe: Option<Arc<ProbeBook>>,
+    /// The other replicas (`--peers`).
+    pub fleet: Option<Arc<Fleet>>,
     /// How `/report/route53` writes changes.
     pub export: ExportSettings,
     /// What `/metrics` reads besides the summary.
@@ -135,7 +141,7 @@ async fn route(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Body
     }
     let format =
         match req.uri().path() {
-            "/" => return dashboard(&state),
+            "/" => return dashboard(req, state).await,
             "/metrics" => return metrics(&state),
             "/healthz" => return text(StatusCode::OK, "ok\n"),
             "/readyz" if state.shutdown.is_ready() => return text(StatusCode::OK, "ready\n"),
@@ -149,19 +155,64 @@ async fn route(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Body
                 "not found; try /, /metrics, /healthz, /readyz, /report, /report.csv, /report.md, /report/route53\n",
             ),
         };
-    report(req, state, format)
+    report(req, state, format).await
+}
+
+/// The report of every replica (`scope=fleet`): this one's, for `selection`, merged with each
+/// peer's answer to `query`. Bounded like one replica's report; an error is the answer to give.
+async fn fleet_report(
+    state: &Arc<AdminState>,
+    ledger: Arc<Ledger>,
+    selection: Selection,
+    query: &str,
+) -> Result<Report, Response<Body>> {
+    let Some(fleet) = state.fleet.clone() else {
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            "scope=fleet needs --peers (the replicas' admin addresses, e.g. a headless Service's NAME:PORT)\n",
+        ));
+    };
+    let Some(limit) = selection.limit else {
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            "scope=fleet is bounded: drop all=true and limit=0 (`report merge` of the replicas' report files lists every host)\n",
+        ));
+    };
+    let (s, sel) = (state.clone(), selection);
+    let local = tokio::task::spawn_blocking(move || {
+        let mut json = Vec::new();
+        stream::write(&s.sources(&ledger), &sel, Format::Json, unix_ms(), &mut json).map(|_| json)
+    })
+    .await;
+    let Ok(Ok(local)) = local else { return Err(text(StatusCode::INTERNAL_SERVER_ERROR, "report failed\n")) };
+    fleet
+        .gather(query, &state.replica_id, &local, &state.report, Some(limit))
+        .await
+        .map_err(|e| owned_text(StatusCode::INTERNAL_SERVER_ERROR, format!("fleet report failed: {e}\n")))
 }
 
 /// `/report`: the hosts a [`Selection`] of the query chooses (by default the ones that matter,
 /// bounded), streamed as they are read.
-fn report(req: &Request<Incoming>, state: Arc<AdminState>, format: Format) -> Response<Body> {
+async fn report(req: &Request<Incoming>, state: Arc<AdminState>, format: Format) -> Response<Body> {
     let Some(ledger) = state.ledger.clone() else {
         return text(StatusCode::NOT_FOUND, "recording is off (--no-record)\n");
     };
-    let selection = match Selection::from_query(req.uri().query()) {
+    let scoped = split_scope(req.uri().query());
+    let Ok((scope, query)) = scoped else {
+        return owned_text(StatusCode::BAD_REQUEST, format!("{}\n", scoped.err().unwrap_or_default()));
+    };
+    let selection = match Selection::from_query(Some(&query)) {
         Ok(s) => s,
         Err(why) => return owned_text(StatusCode::BAD_REQUEST, format!("{why}\n")),
     };
+    if scope == Scope::Fleet {
+        let report = match fleet_report(&state, ledger, selection, &query).await {
+            Ok(r) => r,
+            Err(answer) => return answer,
+        };
+        let body = tokio::task::spawn_blocking(move || render::render(&report, format)).await.unwrap_or_default();
+        return with_type(body, format.content_type());
+    }
     let (mut writer, body) = body::channel();
     tokio::task::spawn_blocking(move || {
         let src = state.sources(&ledger);
@@ -183,21 +234,33 @@ async fn route53(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Bo
     let Some(ledger) = state.ledger.clone() else {
         return text(StatusCode::NOT_FOUND, "recording is off (--no-record)\n");
     };
-    let param = |name: &str| {
-        req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix(name))).map(str::to_owned)
+    let scoped = split_scope(req.uri().query());
+    let Ok((scope, query)) = scoped else {
+        return owned_text(StatusCode::BAD_REQUEST, format!("{}\n", scoped.err().unwrap_or_default()));
     };
+    let param = |name: &str| query.split('&').find_map(|kv| kv.strip_prefix(name)).map(str::to_owned);
     let zone = param("zone=");
     let part: usize = param("part=").and_then(|p| p.parse().ok()).unwrap_or(1);
-    let built = tokio::task::spawn_blocking(move || {
-        let selection =
-            Selection { limit: Some(ROUTE53_HOSTS), max_bytes: None, actions: vec![Action::SwitchDns], host: None };
-        let mut json = Vec::new();
-        stream::write(&state.sources(&ledger), &selection, Format::Json, unix_ms(), &mut json).ok()?;
-        let report = serde_json::from_slice(&json).ok()?;
-        Some(export(&report, &state.export))
-    })
-    .await;
-    let Ok(Some(out)) = built else { return text(StatusCode::INTERNAL_SERVER_ERROR, "export failed\n") };
+    let selection =
+        Selection { limit: Some(ROUTE53_HOSTS), max_bytes: None, actions: vec![Action::SwitchDns], host: None };
+    let report: Report = if scope == Scope::Fleet {
+        let ask = format!("action={}&limit={ROUTE53_HOSTS}", Action::SwitchDns.as_str());
+        match fleet_report(&state, ledger, selection, &ask).await {
+            Ok(r) => r,
+            Err(answer) => return answer,
+        }
+    } else {
+        let s = state.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let mut json = Vec::new();
+            stream::write(&s.sources(&ledger), &selection, Format::Json, unix_ms(), &mut json).ok()?;
+            serde_json::from_slice(&json).ok()
+        })
+        .await;
+        let Ok(Some(report)) = built else { return text(StatusCode::INTERNAL_SERVER_ERROR, "export failed\n") };
+        report
+    };
+    let out = export(&report, &state.export);
     let body = match zone {
         Some(z) => match out.batches.get(&z).and_then(|parts| parts.get(part.saturating_sub(1))) {
             Some(batch) => batch.clone(),
@@ -211,9 +274,23 @@ async fn route53(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Bo
     resp
 }
 
-fn dashboard(state: &AdminState) -> Response<Body> {
-    if state.ledger.is_none() {
+async fn dashboard(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Body> {
+    let Some(ledger) = state.ledger.clone() else {
         return text(StatusCode::NOT_FOUND, "recording is off (--no-record): no dashboard\n");
+    };
+    if matches!(split_scope(req.uri().query()), Ok((Scope::Fleet, _))) {
+        // Made for the asking: the fleet's summary is not kept fresh in the background.
+        let report = match fleet_report(&state, ledger, Selection::bounded(), "").await {
+            Ok(r) => r,
+            Err(answer) => return answer,
+        };
+        let quiet = state.report.quiet_period;
+        let page = tokio::task::spawn_blocking(move || {
+            crate::admin::dashboard::render(&crate::report::summary::Summary::of_report(report, quiet), quiet)
+        })
+        .await
+        .unwrap_or_default();
+        return with_type(page, "text/html; charset=utf-8");
     }
     let Some(summary) = state.summary.load_full() else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "the first summary is being made; reload in a moment\n");

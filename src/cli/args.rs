@@ -10,9 +10,10 @@ use clap::Args;
 
 use crate::base::error::ConfigError;
 use crate::base::names::Named;
-use crate::base::values::{ByteSize, Dur, UpstreamUrl};
+use crate::base::values::{ByteSize, Dur, HostPort, UpstreamUrl};
 use crate::dns::targets::{Target, Targets};
 use crate::dns::zones::split_arg;
+use crate::fleet::FleetSettings;
 use crate::probe::ProbeSettings;
 use crate::record::normalize::{Glob, Templater};
 use crate::record::LedgerSettings;
@@ -174,6 +175,37 @@ impl ProbeArgs {
             timeout: self.green_probe_timeout.0,
             ca_file: self.green_probe_ca.clone(),
         }))
+    }
+}
+
+/// The other replicas (`serve`): `/report?scope=fleet` merges their live reports.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Fleet")]
+pub(super) struct FleetArgs {
+    /// Other replicas' admin listeners, NAME:PORT (a headless Service: each A/AAAA record is a
+    /// replica, re-resolved each time, through --dns-server) or IP:PORT; repeatable.
+    #[arg(long, env = "CUTOVER_PEERS", value_name = "NAME:PORT", value_delimiter = ',')]
+    pub peers: Vec<HostPort>,
+
+    /// Longest wait for one replica's report.
+    #[arg(long, env = "CUTOVER_PEER_TIMEOUT", value_name = "DURATION", default_value_t = Dur(FleetSettings::default().timeout))]
+    pub peer_timeout: Dur,
+
+    /// Replicas asked at once.
+    #[arg(long, env = "CUTOVER_PEER_CONCURRENCY", value_name = "N", default_value_t = FleetSettings::default().concurrency, value_parser = clap::value_parser!(u16).range(1..=64).map(usize::from))]
+    pub peer_concurrency: usize,
+}
+
+impl FleetArgs {
+    pub fn settings(&self) -> Result<FleetSettings, ConfigError> {
+        if self.peer_timeout.0.is_zero() {
+            return Err(ConfigError::Invalid { what: "--peer-timeout", why: "must be above 0".into() });
+        }
+        Ok(FleetSettings {
+            peers: self.peers.clone(),
+            timeout: self.peer_timeout.0,
+            concurrency: self.peer_concurrency,
+        })
     }
 }
 

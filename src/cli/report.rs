@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
-use http_body_util::BodyExt;
 
 use super::args::{named, ExportArgs, QuietArgs};
 use crate::base::values::{Dur, UpstreamUrl};
+use crate::fleet::fetch::get;
 use crate::report::changes::export;
 use crate::report::file::{self, ReportFileError};
 use crate::report::gate::{closing_hosts, FailOn};
@@ -187,8 +187,7 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 /// An admin address's whole live report (`/report?all=true`), streamed into a temporary file.
 fn fetch(url: &str) -> Result<PathBuf, ReportError> {
     let bad = |why: String| ReportError::Fetch { url: url.to_owned(), why };
-    let authority = url.trim_end_matches('/');
-    let admin: UpstreamUrl = authority.parse().map_err(|e: String| bad(e))?;
+    let admin: UpstreamUrl = url.trim_end_matches('/').parse().map_err(|e: String| bad(e))?;
     if admin.tls {
         return Err(bad("the admin listener speaks plain HTTP: use http://".into()));
     }
@@ -196,34 +195,12 @@ fn fetch(url: &str) -> Result<PathBuf, ReportError> {
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let file = std::env::temp_dir().join(format!("cutover-check-{}-{n}.json", std::process::id()));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| bad(e.to_string()))?;
-    let got = rt.block_on(async {
-        tokio::time::timeout(FETCH_TIMEOUT, async {
-            let tcp =
-                tokio::net::TcpStream::connect((admin.host.as_str(), admin.port)).await.map_err(|e| e.to_string())?;
-            let (mut tx, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
-            let req = http::Request::get("/report?all=true")
-                .header(http::header::HOST, admin.authority())
-                .body(http_body_util::Empty::<bytes::Bytes>::new())
-                .map_err(|e| e.to_string())?;
-            let res = tx.send_request(req).await.map_err(|e| e.to_string())?;
-            if res.status() != http::StatusCode::OK {
-                return Err(format!("GET /report?all=true answered {}", res.status()));
-            }
-            let mut out = std::fs::File::create(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let mut body = res.into_body();
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| e.to_string())?;
-                if let Some(data) = frame.data_ref() {
-                    out.write_all(data).map_err(|e| format!("{}: {e}", file.display()))?;
-                }
-            }
-            Ok::<_, String>(())
-        })
-        .await
-        .map_err(|_| format!("no whole report within {FETCH_TIMEOUT:?}"))?
+    let got = std::fs::File::create(&file).map_err(|e| format!("{}: {e}", file.display())).and_then(|out| {
+        let mut out = std::io::BufWriter::new(out);
+        let addr = (admin.host.as_str(), admin.port);
+        rt.block_on(get(addr, &admin.authority(), "/report?all=true", FETCH_TIMEOUT, usize::MAX, &mut out))
+            .map_err(|e| e.to_string())?;
+        out.flush().map_err(|e| format!("{}: {e}", file.display()))
     });
     match got {
         Ok(()) => Ok(file),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::args::{named, ExportArgs, LedgerArgs, ProbeArgs, QuietArgs, RoutesArgs, TargetArgs};
+use super::args::{named, ExportArgs, FleetArgs, LedgerArgs, ProbeArgs, QuietArgs, RoutesArgs, TargetArgs};
 use crate::base::error::ConfigError;
 use crate::base::values::{Cidr, DnsServer, Dur, HostPort, HostUpstream, UpstreamUrl};
 use crate::dns::settings::{DnsEvidenceSettings, ResolverSettings};
@@ -134,6 +134,9 @@ pub(super) struct ServeArgs {
 
     #[command(flatten)]
     pub probe: ProbeArgs,
+
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 
     /// This replica's name in its reports [default: $POD_NAME, else $HOSTNAME, else the host name].
     #[arg(long, env = "CUTOVER_REPLICA_ID", value_name = "NAME")]
@@ -353,6 +356,7 @@ impl ServeArgs {
             return invalid("--green-routes-refresh / --green-routes-cmd-timeout", "must be at least 1s / above 0");
         }
         s.probe = self.probe.settings()?;
+        s.fleet = self.fleet.settings()?;
         s.green = RouteSettings {
             files: self.routes.green_routes,
             commands: self.green_routes_cmd,

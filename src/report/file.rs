@@ -71,15 +71,24 @@ pub fn write_atomic_with<T>(
 /// Reads a report host by host: `on_host` gets each host as it is parsed, the header (the
 /// report without its hosts) comes back. A report of another schema is refused before any host
 /// reaches `on_host` (reports name their schema first).
-pub fn read_streaming(path: &Path, mut on_host: impl FnMut(HostReport)) -> Result<Report, ReportFileError> {
+pub fn read_streaming(path: &Path, on_host: impl FnMut(HostReport)) -> Result<Report, ReportFileError> {
     let file = std::fs::File::open(path).map_err(|source| ReportFileError::Io { path: path.to_owned(), source })?;
-    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(256 * 1024, file));
-    let parse = |e: serde_json::Error| ReportFileError::Parse { path: path.to_owned(), why: e.to_string() };
+    read_from(BufReader::with_capacity(256 * 1024, file), path, on_host)
+}
+
+/// [`read_streaming`] of a report read from anywhere (a peer's answer); `origin` names it in errors.
+pub fn read_from(
+    reader: impl std::io::Read,
+    origin: &Path,
+    mut on_host: impl FnMut(HostReport),
+) -> Result<Report, ReportFileError> {
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let parse = |e: serde_json::Error| ReportFileError::Parse { path: origin.to_owned(), why: e.to_string() };
     let header = match (ReportSeed { on_host: &mut on_host }).deserialize(&mut de) {
         Ok(h) => h,
         Err(e) => {
             return Err(match schema_of(&e) {
-                Some(schema) => ReportFileError::Schema { path: path.to_owned(), schema },
+                Some(schema) => ReportFileError::Schema { path: origin.to_owned(), schema },
                 None => parse(e),
             })
         }

@@ -204,6 +204,31 @@ pub fn merge_files(files: &[PathBuf], settings: &ReportSettings) -> Result<Merge
     Ok(Merged { report: m.finish(settings)?, superseded })
 }
 
+/// A merged report cut to `limit` hosts the way `/report` cuts one replica's: the hosts with
+/// something to do first, by requests; the rest counted in `omitted`, which says `why`.
+pub fn keep_first(report: &mut Report, limit: usize, why: &str) {
+    if report.hosts.len() <= limit {
+        return;
+    }
+    report.hosts.sort_by(|a, b| {
+        (a.action == Action::None)
+            .cmp(&(b.action == Action::None))
+            .then(b.requests.cmp(&a.requests))
+            .then_with(|| a.host.cmp(&b.host))
+    });
+    let rest = report.hosts.split_off(limit);
+    sort_hosts(&mut report.hosts);
+    let o = report.omitted.get_or_insert_with(Omitted::default);
+    for h in &rest {
+        o.hosts += 1;
+        o.requests += h.requests;
+        let t = o.by_action.entry(h.action).or_default();
+        t.hosts += 1;
+        t.requests += h.requests;
+    }
+    o.why = why.to_owned();
+}
+
 fn min_ts(a: &str, b: &str) -> String {
     match (parse_rfc3339(a), parse_rfc3339(b)) {
         (Some(x), Some(y)) => rfc3339(x.min(y)),
@@ -321,6 +346,23 @@ mod tests {
 
     const T1: &str = "2026-11-25T10:00:00.000Z";
     const T2: &str = "2026-11-25T11:00:00.000Z";
+
+    #[test]
+    fn the_cut_keeps_hosts_with_an_action_first_and_counts_the_rest() {
+        let mut r = report(
+            T1,
+            vec![
+                host("a.test", 50, T1, json!({"action": "none"})),
+                host("b.test", 5, T1, json!({"action": "switch-dns"})),
+                host("c.test", 9, T1, json!({"action": "none"})),
+            ],
+        );
+        keep_first(&mut r, 2, "at most 2");
+        let names: Vec<&str> = r.hosts.iter().map(|h| h.host.as_str()).collect();
+        assert_eq!(names, ["a.test", "b.test"]);
+        let o = r.omitted.as_ref().map(|o| (o.hosts, o.requests, o.why.as_str()));
+        assert_eq!(o, Some((1, 9, "at most 2")));
+    }
 
     fn settings() -> ReportSettings {
         ReportSettings::default()

@@ -83,14 +83,19 @@ pub fn summarize(src: &Sources<'_>, now: u64) -> Summary {
 }
 
 impl Summary {
-    /// The summary of a report held in memory (the dashboard's tests).
-    #[cfg(test)]
-    pub fn of_report(report: &Report, quiet_period: Duration) -> Summary {
+    /// The summary of a report held in memory (the fleet's dashboard): its hosts, and the
+    /// hosts it left out counted per action.
+    pub fn of_report(mut report: Report, quiet_period: Duration) -> Summary {
+        let started = std::time::Instant::now();
         let now = parse_rfc3339(&report.generated_at).unwrap_or(0);
         let mut acc = Acc::new(now, quiet_period);
-        report.hosts.iter().cloned().for_each(|h| acc.add(h));
-        let header = Report { hosts: Vec::new(), ..report.clone() };
-        acc.finish(header, Duration::ZERO)
+        std::mem::take(&mut report.hosts).into_iter().for_each(|h| acc.add(h));
+        for (action, t) in report.omitted.iter().flat_map(|o| o.by_action.iter()) {
+            let mine = &mut acc.by_action[action.index()];
+            mine.hosts += t.hosts;
+            mine.requests += t.requests;
+        }
+        acc.finish(report, started.elapsed())
     }
 }
 

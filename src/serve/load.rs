@@ -13,6 +13,7 @@ use crate::dns::book::DnsBook;
 use crate::dns::counters::DnsCounters;
 use crate::dns::kinds::DnsKinds;
 use crate::dns::zones::{self, Zones};
+use crate::fleet::gather::Fleet;
 use crate::probe::book::ProbeBook;
 use crate::probe::client::ProbeClient;
 use crate::record::Ledger;
@@ -54,6 +55,8 @@ pub(super) struct Loaded {
     pub restore: RestoreOutcome,
     /// Green's answers and the client that asks (`--green-probe`, when recording).
     pub probe: Option<(Arc<ProbeBook>, ProbeClient, String)>,
+    /// The other replicas (`--peers`, when recording).
+    pub fleet: Option<Arc<Fleet>>,
 }
 
 /// What reading back the last `--report-file` at start did.
@@ -135,8 +138,16 @@ pub(super) fn load(s: &ServeSettings) -> Result<Loaded, ServeError> {
         }
         _ => None,
     };
+    let fleet = match (&ledger, s.fleet.peers.is_empty()) {
+        (Some(_), false) => Some(Arc::new(Fleet {
+            settings: s.fleet.clone(),
+            resolver: crate::dns::task::resolver(&s.dns.resolver).map_err(|e| e.to_string()),
+        })),
+        _ => None,
+    };
     Ok(Loaded {
         probe,
+        fleet,
         routes,
         route_sources,
         route_events,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::base::values::{HostUpstream, UpstreamUrl};
 use crate::dns::settings::DnsEvidenceSettings;
+use crate::fleet::FleetSettings;
 use crate::listen::ClientTimeouts;
 use crate::probe::ProbeSettings;
 use crate::proxy::ProxySettings;
@@ -52,6 +53,8 @@ pub struct ServeSettings {
     pub green: RouteSettings,
     /// Asking green itself (`--green-probe`).
     pub probe: Option<ProbeSettings>,
+    /// The other replicas (`--peers`).
+    pub fleet: FleetSettings,
     /// Where the report file goes.
     pub report_file: Option<PathBuf>,
     /// Report file and summary interval.
@@ -104,6 +107,7 @@ impl ServeSettings {
             drain_delay: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(30),
             probe: None,
+            fleet: FleetSettings::default(),
             green: RouteSettings {
                 refresh: Duration::from_secs(60),
                 command_timeout: Duration::from_secs(30),

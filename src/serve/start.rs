@@ -249,6 +249,7 @@ pub(super) fn admin_state(
         report: ReportSettings { quiet_period: s.quiet_period, probing: s.probe.is_some() },
         dns: loaded.dns.clone(),
         probe: loaded.probe.as_ref().map(|p| p.0.clone()),
+        fleet: loaded.fleet.clone(),
         export: s.export,
         metrics: MetricsSources {
             workers: views,

@@ -247,6 +247,7 @@ const LAYERS: &[&[&str]] = &[
     &["net", "record"],
     &["upstream", "log", "dns", "probe"],
     &["proxy", "report"],
+    &["fleet"],
     &["listen", "admin", "reload", "analyze"],
     &["serve"],
     &["demo"],

@@ -42,7 +42,10 @@ fn manifests_agree_with_each_other_and_with_the_flags() {
     let kustomization = one("kustomization.yaml", "Kustomization");
     let listed: Vec<&str> =
         kustomization["resources"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
-    assert_eq!(listed, ["namespace.yaml", "configmap.yaml", "deployment.yaml", "service.yaml", "pdb.yaml"]);
+    assert_eq!(
+        listed,
+        ["namespace.yaml", "configmap.yaml", "deployment.yaml", "service.yaml", "service-peers.yaml", "pdb.yaml"]
+    );
     assert_eq!(one("namespace.yaml", "Namespace")["metadata"]["name"], kustomization["namespace"]);
     for file in &listed {
         assert!(!docs(file).is_empty(), "{file} is empty");
@@ -77,6 +80,23 @@ fn manifests_agree_with_each_other_and_with_the_flags() {
     for p in svc["spec"]["ports"].as_array().unwrap() {
         let target = p["targetPort"].as_str().unwrap();
         assert!(target == "http" || target == "admin", "{p}");
+    }
+    // The fleet: --peers names the headless Service in the pod's namespace, on the admin port.
+    let peers = one("service-peers.yaml", "Service");
+    assert_eq!(peers["spec"]["clusterIP"], "None", "headless: one A record per pod");
+    assert_eq!(&peers["spec"]["selector"], labels);
+    assert_eq!(peers["spec"]["ports"][0]["targetPort"], "admin");
+    let (peer_name, peer_port) = arg(&args, "peers").rsplit_once(':').unwrap();
+    assert_eq!(peer_port, peers["spec"]["ports"][0]["port"].to_string());
+    let namespace_of_pod = "$(POD_NAMESPACE)";
+    assert_eq!(
+        peer_name,
+        format!("{}.{namespace_of_pod}.svc.cluster.local", peers["metadata"]["name"].as_str().unwrap())
+    );
+    let env = c["env"].as_array().unwrap();
+    for (var, field) in [("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace")] {
+        let e = env.iter().find(|e| e["name"] == var).unwrap_or_else(|| panic!("{var} in {env:?}"));
+        assert_eq!(e["valueFrom"]["fieldRef"]["fieldPath"], field);
     }
     let pdb = one("pdb.yaml", "PodDisruptionBudget");
     assert_eq!(pdb["apiVersion"], "policy/v1");
@@ -147,6 +167,11 @@ fn kubectl_kustomize_renders_the_manifests_in_their_namespace() {
     let svc = one("service.yaml", "Service");
     assert_eq!(sm["spec"]["selector"]["matchLabels"], svc["metadata"]["labels"]);
     assert!(svc["spec"]["ports"].as_array().unwrap().iter().any(|p| p["name"] == sm["spec"]["endpoints"][0]["port"]));
+    let peers = one("service-peers.yaml", "Service");
+    let selects = |labels: &Value| {
+        sm["spec"]["selector"]["matchLabels"].as_object().unwrap().iter().all(|(k, v)| &labels[k] == v)
+    };
+    assert!(!selects(&peers["metadata"]["labels"]), "the headless Service is not scraped a second time");
     // As the README says to enable it: `components: [monitoring]` in the kustomization.
     let copy = temp_dir("kustomize");
     for entry in walk(&deploy_dir()) {
@@ -276,7 +301,11 @@ async fn the_containers_arguments_and_configmaps_start_the_binary() {
         .iter()
         .skip(1)
         .filter(|a| !a.starts_with("--listen=") && !a.starts_with("--admin-listen="))
-        .map(|a| a.replace("=/", &format!("={root_s}/")).replace("$(POD_NAME)", "cutover-proxy-7d9f-abcde"))
+        .map(|a| {
+            a.replace("=/", &format!("={root_s}/"))
+                .replace("$(POD_NAME)", "cutover-proxy-7d9f-abcde")
+                .replace("$(POD_NAMESPACE)", "cutover")
+        })
         .collect();
     // The ConfigMap names blue's in-cluster ingress; here a local upstream stands in (flags beat the file).
     run.push(format!("--upstream={}", up.url()));

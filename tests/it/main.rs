@@ -14,6 +14,7 @@ mod demo;
 mod deploy;
 mod dns;
 mod failures;
+mod fleet;
 mod forwarding;
 mod gate;
 mod gitops;

@@ -34,8 +34,8 @@ pub struct ProxyProc {
 }
 
 impl ProxyProc {
-    /// Starts `cutover-proxy serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 ARGS…` and waits
-    /// for its `listening` events.
+    /// Starts `cutover-proxy serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 ARGS…` (each of
+    /// the two unless ARGS has it) and waits for its `listening` events.
     pub fn start(args: &[&str]) -> Self {
         Self::start_with_env(args, &[])
     }
@@ -52,7 +52,12 @@ impl ProxyProc {
     }
 
     fn spawn(mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> Self {
-        cmd.arg("serve").args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+        cmd.arg("serve");
+        for flag in ["--listen", "--admin-listen"] {
+            if !args.iter().any(|a| *a == flag || a.starts_with(&format!("{flag}="))) {
+                cmd.args([flag, "127.0.0.1:0"]);
+            }
+        }
         if !args.iter().any(|a| *a == "--workers" || a.starts_with("--workers=")) {
             cmd.args(["--workers", "2"]);
         }
