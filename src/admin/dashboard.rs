@@ -120,10 +120,10 @@ pub fn render(summary: &Summary, quiet_period: Duration) -> String {
         group(&mut o, g, now, fleet);
     }
     let q = if fleet { "?scope=fleet" } else { "" };
-    let _ = write!(
+    let _ = writeln!(
         o,
         "<footer>Full data: <a href=\"/report{q}\">/report{q}</a> (JSON) · <a href=\"/report.md{q}\">/report.md</a> · \
-         <a href=\"/report.csv{q}\">/report.csv</a> · <a href=\"/metrics\">/metrics</a> (this replica)</footer></body></html>\n",
+         <a href=\"/report.csv{q}\">/report.csv</a> · <a href=\"/metrics\">/metrics</a> (this replica)</footer></body></html>",
     );
     o
 }
