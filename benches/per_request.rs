@@ -66,6 +66,12 @@ fn sample_record(ts: SystemTime) -> AccessRecord {
         bytes_out: 1834,
         duration: Duration::from_micros(1_734),
         upstream: "http://10.0.0.1:80",
+        upstream_addr: Some(std::net::SocketAddr::from(([10, 0, 0, 1], 80))),
+        user_agent: Some(Text::new(
+            b"Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+        )),
+        request_id: Some(Text::new(b"Root=1-67891233-abcdef012345678912345678")),
+        grpc_status: None,
         tls: None,
         error: None,
     }

@@ -2,7 +2,7 @@
 //! machinery of serde costs more than the rest of the line).
 
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use http::Version;
 
@@ -53,6 +53,33 @@ pub(super) fn format_view(rec: &View<'_>, buf: &mut Vec<u8>) {
     buf.extend_from_slice(&[b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8]);
     buf.extend_from_slice(b",\"upstream\":");
     push_json_str(buf, rec.upstream);
+    if let Some(addr) = rec.upstream_addr {
+        buf.extend_from_slice(b",\"upstream_addr\":\"");
+        match addr {
+            SocketAddr::V4(a) => push_ip(buf, IpAddr::V4(*a.ip())),
+            SocketAddr::V6(a) => {
+                buf.push(b'[');
+                push_ip(buf, IpAddr::V6(*a.ip()));
+                buf.push(b']');
+            }
+        }
+        buf.push(b':');
+        buf.extend_from_slice(itoa.format(addr.port()).as_bytes());
+        buf.push(b'"');
+    }
+    buf.extend_from_slice(b",\"user_agent\":");
+    match rec.user_agent {
+        Some(ua) => push_json_str(buf, ua),
+        None => buf.extend_from_slice(b"null"),
+    }
+    if let Some(id) = rec.request_id {
+        buf.extend_from_slice(b",\"request_id\":");
+        push_json_str(buf, id);
+    }
+    if let Some(status) = rec.grpc_status {
+        buf.extend_from_slice(b",\"grpc_status\":");
+        buf.extend_from_slice(itoa.format(status).as_bytes());
+    }
     if let Some((sni, default_cert, sni_mismatch)) = rec.tls {
         buf.extend_from_slice(b",\"sni\":");
         match sni {
@@ -149,6 +176,10 @@ pub(super) mod tests {
             bytes_out: 34,
             duration: Duration::from_micros(1_234),
             upstream: "http://10.0.0.1:80",
+            upstream_addr: Some("10.0.0.1:80".parse().unwrap()),
+            user_agent: Some(Text::new(b"curl/8.5.0")),
+            request_id: None,
+            grpc_status: None,
             error: None,
             tls: None,
         }
@@ -164,17 +195,25 @@ pub(super) mod tests {
         assert_eq!(v["http_version"], "1.1");
         assert_eq!(v["host"], "api.example.com");
         assert_eq!(v["client_ip"], "192.0.2.1");
-        assert!(v.get("error").is_none());
+        assert_eq!((v["upstream_addr"].as_str(), v["user_agent"].as_str()), (Some("10.0.0.1:80"), Some("curl/8.5.0")));
+        assert!(v.get("error").is_none() && v.get("request_id").is_none() && v.get("grpc_status").is_none());
         let mut buf = Vec::new();
         let mut rec = record();
         rec.error = Some(Cause::Reset);
         rec.host = Some(Text::new(b"we\"ird\xff"));
+        rec.upstream_addr = Some("[2001:db8::1]:8443".parse().unwrap());
+        rec.user_agent = None;
+        rec.request_id = Some(Text::new(b"7f3c-1"));
+        rec.grpc_status = Some(14);
         let long = format!("/{}", "a".repeat(300));
         rec.path = Text::new(long.as_bytes());
         format_access(&rec, &mut buf);
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         assert_eq!(v["path"], long.as_str());
         assert_eq!(v["error"], "upstream_reset");
+        assert_eq!(v["upstream_addr"], "[2001:db8::1]:8443");
+        assert!(v["user_agent"].is_null());
+        assert_eq!((v["request_id"].as_str(), v["grpc_status"].as_u64()), (Some("7f3c-1"), Some(14)));
         assert_eq!(v["host"], "we\"ird\u{fffd}");
         assert!(v.get("sni").is_none(), "plain listeners carry no TLS fields");
         let mut rec = record();

@@ -6,7 +6,7 @@
 //! worker writes — and the writer's core later steals — a fraction of the cache lines (measured in
 //! docs/BENCHMARKS.md).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -53,6 +53,10 @@ pub struct View<'a> {
     pub(super) bytes_out: u64,
     pub(super) duration: Duration,
     pub(super) upstream: &'a [u8],
+    pub(super) upstream_addr: Option<SocketAddr>,
+    pub(super) user_agent: Option<&'a [u8]>,
+    pub(super) request_id: Option<&'a [u8]>,
+    pub(super) grpc_status: Option<u8>,
     pub(super) error: Option<Cause>,
     pub(super) stale_conn: bool,
     /// SNI, default certificate served, Host ≠ SNI.
@@ -74,6 +78,10 @@ impl<'a> View<'a> {
             bytes_out: rec.bytes_out,
             duration: rec.duration,
             upstream: rec.upstream.as_bytes(),
+            upstream_addr: rec.upstream_addr,
+            user_agent: rec.user_agent.as_ref().map(|u| u.as_bytes()),
+            request_id: rec.request_id.as_ref().map(|r| r.as_bytes()),
+            grpc_status: rec.grpc_status,
             error: rec.error,
             stale_conn: rec.stale_conn,
             tls: rec.tls.as_ref().map(|t| (t.sni.as_ref().map(|s| s.as_bytes()), t.default_cert, t.sni_mismatch)),
@@ -83,22 +91,13 @@ impl<'a> View<'a> {
 
 const VERSIONS: [Version; 5] = [Version::HTTP_09, Version::HTTP_10, Version::HTTP_11, Version::HTTP_2, Version::HTTP_3];
 
-/// Appends the packed form of `v` to `out`. Short strings (method, upstream) are cut at
-/// 255 bytes, host, path and SNI at 4 GiB; nothing else is lost.
+/// Appends the packed form of `v` to `out`. Short strings (method, upstream, request id) are cut
+/// at 255 bytes, host, path, user agent and SNI at 4 GiB; nothing else is lost.
 pub(super) fn encode(v: &View<'_>, out: &mut Vec<u8>) {
     let ts = v.ts.duration_since(UNIX_EPOCH).unwrap_or_default();
     out.extend_from_slice(&ts.as_secs().to_le_bytes());
     out.extend_from_slice(&ts.subsec_nanos().to_le_bytes());
-    match v.client_ip {
-        IpAddr::V4(ip) => {
-            out.push(4);
-            out.extend_from_slice(&ip.octets());
-        }
-        IpAddr::V6(ip) => {
-            out.push(6);
-            out.extend_from_slice(&ip.octets());
-        }
-    }
+    ip(out, v.client_ip);
     out.push(VERSIONS.iter().position(|x| *x == v.version).unwrap_or(2) as u8);
     out.extend_from_slice(&v.status.to_le_bytes());
     out.extend_from_slice(&v.bytes_in.to_le_bytes());
@@ -110,7 +109,15 @@ pub(super) fn encode(v: &View<'_>, out: &mut Vec<u8>) {
             1 | (sni.is_some() as u8) << 1 | (default_cert as u8) << 2 | (mismatch as u8) << 3
         }
     };
-    out.push(v.stale_conn as u8 | (v.host.is_some() as u8) << 1 | (v.error.is_some() as u8) << 2);
+    out.push(
+        v.stale_conn as u8
+            | (v.host.is_some() as u8) << 1
+            | (v.error.is_some() as u8) << 2
+            | (v.upstream_addr.is_some() as u8) << 3
+            | (v.user_agent.is_some() as u8) << 4
+            | (v.request_id.is_some() as u8) << 5
+            | (v.grpc_status.is_some() as u8) << 6,
+    );
     out.push(tls);
     short(out, v.method);
     short(out, v.upstream);
@@ -123,6 +130,32 @@ pub(super) fn encode(v: &View<'_>, out: &mut Vec<u8>) {
     long(out, v.path);
     if let Some((Some(sni), _, _)) = v.tls {
         long(out, sni);
+    }
+    if let Some(addr) = v.upstream_addr {
+        ip(out, addr.ip());
+        out.extend_from_slice(&addr.port().to_le_bytes());
+    }
+    if let Some(ua) = v.user_agent {
+        long(out, ua);
+    }
+    if let Some(id) = v.request_id {
+        short(out, id);
+    }
+    if let Some(status) = v.grpc_status {
+        out.push(status);
+    }
+}
+
+fn ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(ip) => {
+            out.push(4);
+            out.extend_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            out.push(6);
+            out.extend_from_slice(&ip.octets());
+        }
     }
 }
 
@@ -179,15 +212,19 @@ impl<'a> Decoder<'a> {
         self.take(n)
     }
 
+    fn ip(&mut self) -> Option<IpAddr> {
+        match self.u8()? {
+            4 => Some(IpAddr::V4(Ipv4Addr::from(self.array::<4>()?))),
+            6 => Some(IpAddr::V6(Ipv6Addr::from(self.array::<16>()?))),
+            _ => None,
+        }
+    }
+
     fn record(&mut self) -> Option<View<'a>> {
         let secs = self.u64()?;
         let nanos = u32::from_le_bytes(self.array()?);
         let ts = UNIX_EPOCH + Duration::new(secs, nanos.min(999_999_999));
-        let client_ip = match self.u8()? {
-            4 => IpAddr::V4(Ipv4Addr::from(self.array::<4>()?)),
-            6 => IpAddr::V6(Ipv6Addr::from(self.array::<16>()?)),
-            _ => return None,
-        };
+        let client_ip = self.ip()?;
         let version = *VERSIONS.get(self.u8()? as usize)?;
         let status = u16::from_le_bytes(self.array()?);
         let (bytes_in, bytes_out) = (self.u64()?, self.u64()?);
@@ -204,6 +241,15 @@ impl<'a> Decoder<'a> {
         } else {
             None
         };
+        let upstream_addr = if flags & 8 != 0 {
+            let ip = self.ip()?;
+            Some(SocketAddr::new(ip, u16::from_le_bytes(self.array()?)))
+        } else {
+            None
+        };
+        let user_agent = if flags & 16 != 0 { Some(self.long()?) } else { None };
+        let request_id = if flags & 32 != 0 { Some(self.short()?) } else { None };
+        let grpc_status = if flags & 64 != 0 { Some(self.u8()?) } else { None };
         Some(View {
             ts,
             client_ip,
@@ -216,6 +262,10 @@ impl<'a> Decoder<'a> {
             bytes_out,
             duration,
             upstream,
+            upstream_addr,
+            user_agent,
+            request_id,
+            grpc_status,
             error,
             stale_conn: flags & 1 != 0,
             tls,
@@ -255,6 +305,15 @@ mod tests {
             bytes_out: u64::MAX,
             duration: Duration::from_micros(1_234_567),
             upstream: "http://10.0.0.9:8080",
+            upstream_addr: host.map(|_| "[2001:db8::9]:8080".parse().unwrap()),
+            user_agent: host.map(|_| {
+                Text::new(
+                    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+                        .as_bytes(),
+                )
+            }),
+            request_id: error.map(|_| Text::new(b"Root=1-67891233-abcdef012345678912345678")),
+            grpc_status: error.map(|_| 14),
             error,
             stale_conn: true,
             tls,

@@ -1,7 +1,7 @@
 //! What one access line says, as the request path hands it over: owned, so it keeps nothing of
 //! the connection's buffers alive.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use http::{Method, Version};
@@ -32,6 +32,14 @@ pub struct AccessRecord {
     pub duration: Duration,
     /// Upstream name.
     pub upstream: &'static str,
+    /// The upstream's address the request went to (none when no connection was made).
+    pub upstream_addr: Option<SocketAddr>,
+    /// User-Agent as received.
+    pub user_agent: Option<Text>,
+    /// `X-Request-ID`, else `X-Amzn-Trace-Id`, as received.
+    pub request_id: Option<Text>,
+    /// `grpc-status` of the response's trailers (or of a trailers-only response's head).
+    pub grpc_status: Option<u8>,
     /// Cause of failure.
     pub error: Option<Cause>,
     /// The host's DNS had moved to green and the request came on a connection opened before.

@@ -72,10 +72,12 @@ impl ProxyBody {
         Self { kind: Kind::Full(None), record: None }
     }
 
-    /// Notes the status sent to the client in the request's record.
-    pub fn set_status(&mut self, status: u16) {
+    /// Notes the status sent to the client in the request's record, and a trailers-only gRPC
+    /// answer's `grpc-status`.
+    pub fn set_status(&mut self, status: u16, grpc_status: Option<u8>) {
         if let Some(r) = self.record.as_mut() {
             r.status = status;
+            r.grpc_status = grpc_status;
         }
     }
 }
@@ -99,7 +101,7 @@ impl Body for ProxyBody {
                 let res = Pin::new(body).poll_frame(cx);
                 if let Some(f) = this.record.as_mut() {
                     match &res {
-                        Poll::Ready(Some(Ok(frame))) => f.bytes_out += frame.data_ref().map_or(0, |d| d.len() as u64),
+                        Poll::Ready(Some(Ok(frame))) => note_frame(f, frame),
                         Poll::Ready(None) => f.complete = true,
                         Poll::Ready(Some(Err(e))) => {
                             f.error = Some(if *e == LeanError::Timeout { Cause::Timeout } else { Cause::Reset })
@@ -127,8 +129,8 @@ impl Body for ProxyBody {
                 }
                 match &res {
                     Poll::Ready(Some(Ok(frame))) => {
-                        if let (Some(data), Some(f)) = (frame.data_ref(), this.record.as_mut()) {
-                            f.bytes_out += data.len() as u64;
+                        if let Some(f) = this.record.as_mut() {
+                            note_frame(f, frame);
                         }
                     }
                     Poll::Ready(None) => {
@@ -166,6 +168,18 @@ impl Body for ProxyBody {
             Kind::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
             Kind::Upstream { body, .. } => body.size_hint(),
             Kind::Lean(body) => body.size_hint(),
+        }
+    }
+}
+
+/// A frame on its way to the client: its bytes counted, a gRPC call's status read from trailers.
+fn note_frame(f: &mut RequestRecord, frame: &Frame<Bytes>) {
+    match frame.data_ref() {
+        Some(data) => f.bytes_out += data.len() as u64,
+        None => {
+            if let Some(status) = frame.trailers_ref().and_then(super::record::grpc_status) {
+                f.grpc_status = Some(status);
+            }
         }
     }
 }

@@ -25,6 +25,10 @@ use crate::upstream::body::{ReqShared, RequestBody};
 use crate::upstream::pool::{Checkout, Pool};
 use crate::upstream::Upstream;
 
+/// Request ids the access line carries, as a client or blue's load balancer sent them.
+const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+const X_AMZN_TRACE_ID: header::HeaderName = header::HeaderName::from_static("x-amzn-trace-id");
+
 impl Proxy {
     /// Forwards one request. Never fails: upstream problems become 502/504 responses.
     pub async fn handle(
@@ -55,7 +59,11 @@ impl Proxy {
                 // No body to send and no upgrade: the lean exchange in this task (upstream/lean).
                 drop(body);
                 match lean.exchange(&parts).await {
-                    Ok(resp) => resp.map(|body| ProxyBody::lean(body, record)),
+                    Ok(resp) => {
+                        let mut record = record;
+                        record.upstream_addr = resp.body().upstream_addr();
+                        resp.map(|body| ProxyBody::lean(body, record))
+                    }
                     Err(cause) => return Ok(own_response(cause, record)),
                 }
             } else {
@@ -98,10 +106,17 @@ impl Proxy {
             version: req.version(),
             client_ip: rewrite::client_ip(conn.peer.ip(), req.headers(), &self.settings.trusted),
             user_agent: req.headers().get(header::USER_AGENT).map(|ua| Text::new(ua.as_bytes())),
+            request_id: req
+                .headers()
+                .get(X_REQUEST_ID)
+                .or_else(|| req.headers().get(X_AMZN_TRACE_ID))
+                .map(|id| Text::new(id.as_bytes())),
             conn_age_ms: coarse_ms().saturating_sub(conn.accepted_ms),
             tls,
             status: 0,
             upstream: upstream.name,
+            upstream_addr: None,
+            grpc_status: None,
             error: None,
             req: None,
             bytes_out: 0,
@@ -176,6 +191,7 @@ impl Proxy {
             Ok(c) => c,
             Err(cause) => return Sent::Done(own_response(cause, record)),
         };
+        record.upstream_addr = checkout.conn.addr;
         let sent = if self.settings.upstream_h2 {
             // Boxed: the timer would otherwise sit in every HTTP/1.1 request's future too.
             match Box::pin(tokio::time::timeout(self.settings.upstream_timeout, checkout.send(up_req))).await {
@@ -240,7 +256,8 @@ impl Proxy {
         conn: &ConnState,
     ) -> Response<ProxyBody> {
         let status = resp.status().as_u16();
-        resp.body_mut().set_status(status);
+        let grpc = super::record::grpc_status(resp.headers());
+        resp.body_mut().set_status(status, grpc);
         rewrite::strip_hop_by_hop(resp.headers_mut());
         // When DNS already sends this host to green, the client reconnects (and re-resolves) after
         // this response; the request itself is answered normally.

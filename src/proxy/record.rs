@@ -1,7 +1,7 @@
 //! The request's record: everything its access line and its ledger entry need, gathered while it
 //! is served and written when it drops (the response is over, or the tunnel closed).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -15,6 +15,14 @@ use crate::log::{AccessRecord, Text, TlsLog};
 use crate::net::conn::ConnState;
 use crate::record::{Observation, Recorded, Routing, TlsObservation};
 use crate::upstream::body::ReqShared;
+
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
+/// `grpc-status` from trailers or headers: gRPC's codes are 0–16.
+pub fn grpc_status(headers: &http::HeaderMap) -> Option<u8> {
+    let v = headers.get(GRPC_STATUS)?;
+    std::str::from_utf8(v.as_bytes()).ok()?.trim().parse().ok()
+}
 
 /// Everything the access log line needs; written when dropped (the response is over).
 pub struct RequestRecord {
@@ -39,6 +47,8 @@ pub struct RequestRecord {
     pub client_ip: IpAddr,
     /// User-Agent as received, copied.
     pub user_agent: Option<Text>,
+    /// `X-Request-ID`, else `X-Amzn-Trace-Id`, as received, copied.
+    pub request_id: Option<Text>,
     /// Age of the client connection when the request arrived, ms.
     pub conn_age_ms: u64,
     /// On a TLS listener: the default certificate served, Host ≠ SNI.
@@ -47,6 +57,10 @@ pub struct RequestRecord {
     pub status: u16,
     /// Upstream name.
     pub upstream: &'static str,
+    /// The upstream address the request went to.
+    pub upstream_addr: Option<SocketAddr>,
+    /// The response's `grpc-status` (trailers, or a trailers-only head).
+    pub grpc_status: Option<u8>,
     /// Cause of failure, if any.
     pub error: Option<Cause>,
     /// Request body counters.
@@ -171,6 +185,10 @@ impl Drop for RequestRecord {
             bytes_out: self.bytes_out,
             duration: now.saturating_duration_since(self.start),
             upstream: self.upstream,
+            upstream_addr: self.upstream_addr,
+            user_agent: self.user_agent.take(),
+            request_id: self.request_id.take(),
+            grpc_status: self.grpc_status,
             error,
             stale_conn: matches!(recorded, Recorded::Counted { stale_conn: true, .. }),
             tls: self.tls.map(|t| TlsLog {

@@ -43,12 +43,19 @@ pub struct PoolSettings {
 /// Activity of one upstream connection, for its watchdog.
 #[derive(Debug, Default)]
 pub struct UpConn {
+    /// The upstream address this connection went to (for the access line).
+    pub addr: Option<SocketAddr>,
     busy: AtomicBool,
     last_io: AtomicU64,
     timed_out: AtomicBool,
 }
 
 impl UpConn {
+    /// A connection to `addr`.
+    pub fn to(addr: Option<SocketAddr>) -> Self {
+        Self { addr, ..Self::default() }
+    }
+
     /// Whether the watchdog closed this connection for silence.
     pub fn timed_out(&self) -> bool {
         self.timed_out.load(Ordering::Relaxed)
@@ -229,7 +236,7 @@ impl Pool {
         })
         .await
         .map_err(|_| Cause::ConnectTimeout)??;
-        let conn = Arc::new(UpConn::default());
+        let conn = Arc::new(UpConn::to(stream.peer_addr()));
         conn.set_busy(true);
         let io = TokioIo::new(ObservedIo::new(stream, conn.clone()));
         let watch = Watchdog::new(conn.clone(), &self.settings);

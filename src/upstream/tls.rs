@@ -55,6 +55,16 @@ pub enum UpStream {
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
+impl UpStream {
+    /// The upstream's address.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            UpStream::Plain(tcp) => tcp.peer_addr().ok(),
+            UpStream::Tls(tls) => tls.get_ref().0.peer_addr().ok(),
+        }
+    }
+}
+
 impl AsyncRead for UpStream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {

@@ -147,6 +147,49 @@ async fn h2c_upstream_carries_grpc_style_trailers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_line_names_the_user_agent_request_id_upstream_address_and_grpc_status() {
+    let up = Upstream::start_h2().await;
+    let proxy = ProxyProc::start(&["--upstream", &up.url(), "--upstream-h2"]);
+    let mut c = H2Client::connect(proxy.addr).await;
+    let grpc = |path: &str| {
+        Request::post(format!("http://grpc.example.com{path}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("user-agent", "grpc-java-netty/1.68.1")
+            .header("x-amzn-trace-id", "Root=1-67891233-abcdef012345678912345678")
+            .body(body_of(vec![Frame::data(Bytes::from_static(b"\0\0\0\0\0"))]))
+            .unwrap()
+    };
+    let got = c.send(grpc("/grpc?status=14")).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.trailers.expect("trailers")["grpc-status"], "14");
+    let got = c.send(grpc("/grpc-only?status=5")).await;
+    assert_eq!(got.status, 200);
+    let lines = proxy.wait_access(2);
+    let by_path = |p: &str| lines.iter().find(|l| l["path"] == p).unwrap_or_else(|| panic!("{p} in {lines:?}"));
+    let failed = by_path("/grpc");
+    assert_eq!((failed["status"].as_u64(), failed["grpc_status"].as_u64()), (Some(200), Some(14)), "{failed}");
+    assert_eq!(by_path("/grpc-only")["grpc_status"], 5, "a trailers-only answer");
+    assert_eq!(failed["user_agent"], "grpc-java-netty/1.68.1");
+    assert_eq!(failed["request_id"], "Root=1-67891233-abcdef012345678912345678");
+    assert_eq!(failed["upstream_addr"], up.addr.to_string());
+
+    // HTTP/1.1 through the lean exchange: X-Request-ID wins, no gRPC status, no user agent as null.
+    let up1 = Upstream::start().await;
+    let proxy = ProxyProc::start(&["--upstream", &up1.url()]);
+    let mut c = H1Client::connect(proxy.addr).await;
+    let req = Request::get("/a")
+        .header("host", "shop.example.com")
+        .header("x-request-id", "req-42")
+        .header("x-amzn-trace-id", "Root=1-0-0");
+    assert_eq!(c.send(req.body(empty()).unwrap()).await.status, 200);
+    let line = &proxy.wait_access(1)[0];
+    assert_eq!((line["request_id"].as_str(), line["user_agent"].is_null()), (Some("req-42"), true), "{line}");
+    assert_eq!(line["upstream_addr"], up1.addr.to_string());
+    assert!(line.get("grpc_status").is_none(), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_echo_through_the_proxy() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;

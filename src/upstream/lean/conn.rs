@@ -262,10 +262,17 @@ impl LeanPool {
         let tcp = tokio::time::timeout(budget, connect_any(&self.upstream, budget))
             .await
             .map_err(|_| Cause::ConnectTimeout)??;
-        let state = Arc::new(UpConn::default());
+        let state = Arc::new(UpConn::to(tcp.peer_addr().ok()));
         state.set_busy(true);
         let watchdog = Watchdog::new(state.clone(), &self.settings);
         Ok(LeanConn::new(tcp, watchdog, state, Arc::downgrade(self)))
+    }
+}
+
+impl LeanBody {
+    /// The upstream address the response comes from.
+    pub fn upstream_addr(&self) -> Option<std::net::SocketAddr> {
+        self.conn.as_ref().and_then(|c| c.state.addr)
     }
 }
 

@@ -256,6 +256,8 @@ fn full(b: impl Into<Bytes>) -> UpBody {
 /// - `/slow?ms=N`: answers after N ms.
 /// - `/stall`: headers and 7 bytes, then nothing.
 /// - `/trailers`: reads the body and its trailers, answers chunked with trailers.
+/// - `/grpc?status=N`: a gRPC-style answer (200, `application/grpc`) whose trailers say
+///   `grpc-status: N`; `/grpc-only?status=N`: a trailers-only answer (the status in the head).
 /// - `/hop`: a response carrying hop-by-hop headers that must not reach the client.
 /// - `/ws`: a WebSocket echo.
 async fn upstream_handler(mut req: Request<Incoming>) -> Result<Response<UpBody>, Infallible> {
@@ -310,6 +312,24 @@ async fn upstream_handler(mut req: Request<Incoming>) -> Result<Response<UpBody>
             ];
             let mut resp = Response::new(StreamBody::new(futures_util::stream::iter(frames)).boxed());
             resp.headers_mut().insert("trailer", "x-checksum, x-got-trailers".parse().unwrap());
+            Ok(resp)
+        }
+        "/grpc" => {
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", param("status").into());
+            trailers.insert("grpc-message", "upstream%20unavailable".parse().unwrap());
+            let frames = vec![
+                Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"\0\0\0\0\0"))),
+                Ok(Frame::trailers(trailers)),
+            ];
+            let mut resp = Response::new(StreamBody::new(futures_util::stream::iter(frames)).boxed());
+            resp.headers_mut().insert("content-type", "application/grpc".parse().unwrap());
+            Ok(resp)
+        }
+        "/grpc-only" => {
+            let mut resp = Response::new(full(""));
+            resp.headers_mut().insert("content-type", "application/grpc".parse().unwrap());
+            resp.headers_mut().insert("grpc-status", param("status").into());
             Ok(resp)
         }
         "/hop" => {
