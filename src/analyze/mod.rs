@@ -4,6 +4,7 @@
 //! that cannot be read is counted and reported with its file and line number; it never stops the run.
 
 pub mod alb;
+pub mod cutover;
 pub mod nginx;
 pub mod time;
 
@@ -41,6 +42,8 @@ named_enum! {
         Alb = "alb",
         /// nginx `log_format … escape=json`: one JSON object per line.
         NginxJson = "nginx-json",
+        /// cutover-proxy's own JSON access lines (its stdout; event lines skipped).
+        Cutover = "cutover",
     }
 }
 
@@ -157,6 +160,7 @@ pub fn run(args: &AnalyzeSettings) -> Result<Analysis, AnalyzeError> {
     let parse: fn(&str) -> Result<Option<LogRecord>, String> = match args.format {
         LogFormat::Alb => alb::parse,
         LogFormat::NginxJson => nginx::parse,
+        LogFormat::Cutover => cutover::parse,
     };
     let (mut lines, mut requests, mut malformed, mut listed) = (0u64, 0u64, 0u64, Vec::new());
     let (mut first, mut last) = (u64::MAX, 0u64);

@@ -293,3 +293,39 @@ fn a_line_without_end_is_malformed_not_read_whole() {
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["totals"]["requests"], 1, "the next line is still read");
 }
+
+/// The proxy's own stdout, gzipped as a log collector keeps it, read back by `analyze --format
+/// cutover`: the same hosts and counts as the proxy's live report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxys_own_access_log_makes_the_report_it_served() {
+    use crate::common::{H1Client, ProxyProc, Upstream};
+    let up = Upstream::start().await;
+    let proxy = ProxyProc::start(&["--upstream", &up.url()]);
+    let mut c = H1Client::connect(proxy.addr).await;
+    for (h, p) in
+        [("shop.example.com", "/api/cart/1"), ("shop.example.com", "/api/cart/2"), ("img.example.com", "/a.png")]
+    {
+        assert_eq!(c.get(h, p).await.status, 200);
+    }
+    assert_eq!(c.get("shop.example.com", "/healthz").await.status, 200);
+    proxy.wait_access(4);
+    let live = crate::common::report_json(&proxy).await;
+    let stdout: Vec<String> = proxy.json_lines().iter().map(|v| v.to_string()).collect();
+    assert!(stdout.iter().any(|l| l.contains("\"event\"")), "event lines are in the log too");
+    let dir = temp_dir("analyze-cutover");
+    let log = dir.join("cutover-proxy-7d9f.log.gz");
+    gzip(&log, &(stdout.join("\n") + "\nnot json: a collector's own line\n"));
+    let out = dir.join("back.json");
+    let (code, _, stderr) =
+        run_binary(&["analyze", "--format", "cutover", "--out", out.to_str().unwrap(), log.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("4 requests, 0 malformed"), "{stderr}");
+    let back = report(&out);
+    for name in ["shop.example.com", "img.example.com"] {
+        assert_eq!(host(&back, name)["requests"], host(&live, name)["requests"], "{name}");
+        assert_eq!(host(&back, name)["status"], host(&live, name)["status"], "{name}");
+    }
+    assert_eq!(back["totals"]["requests"], live["totals"]["requests"]);
+    assert_eq!(back["totals"]["ignored_requests"], 1, "the health check is ignored as live");
+    std::fs::remove_dir_all(&dir).ok();
+}
