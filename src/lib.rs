@@ -19,6 +19,7 @@ mod record;
 mod reload;
 mod report;
 mod routes;
+mod s3;
 mod serve;
 mod tls;
 mod upstream;

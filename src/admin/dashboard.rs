@@ -321,9 +321,9 @@ fn ago(ms: u64) -> String {
 
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 3600 == 0 && s > 0 {
+    if s.is_multiple_of(3600) && s > 0 {
         format!("{} h", s / 3600)
-    } else if s % 60 == 0 && s > 0 {
+    } else if s.is_multiple_of(60) && s > 0 {
         format!("{} min", s / 60)
     } else {
         format!("{s} s")

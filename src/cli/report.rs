@@ -16,7 +16,10 @@ use crate::report::file::{self, ReportFileError};
 use crate::report::gate::{closing_hosts, FailOn};
 use crate::report::judge::ReportSettings;
 use crate::report::merge::{merge_files, MergeError};
+use crate::report::model::Report;
 use crate::report::render::{self, Format};
+use crate::s3::client::{S3Error, S3};
+use crate::s3::S3Location;
 
 /// `cutover-proxy report …`.
 #[derive(Debug, Subcommand)]
@@ -29,9 +32,10 @@ pub(super) enum ReportCommand {
         format: Format,
         #[command(flatten)]
         quiet: QuietArgs,
-        /// Report files (JSON, as written by --report-file or GET /report).
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
+        /// Report files, admin addresses (`http://HOST:PORT`: its whole live report) or S3
+        /// prefixes (`s3://BUCKET/PREFIX/`: every replica's report there); merged when several.
+        #[arg(required = true, value_name = "SOURCE")]
+        sources: Vec<String>,
     },
     /// Write Route53 change batches for the `switch-dns` hosts: DIR/<ZONEID>.json per hosted zone,
     /// for `aws route53 change-resource-record-sets --hosted-zone-id ZONEID --change-batch file://DIR/ZONEID.json`.
@@ -44,9 +48,10 @@ pub(super) enum ReportCommand {
         export: ExportArgs,
         #[command(flatten)]
         quiet: QuietArgs,
-        /// Report files (merged when several).
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
+        /// Report files, admin addresses (`http://HOST:PORT`: its whole live report) or S3
+        /// prefixes (`s3://BUCKET/PREFIX/`: every replica's report there); merged when several.
+        #[arg(required = true, value_name = "SOURCE")]
+        sources: Vec<String>,
     },
     /// Exit 1 while any host keeps the gate closed, printing them (for `until` loops, CI and ArgoCD
     /// PostSync hooks): `--fail-on traffic --for 24h` — blue still received anything but health
@@ -61,7 +66,8 @@ pub(super) enum ReportCommand {
         within: Option<Dur>,
         #[command(flatten)]
         quiet: QuietArgs,
-        /// Report files, or admin addresses (`http://HOST:PORT`: its whole live report); merged when several.
+        /// Report files, admin addresses (`http://HOST:PORT`: its whole live report) or S3
+        /// prefixes (`s3://BUCKET/PREFIX/`: every replica's report there); merged when several.
         #[arg(required = true, value_name = "SOURCE")]
         sources: Vec<String>,
     },
@@ -73,9 +79,10 @@ pub(super) enum ReportCommand {
         out: Option<PathBuf>,
         #[command(flatten)]
         quiet: QuietArgs,
-        /// Report files.
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
+        /// Report files, admin addresses (`http://HOST:PORT`: its whole live report) or S3
+        /// prefixes (`s3://BUCKET/PREFIX/`: every replica's report there); merged when several.
+        #[arg(required = true, value_name = "SOURCE")]
+        sources: Vec<String>,
     },
 }
 
@@ -88,27 +95,28 @@ pub(super) enum ReportError {
     /// The reports cannot be merged.
     #[error(transparent)]
     Merge(#[from] MergeError),
-    /// An admin address did not give its report.
+    /// An admin address or an S3 prefix did not give its reports.
     #[error("{url}: {why}")]
     Fetch { url: String, why: String },
+    /// S3 failed.
+    #[error(transparent)]
+    S3(#[from] S3Error),
 }
 
 impl ReportCommand {
     /// Runs the command, its results on stdout (and in `--out`); the exit code (`check`: 1 while
     /// the gate is closed).
     pub fn run(self) -> Result<ExitCode, ReportError> {
-        if let ReportCommand::Check { fail_on, within, quiet, sources } = &self {
-            return check(sources, fail_on, within.map(|d| d.0), quiet.quiet_period.0);
-        }
-        let (files, quiet) = match &self {
-            ReportCommand::Render { files, quiet, .. }
-            | ReportCommand::Merge { files, quiet, .. }
-            | ReportCommand::Route53 { files, quiet, .. } => (files, quiet.quiet_period.0),
-            ReportCommand::Check { .. } => return Ok(ExitCode::SUCCESS),
+        let (sources, quiet) = match &self {
+            ReportCommand::Render { sources, quiet, .. }
+            | ReportCommand::Merge { sources, quiet, .. }
+            | ReportCommand::Route53 { sources, quiet, .. }
+            | ReportCommand::Check { sources, quiet, .. } => (sources, quiet.quiet_period.0),
         };
-        let done = merge_files(files, &ReportSettings { quiet_period: quiet, ..ReportSettings::default() })?;
+        let files = Files::of(sources)?;
+        let done = merge_files(&files.paths, &ReportSettings { quiet_period: quiet, ..ReportSettings::default() })?;
         for (file, why) in &done.superseded {
-            eprintln!("left out {}: {why}", file.display());
+            eprintln!("left out {}: {why}", files.name_of(file));
         }
         let merged = done.report;
         match self {
@@ -135,36 +143,15 @@ impl ReportCommand {
                     println!("no switch-dns host has a change to write");
                 }
             }
-            ReportCommand::Check { .. } => {}
+            ReportCommand::Check { fail_on, within, .. } => return Ok(check(&merged, &fail_on, within.map(|d| d.0))),
         }
         Ok(ExitCode::SUCCESS)
     }
 }
 
-/// `report check`: the merged report of the sources, the hosts that keep the gate closed.
-fn check(
-    sources: &[String],
-    fail_on: &FailOn,
-    within: Option<Duration>,
-    quiet: Duration,
-) -> Result<ExitCode, ReportError> {
-    let mut files = Vec::new();
-    let mut fetched = Vec::new();
-    for s in sources {
-        if s.starts_with("http://") || s.starts_with("https://") {
-            let file = fetch(s)?;
-            fetched.push(file.clone());
-            files.push(file);
-        } else {
-            files.push(PathBuf::from(s));
-        }
-    }
-    let merged = merge_files(&files, &ReportSettings { quiet_period: quiet, ..ReportSettings::default() });
-    for f in fetched {
-        let _ = std::fs::remove_file(f);
-    }
-    let report = merged?.report;
-    let closing = closing_hosts(&report, fail_on, within.map(|d| d.as_millis() as u64));
+/// `report check`: the hosts of the merged report that keep the gate closed.
+fn check(report: &Report, fail_on: &FailOn, within: Option<Duration>) -> ExitCode {
+    let closing = closing_hosts(report, fail_on, within.map(|d| d.as_millis() as u64));
     let what = match fail_on {
         FailOn::Traffic => "still sending traffic".to_owned(),
         FailOn::Actions(a) => format!("with action {}", a.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" or ")),
@@ -172,13 +159,98 @@ fn check(
     let window = within.map(|d| format!(" in the {} before {}", Dur(d), report.generated_at)).unwrap_or_default();
     if closing.is_empty() {
         println!("ok: no host {what}{window}");
-        return Ok(ExitCode::SUCCESS);
+        return ExitCode::SUCCESS;
     }
     println!("{} host(s) {what}{window}:", closing.len());
     for h in &closing {
         println!("{}\t{}\t{} requests\tlast seen {}\t{}", h.host, h.action, h.requests, h.last_seen, h.reason);
     }
-    Ok(ExitCode::from(1))
+    ExitCode::from(1)
+}
+
+/// The report files of the sources: files as they are; an admin address's whole report and an
+/// S3 prefix's objects downloaded into temporary files, removed when this drops.
+struct Files {
+    paths: Vec<PathBuf>,
+    /// Temporary files and the source each came from.
+    fetched: Vec<(PathBuf, String)>,
+}
+
+impl Files {
+    fn of(sources: &[String]) -> Result<Self, ReportError> {
+        let mut files = Files { paths: Vec::new(), fetched: Vec::new() };
+        for s in sources {
+            if s.starts_with("http://") || s.starts_with("https://") {
+                let file = fetch(s)?;
+                files.fetched.push((file.clone(), s.clone()));
+                files.paths.push(file);
+            } else if S3Location::is_s3(s) {
+                let at: S3Location = s.parse().map_err(|why| ReportError::Fetch { url: s.clone(), why })?;
+                for (file, name) in download(&at)? {
+                    files.fetched.push((file.clone(), name));
+                    files.paths.push(file);
+                }
+            } else {
+                files.paths.push(PathBuf::from(s));
+            }
+        }
+        Ok(files)
+    }
+
+    /// What to call a file in messages: its source when it was fetched.
+    fn name_of(&self, file: &std::path::Path) -> String {
+        self.fetched.iter().find(|(f, _)| f == file).map_or_else(|| file.display().to_string(), |(_, n)| n.clone())
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        for (f, _) in &self.fetched {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+/// A temporary file for a fetched report.
+fn temp_file(label: &str) -> PathBuf {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let label: String =
+        label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+    std::env::temp_dir().join(format!("cutover-{}-{n}-{label}", std::process::id()))
+}
+
+/// Every report under an S3 prefix (one per replica), each into a temporary file.
+fn download(at: &S3Location) -> Result<Vec<(PathBuf, String)>, ReportError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ReportError::Fetch { url: at.to_string(), why: e.to_string() })?;
+    rt.block_on(async {
+        let s3 = S3::from_env().await;
+        let keys = s3.list_reports(at).await?;
+        if keys.is_empty() {
+            return Err(ReportError::Fetch { url: at.to_string(), why: "no report (*.json) under this prefix".into() });
+        }
+        let mut got = Vec::new();
+        for key in keys {
+            let file = temp_file(&key);
+            let name = format!("s3://{}/{key}", at.bucket);
+            match s3.get_to_file(&at.bucket, &key, &file).await {
+                Ok(true) => got.push((file, name)),
+                // Deleted since the listing: nothing to merge.
+                Ok(false) => {}
+                Err(e) => {
+                    let _ = std::fs::remove_file(&file);
+                    for (f, _) in &got {
+                        let _ = std::fs::remove_file(f);
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(got)
+    })
 }
 
 /// Longest wait for an admin address's whole report.
@@ -191,9 +263,7 @@ fn fetch(url: &str) -> Result<PathBuf, ReportError> {
     if admin.tls {
         return Err(bad("the admin listener speaks plain HTTP: use http://".into()));
     }
-    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let file = std::env::temp_dir().join(format!("cutover-check-{}-{n}.json", std::process::id()));
+    let file = temp_file("report.json");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| bad(e.to_string()))?;
     let got = std::fs::File::create(&file).map_err(|e| format!("{}: {e}", file.display())).and_then(|out| {
         let mut out = std::io::BufWriter::new(out);

@@ -16,6 +16,7 @@ use crate::listen::ClientTimeouts;
 use crate::proxy::rewrite::TrustedProxies;
 use crate::proxy::{LogRequests, ProxySettings};
 use crate::reload::routes::RouteSettings;
+use crate::report::file::ReportFile;
 use crate::serve::ServeSettings;
 
 /// The defaults every flag shows in `--help`.
@@ -114,9 +115,10 @@ pub(super) struct ServeArgs {
     #[arg(long, env = "CUTOVER_GREEN_ROUTES_CMD_TIMEOUT", value_name = "DURATION", default_value_t = Dur(defaults().green.command_timeout))]
     pub green_routes_cmd_timeout: Dur,
 
-    /// Write the JSON report here every --report-interval and at shutdown (atomically).
-    #[arg(long, env = "CUTOVER_REPORT_FILE", value_name = "PATH")]
-    pub report_file: Option<PathBuf>,
+    /// Write the JSON report here every --report-interval and at shutdown (atomically), and read
+    /// it back at start: a file, or s3://BUCKET/PREFIX/ (PREFIX/<replica-id>.json).
+    #[arg(long, env = "CUTOVER_REPORT_FILE", value_name = "PATH|s3://BUCKET/PREFIX/")]
+    pub report_file: Option<ReportFile>,
 
     /// How often the report file is written and a `summary` event logged.
     #[arg(long, env = "CUTOVER_REPORT_INTERVAL", value_name = "DURATION", default_value_t = Dur(defaults().report_interval))]

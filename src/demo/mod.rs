@@ -349,7 +349,7 @@ fn demo_settings(
     s.admin_listen = loopback;
     s.workers = 2;
     s.green.files = vec![routes.to_owned()];
-    s.report_file = Some(report.to_owned());
+    s.report_file = Some(crate::report::file::ReportFile::Path(report.to_owned()));
     s.report_interval = Duration::from_secs(5);
     s.drain_delay = Duration::ZERO;
     let targets = |names: &[&str]| names.iter().map(|n| n.parse::<Target>()).collect::<Result<Vec<_>, String>>();

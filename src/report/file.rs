@@ -9,6 +9,7 @@ use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::model::{HostReport, Report, SCHEMA, SCHEMA_V1};
+use crate::s3::S3Location;
 
 /// A report file that cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,36 @@ pub enum ReportFileError {
     /// A report of a schema this version does not read.
     #[error("{}: schema `{schema}` is not {SCHEMA} (or {SCHEMA_V1})", path.display())]
     Schema { path: PathBuf, schema: String },
+}
+
+/// Where `--report-file` keeps the report: a file, or one object per replica under an S3 prefix
+/// (`PREFIX/<replica-id>.json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportFile {
+    Path(PathBuf),
+    S3(S3Location),
+}
+
+impl std::str::FromStr for ReportFile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if S3Location::is_s3(s) {
+            return s.parse().map(ReportFile::S3);
+        }
+        if s.trim().is_empty() {
+            return Err("an empty path".into());
+        }
+        Ok(ReportFile::Path(PathBuf::from(s)))
+    }
+}
+
+impl std::fmt::Display for ReportFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReportFile::Path(p) => write!(f, "{}", p.display()),
+            ReportFile::S3(at) => write!(f, "{at}"),
+        }
+    }
 }
 
 /// Writes `contents` to `path` atomically.

@@ -20,6 +20,7 @@ use crate::dns::book::DnsBook;
 use crate::log::AccessLog;
 use crate::probe::book::ProbeBook;
 use crate::record::Ledger;
+use crate::s3::client::S3;
 
 /// Report files written, and writes that failed, for `/metrics`.
 #[derive(Debug, Default)]
@@ -44,14 +45,25 @@ pub struct Reporter {
     pub settings: ReportSettings,
     /// Green's answers (`--green-probe`).
     pub probe: Option<Arc<ProbeBook>>,
-    /// `--report-file`.
+    /// The file written (`--report-file`; with S3, the spool uploaded from).
     pub file: Option<PathBuf>,
+    /// With `--report-file s3://…`: the object the file is uploaded to after each write.
+    pub upload: Option<Upload>,
     /// Where the summary goes.
     pub log: AccessLog,
-    /// One write at a time: the periodic one and the final one at shutdown must not interleave.
-    pub writing: Arc<std::sync::Mutex<()>>,
+    /// One write (and upload) at a time: the periodic one and the final one at shutdown must not
+    /// interleave, nor land out of order.
+    pub writing: Arc<tokio::sync::Mutex<()>>,
     /// Writes done and failed, for `/metrics`.
     pub writes: Arc<ReportWrites>,
+}
+
+/// The S3 object a report file is uploaded to.
+#[derive(Clone)]
+pub struct Upload {
+    pub s3: S3,
+    pub bucket: String,
+    pub key: String,
 }
 
 /// The report is written at most once per this many times its last write's duration.
@@ -121,10 +133,25 @@ impl Reporter {
     /// Builds the report (off the async thread), logs the summary, writes the file.
     /// Returns how long it took.
     pub async fn write_once(&self) -> Duration {
+        let _one_at_a_time = self.writing.lock().await;
         let this = self.clone();
         let started = std::time::Instant::now();
-        let _ = tokio::task::spawn_blocking(move || this.write_blocking()).await;
+        let written = tokio::task::spawn_blocking(move || this.write_blocking()).await.unwrap_or(false);
+        if let (true, Some(up), Some(file)) = (written, &self.upload, &self.file) {
+            match up.s3.put_file(&up.bucket, &up.key, file).await {
+                Ok(()) => {
+                    self.writes.ok.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => self.write_failed(&e.to_string()),
+            }
+        }
         started.elapsed()
+    }
+
+    fn write_failed(&self, error: &str) {
+        self.writes.failed.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %error, "cannot write the report");
+        self.log.event("report_write_failed", json!({"error": error}));
     }
 
     fn sources(&self) -> Sources<'_> {
@@ -138,22 +165,24 @@ impl Reporter {
         }
     }
 
-    fn write_blocking(&self) {
-        let _one_at_a_time = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+    /// Writes the file and logs the summary; whether the file was written.
+    fn write_blocking(&self) -> bool {
         let src = self.sources();
         let now = unix_ms();
         let started = std::time::Instant::now();
+        let mut file_written = false;
         let written: Written = match &self.file {
             Some(path) => {
                 match write_atomic_with(path, |w| stream::write(&src, &Selection::all(), Format::Json, now, w)) {
                     Ok(written) => {
-                        self.writes.ok.fetch_add(1, Ordering::Relaxed);
+                        file_written = true;
+                        if self.upload.is_none() {
+                            self.writes.ok.fetch_add(1, Ordering::Relaxed);
+                        }
                         written
                     }
                     Err(e) => {
-                        self.writes.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(error = %e, "cannot write the report file");
-                        self.log.event("report_write_failed", json!({"error": e.to_string()}));
+                        self.write_failed(&e.to_string());
                         stream::tally(&src, now)
                     }
                 }
@@ -175,5 +204,6 @@ impl Reporter {
                 "report_file_bytes": self.file.as_ref().and_then(|f| std::fs::metadata(f).ok()).map(|m| m.len()),
             }),
         );
+        file_written
     }
 }

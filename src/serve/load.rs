@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use hickory_resolver::TokioResolver;
 
+use super::report_file::{restore_and_target, Target};
 use super::settings::ServeSettings;
 use super::ServeError;
 use crate::base::error::ConfigError;
@@ -18,8 +19,7 @@ use crate::probe::book::ProbeBook;
 use crate::probe::client::ProbeClient;
 use crate::record::Ledger;
 use crate::reload::routes::{Event, RouteSources};
-use crate::report::file::set_aside;
-use crate::report::restore::{restore, Restored};
+use crate::report::restore::Restored;
 use crate::routes::{RouteCounters, RouteTable};
 use crate::tls::certs::CertStore;
 use crate::upstream::tls::{client_config, UpstreamTlsSettings};
@@ -53,6 +53,8 @@ pub(super) struct Loaded {
     pub dns_counters: Arc<DnsCounters>,
     /// What reading back `--report-file` did.
     pub restore: RestoreOutcome,
+    /// Where the report writer writes (`--report-file`, when recording).
+    pub report_target: Option<Target>,
     /// Green's answers and the client that asks (`--green-probe`, when recording).
     pub probe: Option<(Arc<ProbeBook>, ProbeClient, String)>,
     /// The other replicas (`--peers`, when recording).
@@ -68,7 +70,7 @@ pub(super) enum RestoreOutcome {
     Restored(Restored),
     /// The file could not be read; it was moved aside (when it could be) and counting starts
     /// fresh. A broken file never keeps the proxy from serving.
-    Failed { error: String, set_aside: Option<std::path::PathBuf> },
+    Failed { error: String, set_aside: Option<String> },
 }
 
 impl RestoreOutcome {
@@ -82,7 +84,7 @@ impl RestoreOutcome {
 }
 
 /// Loads and checks everything in the settings' files.
-pub(super) fn load(s: &ServeSettings) -> Result<Loaded, ServeError> {
+pub(super) fn load(s: &ServeSettings, rt: &tokio::runtime::Runtime) -> Result<Loaded, ServeError> {
     let (route_sources, route_events) = if s.green.any() {
         let (sources, events) = RouteSources::load(s.green.clone())?;
         (Some(sources), events)
@@ -115,17 +117,18 @@ pub(super) fn load(s: &ServeSettings) -> Result<Loaded, ServeError> {
     let dns_counters = Arc::new(DnsCounters::default());
     let imported = imported_zones(s)?;
     let (mut ledger, mut dns) = recording(s, &routes, &imported, &dns_counters);
-    let restore = match (&ledger, &s.report_file) {
-        (Some(l), Some(file)) => match restore(file, l, dns.as_deref()) {
-            Ok(None) => RestoreOutcome::Fresh,
-            Ok(Some(restored)) => RestoreOutcome::Restored(restored),
-            Err(e) => {
-                // Whatever was read before the error is dropped with the half-filled ledger.
-                (ledger, dns) = recording(s, &routes, &imported, &dns_counters);
-                RestoreOutcome::Failed { error: e.to_string(), set_aside: set_aside(file).ok() }
+    let (restore, report_target) = match (ledger.clone(), &s.report_file) {
+        (Some(l), Some(file)) => {
+            let mut fresh = None;
+            let (outcome, target) = restore_and_target(file, &s.replica_id, rt, &l, dns.as_deref(), &mut || {
+                fresh = Some(recording(s, &routes, &imported, &dns_counters));
+            });
+            if let Some(f) = fresh {
+                (ledger, dns) = f;
             }
-        },
-        _ => RestoreOutcome::Fresh,
+            (outcome, Some(target))
+        }
+        _ => (RestoreOutcome::Fresh, None),
     };
     let resolver = match &dns {
         Some(book) if book.live() => Some(crate::dns::task::resolver(&s.dns.resolver)?),
@@ -161,6 +164,7 @@ pub(super) fn load(s: &ServeSettings) -> Result<Loaded, ServeError> {
         resolver,
         dns_counters,
         restore,
+        report_target,
     })
 }
 

@@ -2,6 +2,7 @@
 //! (bind, workers, the tasks beside the request path), [`stop`] on SIGTERM/SIGINT.
 
 mod load;
+mod report_file;
 pub mod settings;
 mod start;
 mod stop;
@@ -72,18 +73,19 @@ pub fn run(settings: ServeSettings) -> Result<(), ServeError> {
 /// [`run`] with the log, readiness and stop under the caller's control.
 pub fn run_with(s: ServeSettings, hooks: Hooks) -> Result<(), ServeError> {
     let Hooks { out, ready, stop } = hooks;
-    let loaded = load::load(&s)?;
+    // The admin server and the tasks beside the request path; their heavy passes run on the
+    // runtime's blocking threads, below the workers' priority. Loading uses it too (a report
+    // restored from S3).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_start(crate::net::priority::lower_current_thread)
+        .build()?;
+    let loaded = load::load(&s, &rt)?;
     let started_at_ms = loaded.restore.started_at_ms(unix_ms());
     let (log, writer) = AccessLog::start(out, LOG_QUEUE)?;
     let bound = start::bind(&s, &loaded)?;
     let admin_addr = bound.admin.local_addr()?;
     let shutdown = Arc::new(Shutdown::default());
-    // The admin server and the tasks beside the request path; their heavy passes run on the
-    // runtime's blocking threads, below the workers' priority.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .on_thread_start(crate::net::priority::lower_current_thread)
-        .build()?;
     let mut signals = rt.block_on(async {
         Ok::<_, std::io::Error>(stop::Signals {
             term: signal(SignalKind::terminate())?,

@@ -14,6 +14,7 @@ use crate::proxy::ProxySettings;
 use crate::record::LedgerSettings;
 use crate::reload::routes::RouteSettings;
 use crate::report::changes::ExportSettings;
+use crate::report::file::ReportFile;
 use crate::report::judge::ReportSettings;
 
 /// The settings of one `serve`.
@@ -56,7 +57,7 @@ pub struct ServeSettings {
     /// The other replicas (`--peers`).
     pub fleet: FleetSettings,
     /// Where the report file goes.
-    pub report_file: Option<PathBuf>,
+    pub report_file: Option<ReportFile>,
     /// Report file and summary interval.
     pub report_interval: Duration,
     /// Silence after which a host's action is `none`.

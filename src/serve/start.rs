@@ -224,7 +224,8 @@ pub(super) fn reporter(
         replica_id: s.replica_id.as_str().into(),
         settings: ReportSettings { quiet_period: s.quiet_period, probing: s.probe.is_some() },
         probe: loaded.probe.as_ref().map(|p| p.0.clone()),
-        file: s.report_file.clone(),
+        file: loaded.report_target.as_ref().map(|t| t.path.clone()),
+        upload: loaded.report_target.as_ref().and_then(|t| t.upload.clone()),
         log: log.clone(),
         writing: Default::default(),
         writes: writes.clone(),
@@ -321,7 +322,7 @@ pub(super) fn spawn_tasks(
 /// One line on what reading back `--report-file` did: operators must see a restart continue the
 /// count, or why it could not.
 fn log_restore(s: &ServeSettings, restore: &RestoreOutcome, log: &AccessLog) {
-    let file = s.report_file.as_ref().map(|f| f.display().to_string());
+    let file = s.report_file.as_ref().map(|f| f.to_string());
     match restore {
         RestoreOutcome::Fresh => {}
         RestoreOutcome::Restored(r) => log.event(
@@ -333,7 +334,7 @@ fn log_restore(s: &ServeSettings, restore: &RestoreOutcome, log: &AccessLog) {
             tracing::warn!(%error, "could not read back the report file; counting starts fresh");
             log.event(
                 "report_restore_failed",
-                json!({"file": file, "error": error, "set_aside": set_aside.as_ref().map(|p| p.display().to_string()),
+                json!({"file": file, "error": error, "set_aside": set_aside,
                        "message": "the last report could not be read back; it was moved aside and counting starts fresh"}),
             );
         }

@@ -245,7 +245,7 @@ const LAYERS: &[&[&str]] = &[
     &["base"],
     &["tls", "routes"],
     &["net", "record"],
-    &["upstream", "log", "dns", "probe"],
+    &["upstream", "log", "dns", "probe", "s3"],
     &["proxy", "report"],
     &["fleet"],
     &["listen", "admin", "reload", "analyze"],

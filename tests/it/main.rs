@@ -24,5 +24,6 @@ mod report;
 mod restart;
 mod route53;
 mod route53_moto;
+mod s3;
 mod tls;
 mod upstream_h1;

@@ -3,68 +3,15 @@
 //! (the operator's own command), fed to the proxy with traffic, and the batch from `report
 //! route53` is applied with `change-resource-record-sets`; afterwards exactly the intended hosts
 //! send their weight to green.
-//!
-//! Needs `aws` and `moto_server` (`pip install 'moto[server]' awscli`): from `CUTOVER_AWS_BIN_DIR`
-//! or PATH. `.ci/run` installs them and sets `CUTOVER_REQUIRE_MOTO=1`, which turns their absence
-//! into a failure; elsewhere the test says it was skipped.
+//! Needs moto and the AWS CLI (`common::moto`).
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
+use crate::common::moto::Moto;
 use crate::common::*;
 use serde_json::{json, Value};
 
 const BLUE_ALB: &str = "k8s-blue-api-1a2b.ap-northeast-2.elb.amazonaws.com";
 const BLUE_NLB: &str = "k8s-blue-legacy-9f.elb.ap-northeast-2.amazonaws.com";
 const GREEN_ALB: &str = "k8s-green-api-3c4d.ap-northeast-2.elb.amazonaws.com";
-
-fn find(name: &str) -> Option<PathBuf> {
-    let dirs = std::env::var_os("CUTOVER_AWS_BIN_DIR").into_iter().chain(std::env::var_os("PATH"));
-    dirs.flat_map(|d| std::env::split_paths(&d).collect::<Vec<_>>()).map(|d| d.join(name)).find(|p| p.is_file())
-}
-
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Aws {
-    bin: PathBuf,
-    endpoint: String,
-}
-
-impl Aws {
-    fn run(&self, args: &[&str]) -> Value {
-        let out = Command::new(&self.bin)
-            .args(["--endpoint-url", &self.endpoint, "--output", "json"])
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_PAGER", "")
-            .output()
-            .expect("run aws");
-        assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-    }
-
-    fn apply(&self, zone: &str, batch: &Path) -> Value {
-        self.run(&[
-            "route53",
-            "change-resource-record-sets",
-            "--hosted-zone-id",
-            zone,
-            "--change-batch",
-            &format!("file://{}", batch.display()),
-        ])
-    }
-}
 
 fn alias(name: &str, id: &str, weight: u64, lb: &str) -> Value {
     json!({"Name": name, "Type": "A", "SetIdentifier": id, "Weight": weight,
@@ -86,31 +33,9 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_exported_batch_applies_to_route53_and_moves_exactly_the_switch_dns_hosts() {
-    let (Some(aws), Some(moto)) = (find("aws"), find("moto_server")) else {
-        assert!(
-            std::env::var("CUTOVER_REQUIRE_MOTO").is_err(),
-            "CUTOVER_REQUIRE_MOTO is set but `aws` / `moto_server` were not found (CUTOVER_AWS_BIN_DIR or PATH)"
-        );
-        eprintln!("skipped: `aws` and `moto_server` not found; `pip install 'moto[server]' awscli` to run this test");
-        return;
-    };
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let _moto = Moto(
-        Command::new(moto)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server"),
-    );
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let aws = Aws { bin: aws, endpoint: format!("http://127.0.0.1:{port}") };
+    let Some(aws) = Moto::start() else { return };
     let created =
-        aws.run(&["route53", "create-hosted-zone", "--name", "example.com", "--caller-reference", "cutover-test"]);
+        aws.aws(&["route53", "create-hosted-zone", "--name", "example.com", "--caller-reference", "cutover-test"]);
     let zone = created["HostedZone"]["Id"].as_str().unwrap().trim_start_matches("/hostedzone/").to_owned();
 
     // Blue's state: a weighted alias pair, a simple CNAME, a wildcard, a host green lacks a route
@@ -133,7 +58,7 @@ async fn the_exported_batch_applies_to_route53_and_moves_exactly_the_switch_dns_
     aws.apply(&zone, &load);
 
     // The operator's export, as the proxy reads it.
-    let export = aws.run(&["route53", "list-resource-record-sets", "--hosted-zone-id", &zone]);
+    let export = aws.aws(&["route53", "list-resource-record-sets", "--hosted-zone-id", &zone]);
     let export_file = dir.join("export.json");
     std::fs::write(&export_file, export.to_string()).unwrap();
     let before = export["ResourceRecordSets"].as_array().unwrap().clone();
@@ -177,7 +102,7 @@ async fn the_exported_batch_applies_to_route53_and_moves_exactly_the_switch_dns_
     let applied = aws.apply(&zone, &out.join(format!("{zone}.json")));
     assert!(applied["ChangeInfo"]["Id"].is_string(), "{applied}");
 
-    let after = aws.run(&["route53", "list-resource-record-sets", "--hosted-zone-id", &zone]);
+    let after = aws.aws(&["route53", "list-resource-record-sets", "--hosted-zone-id", &zone]);
     let after = after["ResourceRecordSets"].as_array().unwrap();
     let named =
         |name: &str| -> Vec<&Value> { after.iter().filter(|r| r["Name"] == name && r["Type"] != "TXT").collect() };

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod moto;
 pub mod tls;
 
 use std::convert::Infallible;
