@@ -24,8 +24,16 @@ named_enum! {
         /// The TLS handshake with an `https://` upstream failed (certificate not trusted, wrong
         /// name, no common protocol).
         Tls = "upstream_tls_failed",
-        /// The client's request body failed (client went away mid-upload).
+        /// The client's request body failed: it ended before its length, or its chunked framing
+        /// was malformed (400, as nginx answers; the client may have gone away).
         ClientAborted = "client_aborted",
+        /// The client's request body was silent (or slower than `--client-body-min-rate`) for
+        /// `--client-body-timeout` (408: the client's fault, not blue's).
+        ClientBodyTimeout = "client_body_timeout",
+        /// An HTTP/1.1 request without `Host` (RFC 9112 §3.2: 400).
+        HostMissing = "client_host_missing",
+        /// A request with more than one `Host` (RFC 9112 §3.2: 400; blue might route by either).
+        HostRepeated = "client_host_repeated",
         /// The client went away before the whole response was sent.
         ClientClosed = "client_closed",
         /// A `CONNECT` request, which a reverse proxy does not serve (405).
@@ -46,7 +54,9 @@ impl Cause {
     pub fn status(self) -> u16 {
         match self {
             Cause::ConnectTimeout | Cause::Timeout => 504,
-            Cause::ClientAborted | Cause::ClientClosed => 499,
+            Cause::ClientAborted | Cause::HostMissing | Cause::HostRepeated => 400,
+            Cause::ClientBodyTimeout => 408,
+            Cause::ClientClosed => 499,
             Cause::ConnectMethod => 405,
             Cause::ConnectRefused
             | Cause::ConnectFailed
@@ -73,8 +83,11 @@ impl Cause {
             Cause::Protocol => "502 Bad Gateway: the upstream sent an invalid response\n",
             Cause::Tls => "502 Bad Gateway: the TLS handshake with the upstream failed\n",
             Cause::ConnectMethod => "405 Method Not Allowed: this is a reverse proxy\n",
-            Cause::ClientAborted
-            | Cause::ClientClosed
+            Cause::ClientAborted => "400 Bad Request: the request body ended early or its framing is invalid\n",
+            Cause::ClientBodyTimeout => "408 Request Timeout: the request body did not arrive in time\n",
+            Cause::HostMissing => "400 Bad Request: an HTTP/1.1 request needs a Host header\n",
+            Cause::HostRepeated => "400 Bad Request: more than one Host header\n",
+            Cause::ClientClosed
             | Cause::UpgradeFailed
             | Cause::TunnelIdleTimeout
             | Cause::TunnelReset

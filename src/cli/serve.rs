@@ -79,6 +79,18 @@ pub(super) struct ServeArgs {
     #[arg(long, env = "CUTOVER_TUNNEL_IDLE_TIMEOUT", value_name = "DURATION", default_value_t = Dur(defaults().proxy.tunnel_idle_timeout))]
     pub tunnel_idle_timeout: Dur,
 
+    /// A request body silent this long (or slower than --client-body-min-rate over it) is answered 408.
+    #[arg(long, env = "CUTOVER_CLIENT_BODY_TIMEOUT", value_name = "DURATION", default_value_t = Dur(defaults().proxy.client_body_timeout))]
+    pub client_body_timeout: Dur,
+
+    /// Bytes per second a request body must average over each --client-body-timeout (0: any byte resets it, as nginx).
+    #[arg(long, env = "CUTOVER_CLIENT_BODY_MIN_RATE", value_name = "BYTES", default_value_t = defaults().proxy.client_body_min_rate)]
+    pub client_body_min_rate: u64,
+
+    /// Upgrade protocol passed to blue besides websocket (e.g. `connect-udp`); repeatable. Others, `h2c` among them, are dropped as hop-by-hop.
+    #[arg(long, env = "CUTOVER_ALLOW_UPGRADE", value_name = "PROTO", value_delimiter = ',')]
+    pub allow_upgrade: Vec<String>,
+
     /// After SIGTERM, keep accepting this long (readyz already 503) while endpoints update.
     #[arg(long, env = "CUTOVER_DRAIN_DELAY", value_name = "DURATION", default_value_t = Dur(defaults().drain_delay))]
     pub drain_delay: Dur,
@@ -280,6 +292,7 @@ impl ServeArgs {
             ("--upstream-timeout", self.upstream_timeout),
             ("--upstream-idle-timeout", self.upstream_idle_timeout),
             ("--tunnel-idle-timeout", self.tunnel_idle_timeout),
+            ("--client-body-timeout", self.client_body_timeout),
             ("--shutdown-timeout", self.shutdown_timeout),
             ("--tls-handshake-timeout", tls.tls_handshake_timeout),
             ("--passthrough-idle-timeout", tls.passthrough_idle_timeout),
@@ -344,6 +357,12 @@ impl ServeArgs {
             log_query: self.log_query,
             log_requests: self.log_requests,
             close_stale_connections: self.dns.close_stale_connections,
+            upgrades: std::iter::once("websocket")
+                .chain(self.allow_upgrade.iter().map(|p| p.trim()).filter(|p| !p.is_empty()))
+                .map(|p| p.to_ascii_lowercase().into_boxed_str())
+                .collect(),
+            client_body_timeout: self.client_body_timeout.0,
+            client_body_min_rate: self.client_body_min_rate,
         };
         s.client = ClientTimeouts { header: self.header_timeout.0, idle: self.idle_timeout.0 };
         s.connect_timeout = self.connect_timeout.0;

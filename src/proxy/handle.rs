@@ -16,6 +16,7 @@ use super::record::RequestRecord;
 use super::rewrite::{self, HopByHop};
 use super::{tunnel, Proxy};
 use crate::base::cause::Cause;
+use crate::base::host::INVALID_HOST;
 use crate::base::time::{coarse_ms, wall_clock};
 use crate::log::Text;
 use crate::net::conn::ConnState;
@@ -37,9 +38,14 @@ impl Proxy {
         mut req: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, Infallible> {
         conn.request_started();
-        let host = match req.headers().get(header::HOST) {
-            Some(h) => Some(h.clone()),
-            None => req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+        let host = match request_host(&req) {
+            Ok(host) => host,
+            Err(cause) => {
+                // Refused here, recorded under a placeholder: nothing reaches blue.
+                let placeholder = (cause == Cause::HostRepeated).then(|| HeaderValue::from_static(INVALID_HOST));
+                let record = self.open_record(&conn, &req, placeholder.as_ref(), self.pools[0].upstream());
+                return Ok(own_response(cause, record));
+            }
         };
         let pool = &self.pools[self.upstreams.pick(host.as_ref().map(|h| h.as_bytes()))];
         let record = self.open_record(&conn, &req, host.as_ref(), pool.upstream());
@@ -47,7 +53,11 @@ impl Proxy {
             return Ok(own_response(Cause::ConnectMethod, record));
         }
         let client_version = req.version();
-        let hop = rewrite::strip_hop_by_hop(req.headers_mut());
+        let mut hop = rewrite::strip_hop_by_hop(req.headers_mut());
+        if hop.upgrade.as_ref().is_some_and(|u| !self.settings.upgrade_allowed(u)) {
+            // `h2c` (retired by RFC 9113) and unknown protocols: dropped as hop-by-hop.
+            hop.upgrade = None;
+        }
         let client_upgrade = match (&hop.upgrade, req.version()) {
             (Some(_), Version::HTTP_11) => Some(hyper::upgrade::on(&mut req)),
             _ => None,
@@ -166,6 +176,10 @@ impl Proxy {
             if parts.uri.authority().is_some() {
                 parts.uri =
                     parts.uri.path_and_query().map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
+                // The target's authority wins over a Host header (RFC 9112 §3.2.2).
+                if let Some(h) = host {
+                    parts.headers.insert(header::HOST, h.clone());
+                }
             }
             if !parts.headers.contains_key(header::HOST) {
                 parts.headers.insert(header::HOST, host.cloned().unwrap_or_else(|| upstream.authority.clone()));
@@ -186,7 +200,8 @@ impl Proxy {
     ) -> Sent {
         let shared = Arc::new(ReqShared::default());
         record.req = Some(shared.clone());
-        let up_req = Request::from_parts(parts, RequestBody::new(body, shared.clone()));
+        let (window, min_rate) = (self.settings.client_body_timeout, self.settings.client_body_min_rate);
+        let up_req = Request::from_parts(parts, RequestBody::new(body, shared.clone(), window, min_rate));
         let mut checkout = match pool.checkout().await {
             Ok(c) => c,
             Err(cause) => return Sent::Done(own_response(cause, record)),
@@ -196,6 +211,9 @@ impl Proxy {
             // Boxed: the timer would otherwise sit in every HTTP/1.1 request's future too.
             match Box::pin(tokio::time::timeout(self.settings.upstream_timeout, checkout.send(up_req))).await {
                 Ok(r) => r,
+                Err(_) if shared.waiting_on_client() => {
+                    return Sent::Done(own_response(Cause::ClientBodyTimeout, record))
+                }
                 Err(_) => return Sent::Done(own_response(Cause::Timeout, record)),
             }
         } else {
@@ -272,6 +290,24 @@ impl Proxy {
     }
 }
 
+/// The request's host by RFC 9112 §3.2: an absolute-form target's authority (or HTTP/2's
+/// `:authority`), else its one `Host`; HTTP/1.1 without any, or with several `Host`, is refused.
+/// HTTP/1.0 may have none.
+fn request_host(req: &Request<Incoming>) -> Result<Option<HeaderValue>, Cause> {
+    if let Some(a) = req.uri().authority() {
+        return Ok(HeaderValue::from_str(a.as_str()).ok());
+    }
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Cause::HostRepeated);
+    }
+    match (first, req.version()) {
+        (None, Version::HTTP_11) => Err(Cause::HostMissing),
+        (first, _) => Ok(first.cloned()),
+    }
+}
+
 /// What [`Proxy::send_by_hyper`] came back with.
 enum Sent {
     /// The upstream's response, to be shaped for the client.
@@ -282,7 +318,11 @@ enum Sent {
 
 /// Which failure a hyper error from the upstream exchange was.
 fn upstream_cause(e: &hyper::Error, checkout: &Checkout, req: &ReqShared) -> Cause {
-    if checkout.conn.timed_out() || e.is_timeout() {
+    let timed_out = checkout.conn.timed_out() || e.is_timeout();
+    if req.client_timed_out() || (timed_out && req.waiting_on_client()) {
+        // Blue was waiting for the body too: the silence was the client's.
+        Cause::ClientBodyTimeout
+    } else if timed_out {
         Cause::Timeout
     } else if req.client_failed() {
         Cause::ClientAborted

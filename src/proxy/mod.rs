@@ -41,6 +41,24 @@ pub struct ProxySettings {
     pub log_requests: LogRequests,
     /// `--close-stale-connections`.
     pub close_stale_connections: bool,
+    /// Upgrade protocols passed to blue (`websocket` and `--allow-upgrade`); others are dropped
+    /// with the other hop-by-hop headers, so no tunnel bypasses the ledger.
+    pub upgrades: Vec<Box<str>>,
+    /// `--client-body-timeout`: a request body silent (or below `client_body_min_rate`) this long
+    /// is answered 408.
+    pub client_body_timeout: Duration,
+    /// `--client-body-min-rate`, bytes per second over each `client_body_timeout` (0: any byte
+    /// restarts the timeout, as nginx's `client_body_timeout`).
+    pub client_body_min_rate: u64,
+}
+
+impl ProxySettings {
+    /// Whether an `Upgrade` value asks for a protocol passed to blue (its first one, by name).
+    pub fn upgrade_allowed(&self, upgrade: &http::HeaderValue) -> bool {
+        let first = upgrade.as_bytes().split(|b| *b == b',').next().unwrap_or_default();
+        let name = first.split(|b| *b == b'/').next().unwrap_or_default().trim_ascii();
+        self.upgrades.iter().any(|p| p.as_bytes().eq_ignore_ascii_case(name))
+    }
 }
 
 impl Default for ProxySettings {
@@ -53,6 +71,9 @@ impl Default for ProxySettings {
             log_query: false,
             log_requests: LogRequests::All,
             close_stale_connections: false,
+            upgrades: vec!["websocket".into()],
+            client_body_timeout: Duration::from_secs(60),
+            client_body_min_rate: 64,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use hickory_resolver::TokioResolver;
 
-use super::report_file::{restore_and_target, Target};
+use super::report_file::{restore_and_target, RestoreOutcome, Target};
 use super::settings::ServeSettings;
 use super::ServeError;
 use crate::base::error::ConfigError;
@@ -19,7 +19,6 @@ use crate::probe::book::ProbeBook;
 use crate::probe::client::ProbeClient;
 use crate::record::Ledger;
 use crate::reload::routes::{Event, RouteSources};
-use crate::report::restore::Restored;
 use crate::routes::{RouteCounters, RouteTable};
 use crate::tls::certs::CertStore;
 use crate::upstream::tls::{client_config, UpstreamTlsSettings};
@@ -59,28 +58,6 @@ pub(super) struct Loaded {
     pub probe: Option<(Arc<ProbeBook>, ProbeClient, String)>,
     /// The other replicas (`--peers`, when recording).
     pub fleet: Option<Arc<Fleet>>,
-}
-
-/// What reading back the last `--report-file` at start did.
-#[derive(Debug)]
-pub(super) enum RestoreOutcome {
-    /// Not recording, no `--report-file`, or no such file yet: a fresh start.
-    Fresh,
-    /// The file was read back: counting continues from it.
-    Restored(Restored),
-    /// The file could not be read; it was moved aside (when it could be) and counting starts
-    /// fresh. A broken file never keeps the proxy from serving.
-    Failed { error: String, set_aside: Option<String> },
-}
-
-impl RestoreOutcome {
-    /// When the recording that this run continues started.
-    pub fn started_at_ms(&self, now_ms: u64) -> u64 {
-        match self {
-            RestoreOutcome::Restored(r) if r.started_at_ms > 0 => r.started_at_ms.min(now_ms),
-            _ => now_ms,
-        }
-    }
 }
 
 /// Loads and checks everything in the settings' files.

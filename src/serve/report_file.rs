@@ -8,17 +8,38 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::load::RestoreOutcome;
 use crate::base::time::unix_ms;
 use crate::dns::book::DnsBook;
 use crate::record::Ledger;
 use crate::report::file::{set_aside, ReportFile};
-use crate::report::restore::restore;
+use crate::report::restore::{restore, Restored};
 use crate::report::writer::Upload;
 use crate::s3::client::S3;
 
 /// Longest wait at start for the last report in S3 (the proxy is not serving yet).
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What reading back the last `--report-file` at start did.
+#[derive(Debug)]
+pub(super) enum RestoreOutcome {
+    /// Not recording, no `--report-file`, or no such file yet: a fresh start.
+    Fresh,
+    /// The file was read back: counting continues from it.
+    Restored(Restored),
+    /// The file could not be read; it was moved aside (when it could be) and counting starts
+    /// fresh. A broken file never keeps the proxy from serving.
+    Failed { error: String, set_aside: Option<String> },
+}
+
+impl RestoreOutcome {
+    /// When the recording that this run continues started.
+    pub fn started_at_ms(&self, now_ms: u64) -> u64 {
+        match self {
+            RestoreOutcome::Restored(r) if r.started_at_ms > 0 => r.started_at_ms.min(now_ms),
+            _ => now_ms,
+        }
+    }
+}
 
 /// Where the report writer writes.
 pub(super) struct Target {

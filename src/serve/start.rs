@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::load::{Loaded, RestoreOutcome};
+use super::load::Loaded;
+use super::report_file::RestoreOutcome;
 use super::settings::ServeSettings;
 use super::ServeError;
 use crate::admin::metrics::MetricsSources;

@@ -20,6 +20,7 @@ mod gate;
 mod gitops;
 mod metrics;
 mod probe;
+mod refusals;
 mod report;
 mod restart;
 mod route53;
