@@ -30,6 +30,10 @@ named_enum! {
         /// The client's request body was silent (or slower than `--client-body-min-rate`) for
         /// `--client-body-timeout` (408: the client's fault, not blue's).
         ClientBodyTimeout = "client_body_timeout",
+        /// A request head that is not HTTP/1.1 (hyper answered 400 itself).
+        BadRequest = "client_bad_request",
+        /// A request head larger than the limits (hyper answered 431, or 414 for the target).
+        HeadTooLarge = "client_header_too_large",
         /// An HTTP/1.1 request without `Host` (RFC 9112 §3.2: 400).
         HostMissing = "client_host_missing",
         /// A request with more than one `Host` (RFC 9112 §3.2: 400; blue might route by either).
@@ -54,7 +58,8 @@ impl Cause {
     pub fn status(self) -> u16 {
         match self {
             Cause::ConnectTimeout | Cause::Timeout => 504,
-            Cause::ClientAborted | Cause::HostMissing | Cause::HostRepeated => 400,
+            Cause::ClientAborted | Cause::HostMissing | Cause::HostRepeated | Cause::BadRequest => 400,
+            Cause::HeadTooLarge => 431,
             Cause::ClientBodyTimeout => 408,
             Cause::ClientClosed => 499,
             Cause::ConnectMethod => 405,
@@ -86,6 +91,8 @@ impl Cause {
             Cause::ClientAborted => "400 Bad Request: the request body ended early or its framing is invalid\n",
             Cause::ClientBodyTimeout => "408 Request Timeout: the request body did not arrive in time\n",
             Cause::HostMissing => "400 Bad Request: an HTTP/1.1 request needs a Host header\n",
+            Cause::BadRequest => "400 Bad Request\n",
+            Cause::HeadTooLarge => "431 Request Header Fields Too Large\n",
             Cause::HostRepeated => "400 Bad Request: more than one Host header\n",
             Cause::ClientClosed
             | Cause::UpgradeFailed

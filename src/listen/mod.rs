@@ -176,7 +176,7 @@ async fn accept_loop(listener: TcpListener, ctx: ConnCtx, mut stop: watch::Recei
 /// shuts it down gracefully (HTTP/1.1: after the response in flight; HTTP/2: GOAWAY) when idle or
 /// draining.
 macro_rules! drive {
-    ($conn:expr, $rang:expr, $alarm:expr, $peer:expr, $linger:expr) => {{
+    ($conn:expr, $rang:expr, $alarm:expr, $peer:expr, $linger:expr, $on_error:expr) => {{
         let conn = $conn;
         tokio::pin!(conn);
         let mut closing = false;
@@ -195,6 +195,7 @@ macro_rules! drive {
                 res = conn.as_mut() => {
                     if let Err(e) = res {
                         tracing::debug!(peer = %$peer, error = %e, "client connection ended with an error");
+                        $on_error(&e);
                     }
                     break;
                 }
@@ -304,14 +305,29 @@ async fn serve_http<S>(
 {
     let io = TokioIo::new(ObservedIo::new(io, state.clone()));
     let alarm = state.alarm().cloned();
-    let (proxy, svc_state) = (ctx.proxy.clone(), state);
+    let refused = |e: &hyper::Error| ctx.proxy.head_refused(&state, e);
+    let (proxy, svc_state) = (ctx.proxy.clone(), state.clone());
     let svc = service_fn(move |req| proxy.clone().handle(svc_state.clone(), req));
     // One protocol per connection, chosen by the preface (or ALPN): the plain builders are
     // measurably cheaper per request than the auto builder's rewinding reader.
     if h2 {
-        drive!(ctx.h2.serve_connection(io, svc), rang, alarm.as_ref(), peer, ctx.timeouts.header);
+        drive!(
+            ctx.h2.serve_connection(io, svc),
+            rang,
+            alarm.as_ref(),
+            peer,
+            ctx.timeouts.header,
+            |_: &hyper::Error| {}
+        );
     } else {
-        drive!(ctx.h1.serve_connection(io, svc).with_upgrades(), rang, alarm.as_ref(), peer, ctx.timeouts.header);
+        drive!(
+            ctx.h1.serve_connection(io, svc).with_upgrades(),
+            rang,
+            alarm.as_ref(),
+            peer,
+            ctx.timeouts.header,
+            refused
+        );
     }
 }
 

@@ -14,9 +14,11 @@ use std::time::Duration;
 
 use http::header::HeaderValue;
 
+use crate::base::cause::Cause;
 use crate::base::host::normalize_host_into;
 use crate::base::names::named_enum;
-use crate::log::AccessLog;
+use crate::log::{AccessLog, AccessRecord, Text};
+use crate::net::conn::ConnState;
 use crate::net::shutdown::Tracker;
 use crate::record::{Lane, Ledger, MovedHosts};
 use crate::upstream::pool::{Pool, PoolSettings};
@@ -156,6 +158,40 @@ impl Proxy {
     /// The worker's log handle.
     pub fn log(&self) -> &AccessLog {
         &self.log
+    }
+
+    /// hyper answered a request head it could not read (400, 414 or 431) and closed the
+    /// connection: an access line and a count, so refused traffic is not invisible.
+    pub fn head_refused(&self, conn: &ConnState, e: &hyper::Error) {
+        let (cause, status) = if e.is_parse_too_large() {
+            // hyper answers a target that is too long with 414, a head that is too large with 431.
+            (Cause::HeadTooLarge, if e.to_string().contains("URI") { 414 } else { 431 })
+        } else if e.is_parse() {
+            (Cause::BadRequest, 400)
+        } else {
+            return;
+        };
+        self.stats.count(cause);
+        self.log.access(AccessRecord {
+            ts: std::time::SystemTime::now(),
+            client_ip: conn.peer.ip(),
+            method: http::Method::from_bytes(b"-").unwrap_or_default(),
+            host: None,
+            path: Text::new(b"-"),
+            version: http::Version::HTTP_11,
+            status,
+            bytes_in: 0,
+            bytes_out: 0,
+            duration: std::time::Duration::ZERO,
+            upstream: "",
+            upstream_addr: None,
+            user_agent: None,
+            request_id: None,
+            grpc_status: None,
+            error: Some(cause),
+            stale_conn: false,
+            tls: None,
+        });
     }
 
     /// Whether this host's DNS moved to green (only asked with `--close-stale-connections`).

@@ -26,5 +26,6 @@ mod restart;
 mod route53;
 mod route53_moto;
 mod s3;
+mod smuggling;
 mod tls;
 mod upstream_h1;

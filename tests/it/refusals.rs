@@ -157,3 +157,29 @@ async fn request_bodies_that_break_or_stall_are_the_clients_fault() {
     causes.sort();
     assert_eq!(causes, [(400, "client_aborted"), (408, "client_body_timeout"), (408, "client_body_timeout")]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_hyper_refuses_get_an_access_line_and_a_count() {
+    let up = Upstream::start().await;
+    let proxy = ProxyProc::start(&["--upstream", &up.url()]);
+    let wait = Duration::from_secs(5);
+    let (raw, _) =
+        raw_exchange(proxy.addr, b"GET /a HTTP/1.1\r\nHost: a.example.com\r\nBad Header: x\r\n\r\n", wait).await;
+    assert!(raw.starts_with(b"HTTP/1.1 400 "), "{}", String::from_utf8_lossy(&raw));
+    // 101 headers: over hyper's count (100 on the stack; more costs a heap allocation per request).
+    let mut many = String::from("GET /a HTTP/1.1\r\nHost: a.example.com\r\n");
+    for i in 0..101 {
+        many.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let (raw, _) = raw_exchange(proxy.addr, many.as_bytes(), wait).await;
+    assert!(raw.starts_with(b"HTTP/1.1 431 "), "{}", String::from_utf8_lossy(&raw));
+    let lines = proxy.wait_access(2);
+    let mut seen: Vec<(u64, &str)> =
+        lines.iter().map(|l| (l["status"].as_u64().unwrap(), l["error"].as_str().unwrap())).collect();
+    seen.sort();
+    assert_eq!(seen, [(400, "client_bad_request"), (431, "client_header_too_large")]);
+    assert_eq!(up.connections(), 0);
+    let (_, metrics) = admin_get(proxy.admin, "/metrics").await;
+    assert!(metrics.contains("cause=\"client_header_too_large\"} 1"), "{metrics}");
+}

@@ -195,10 +195,12 @@ pub fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, 
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
-/// A real upstream on 127.0.0.1:0 speaking HTTP/1.1 (and h2c when asked), counting connections.
+/// A real upstream on 127.0.0.1:0 speaking HTTP/1.1 (and h2c when asked), counting connections
+/// and keeping the target of every request it received.
 pub struct Upstream {
     pub addr: SocketAddr,
     pub accepted: Arc<AtomicUsize>,
+    pub targets: Arc<Mutex<Vec<String>>>,
 }
 
 impl Upstream {
@@ -215,12 +217,18 @@ impl Upstream {
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
         let counter = accepted.clone();
+        let targets: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = targets.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
                 counter.fetch_add(1, Ordering::SeqCst);
+                let seen = seen.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(upstream_handler);
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        seen.lock().unwrap().push(req.uri().to_string());
+                        upstream_handler(req)
+                    });
                     let io = TokioIo::new(stream);
                     if h2 {
                         let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -233,7 +241,7 @@ impl Upstream {
                 });
             }
         });
-        Upstream { addr, accepted }
+        Upstream { addr, accepted, targets }
     }
 
     pub fn url(&self) -> String {
