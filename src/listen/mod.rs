@@ -65,6 +65,9 @@ impl ListenKind {
     }
 }
 
+/// Bytes hyper buffers per client connection at most, each way.
+const CLIENT_BUF_MAX: usize = 64 * 1024;
+
 /// What one worker thread runs.
 pub struct Worker {
     /// The worker's proxy.
@@ -90,6 +93,10 @@ impl Worker {
         let mut h1 = http1::Builder::new();
         // No hyper header timer: the per-connection watchdog enforces it without a timer per request.
         h1.timer(TokioTimer::new()).header_read_timeout(None).keep_alive(true);
+        // Backpressure, not buffering: a client that stops reading holds at most this much of
+        // its response here (hyper's default lets 16 chunks, ~256 KiB, queue up) before the body,
+        // and so the read from blue, waits. Request heads may still be 64 KiB (nginx: 4 x 8 KiB).
+        h1.max_buf_size(CLIENT_BUF_MAX);
         let mut h2 = http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(60)));
         let (h1, h2) = (Arc::new(h1), Arc::new(h2));

@@ -8,6 +8,7 @@ mod common;
 
 mod analyze;
 mod architecture;
+mod backpressure;
 mod cardinality;
 mod dashboard;
 mod demo;
