@@ -14,7 +14,7 @@ use crate::base::values::{Cidr, DnsServer, Dur, HostPort, HostUpstream, Upstream
 use crate::dns::settings::{DnsEvidenceSettings, ResolverSettings};
 use crate::listen::ClientTimeouts;
 use crate::proxy::rewrite::TrustedProxies;
-use crate::proxy::{LogRequests, ProxySettings};
+use crate::proxy::{LogRequests, ProxySettings, UpstreamProtocol};
 use crate::reload::routes::RouteSettings;
 use crate::report::file::ReportFile;
 use crate::serve::ServeSettings;
@@ -43,7 +43,11 @@ pub(super) struct ServeArgs {
     #[arg(long, env = "CUTOVER_UPSTREAM_FOR", value_name = "HOST=URL", value_delimiter = ',')]
     pub upstream_for: Vec<HostUpstream>,
 
-    /// Speak HTTP/2 with prior knowledge (h2c) to the upstream, for gRPC; trailers pass through.
+    /// Which HTTP blue is spoken to in: `auto` (HTTP/2 clients and gRPC over h2c, HTTP/1.x over HTTP/1.1), `http1`, `h2`.
+    #[arg(long, env = "CUTOVER_UPSTREAM_PROTOCOL", value_parser = named::<UpstreamProtocol>(), default_value_t = UpstreamProtocol::Http1)]
+    pub upstream_protocol: UpstreamProtocol,
+
+    /// Same as --upstream-protocol h2: HTTP/2 with prior knowledge (h2c) for every request.
     #[arg(long, env = "CUTOVER_UPSTREAM_H2")]
     pub upstream_h2: bool,
 
@@ -351,7 +355,7 @@ impl ServeArgs {
         s.admin_listen = self.admin_listen;
         s.proxy = ProxySettings {
             trusted: TrustedProxies::new(self.trusted_proxies.into_iter().map(|c| c.0).collect()),
-            upstream_h2: self.upstream_h2,
+            upstream_protocol: if self.upstream_h2 { UpstreamProtocol::H2 } else { self.upstream_protocol },
             upstream_timeout: self.upstream_timeout.0,
             tunnel_idle_timeout: self.tunnel_idle_timeout.0,
             log_query: self.log_query,

@@ -47,7 +47,8 @@ impl Proxy {
                 return Ok(own_response(cause, record));
             }
         };
-        let pool = &self.pools[self.upstreams.pick(host.as_ref().map(|h| h.as_bytes()))];
+        let pool =
+            self.pool_for(self.upstreams.pick(host.as_ref().map(|h| h.as_bytes())), req.version(), req.headers());
         let record = self.open_record(&conn, &req, host.as_ref(), pool.upstream());
         if req.method() == Method::CONNECT {
             return Ok(own_response(Cause::ConnectMethod, record));
@@ -63,7 +64,7 @@ impl Proxy {
             _ => None,
         };
         let (mut parts, body) = req.into_parts();
-        self.rewrite_for_upstream(&mut parts, &hop, client_upgrade.is_some(), &conn, host.as_ref(), pool.upstream());
+        self.rewrite_for_upstream(&mut parts, &hop, client_upgrade.is_some(), &conn, host.as_ref(), pool);
         let response =
             if let (Some(lean), None, true) = (pool.lean(), &client_upgrade, http_body::Body::is_end_stream(&body)) {
                 // No body to send and no upgrade: the lean exchange in this task (upstream/lean).
@@ -147,8 +148,9 @@ impl Proxy {
         upgrading: bool,
         conn: &ConnState,
         host: Option<&HeaderValue>,
-        upstream: &Upstream,
+        pool: &Pool,
     ) {
+        let upstream = pool.upstream();
         let h = &mut parts.headers;
         if let (Some(value), true) = (&hop.upgrade, upgrading) {
             h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -163,7 +165,7 @@ impl Proxy {
         }
         let proto = if conn.tls.is_some() { "https" } else { "http" };
         rewrite::set_forwarded(h, &conn.peer_ip, conn.peer_trusted, proto, host);
-        if self.settings.upstream_h2 {
+        if pool.speaks_h2() {
             parts.version = Version::HTTP_2;
             let authority = host.and_then(|h| h.to_str().ok()).unwrap_or("");
             let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -207,7 +209,7 @@ impl Proxy {
             Err(cause) => return Sent::Done(own_response(cause, record)),
         };
         record.upstream_addr = checkout.conn.addr;
-        let sent = if self.settings.upstream_h2 {
+        let sent = if pool.speaks_h2() {
             // Boxed: the timer would otherwise sit in every HTTP/1.1 request's future too.
             match Box::pin(tokio::time::timeout(self.settings.upstream_timeout, checkout.send(up_req))).await {
                 Ok(r) => r,
@@ -226,7 +228,7 @@ impl Proxy {
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             return Sent::Done(self.open_tunnel(resp, hop, client_upgrade, checkout, record));
         }
-        let resp = if self.settings.upstream_h2 {
+        let resp = if pool.speaks_h2() {
             let limit = self.settings.upstream_timeout;
             resp.map(|body| ProxyBody::upstream_h2(body, checkout, record, limit))
         } else {

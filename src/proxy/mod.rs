@@ -26,13 +26,26 @@ use crate::upstream::Upstreams;
 use rewrite::TrustedProxies;
 use stats::{WorkerStats, WorkerView};
 
+named_enum! {
+    /// Which HTTP blue is spoken to in.
+    pub enum UpstreamProtocol {
+        /// HTTP/2 clients and gRPC (`application/grpc`) over h2c (h2 for `https://`), HTTP/1.x
+        /// clients over HTTP/1.1: Envoy's `use_downstream_protocol`.
+        Auto = "auto",
+        /// HTTP/1.1 for every request (upgrades pass).
+        Http1 = "http1",
+        /// HTTP/2 with prior knowledge for every request (`--upstream-h2`).
+        H2 = "h2",
+    }
+}
+
 /// Settings the request path reads.
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
     /// Networks whose X-Forwarded-For is believed.
     pub trusted: TrustedProxies,
-    /// h2c toward the upstream.
-    pub upstream_h2: bool,
+    /// Which HTTP blue is spoken to in (`--upstream-protocol`).
+    pub upstream_protocol: UpstreamProtocol,
     /// Upstream response timeout (HTTP/2 upstreams; HTTP/1.1 uses the connection watchdog).
     pub upstream_timeout: Duration,
     /// Idle timeout of upgraded tunnels.
@@ -67,7 +80,7 @@ impl Default for ProxySettings {
     fn default() -> Self {
         Self {
             trusted: TrustedProxies::default(),
-            upstream_h2: false,
+            upstream_protocol: UpstreamProtocol::Http1,
             upstream_timeout: Duration::from_secs(60),
             tunnel_idle_timeout: Duration::from_secs(3600),
             log_query: false,
@@ -100,6 +113,8 @@ pub struct Proxy {
     settings: Arc<ProxySettings>,
     upstreams: Arc<Upstreams>,
     pools: Vec<Arc<Pool>>,
+    /// With `--upstream-protocol auto`: the same upstreams spoken to in HTTP/2.
+    pools_h2: Vec<Arc<Pool>>,
     log: AccessLog,
     ledger: Option<(Arc<Ledger>, Arc<Lane>)>,
     /// Live upgraded tunnels of this worker (waited for at shutdown).
@@ -118,10 +133,15 @@ impl Proxy {
         settings: Arc<ProxySettings>,
         upstreams: Arc<Upstreams>,
         pool: Arc<PoolSettings>,
+        pool_h2: Option<Arc<PoolSettings>>,
         log: AccessLog,
         ledger: Option<Arc<Ledger>>,
     ) -> Self {
         let pools = upstreams.list.iter().map(|u| Pool::new(u.clone(), pool.clone())).collect();
+        let pools_h2 = match pool_h2 {
+            Some(h2) => upstreams.list.iter().map(|u| Pool::new(u.clone(), h2.clone())).collect(),
+            None => Vec::new(),
+        };
         let ledger = ledger.map(|l| {
             let lane = l.lane();
             (l, lane)
@@ -131,6 +151,7 @@ impl Proxy {
             settings,
             upstreams,
             pools,
+            pools_h2,
             log,
             ledger,
             tunnels: Arc::default(),
@@ -148,6 +169,20 @@ impl Proxy {
     /// The shared ledger and this worker's lane of it (`None` with `--no-record`).
     pub fn ledger(&self) -> Option<(&Ledger, &Lane)> {
         self.ledger.as_ref().map(|(l, t)| (l.as_ref(), t.as_ref()))
+    }
+
+    /// The pool a request goes through: its upstream's, in the protocol the request asks for
+    /// under `--upstream-protocol auto` (HTTP/2 for an HTTP/2 client or a gRPC call).
+    fn pool_for(&self, i: usize, version: http::Version, headers: &http::HeaderMap) -> &Arc<Pool> {
+        if !self.pools_h2.is_empty() {
+            let grpc = headers
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|t| t.as_bytes().get(..16).is_some_and(|p| p.eq_ignore_ascii_case(b"application/grpc")));
+            if version == http::Version::HTTP_2 || grpc {
+                return &self.pools_h2[i];
+            }
+        }
+        &self.pools[i]
     }
 
     /// The settings the request path reads.

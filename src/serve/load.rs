@@ -17,6 +17,7 @@ use crate::dns::zones::{self, Zones};
 use crate::fleet::gather::Fleet;
 use crate::probe::book::ProbeBook;
 use crate::probe::client::ProbeClient;
+use crate::proxy::UpstreamProtocol;
 use crate::record::Ledger;
 use crate::reload::routes::{Event, RouteSources};
 use crate::routes::{RouteCounters, RouteTable};
@@ -38,6 +39,8 @@ pub(super) struct Loaded {
     pub certs: Option<Arc<CertStore>>,
     /// The TLS client configuration toward `https://` upstreams, and a description of its roots.
     pub upstream_tls: Option<(Arc<rustls::ClientConfig>, String)>,
+    /// With `--upstream-protocol auto`: the same, offering h2.
+    pub upstream_tls_h2: Option<Arc<rustls::ClientConfig>>,
     /// Blue and the per-host overrides.
     pub upstreams: Arc<Upstreams>,
     /// `--passthrough-upstream`.
@@ -75,16 +78,13 @@ pub(super) fn load(s: &ServeSettings, rt: &tokio::runtime::Runtime) -> Result<Lo
         Some(dir) => Some(CertStore::load(dir, s.default_cert.clone())?),
         None => None,
     };
-    let upstream_tls = if std::iter::once(&s.upstream).chain(s.upstream_for.iter().map(|o| &o.url)).any(|u| u.tls) {
-        let tls = UpstreamTlsSettings {
-            ca_file: s.upstream_ca.clone(),
-            insecure: s.upstream_insecure,
-            h2: s.proxy.upstream_h2,
-        };
-        Some(client_config(&tls)?)
-    } else {
-        None
-    };
+    let any_tls = std::iter::once(&s.upstream).chain(s.upstream_for.iter().map(|o| &o.url)).any(|u| u.tls);
+    let protocol = s.proxy.upstream_protocol;
+    let tls_for = |h2: bool| UpstreamTlsSettings { ca_file: s.upstream_ca.clone(), insecure: s.upstream_insecure, h2 };
+    let upstream_tls = if any_tls { Some(client_config(&tls_for(protocol == UpstreamProtocol::H2))?) } else { None };
+    // `auto` speaks both: its HTTP/2 pools offer h2 in ALPN.
+    let upstream_tls_h2 =
+        if any_tls && protocol == UpstreamProtocol::Auto { Some(client_config(&tls_for(true))?.0) } else { None };
     let upstreams = Arc::new(
         Upstreams::new(s.upstream.clone(), &s.upstream_for)
             .with_sni(s.upstream_sni.as_deref())
@@ -134,6 +134,7 @@ pub(super) fn load(s: &ServeSettings, rt: &tokio::runtime::Runtime) -> Result<Lo
         route_counters,
         certs,
         upstream_tls,
+        upstream_tls_h2,
         upstreams,
         passthrough,
         ledger,

@@ -21,7 +21,7 @@ use crate::log::AccessLog;
 use crate::net::bind::bind_reuseport;
 use crate::net::shutdown::Shutdown;
 use crate::proxy::stats::WorkerView;
-use crate::proxy::Proxy;
+use crate::proxy::{Proxy, UpstreamProtocol};
 use crate::report::judge::ReportSettings;
 use crate::report::writer::{ReportWrites, Reporter};
 use crate::upstream::pool::PoolSettings;
@@ -100,14 +100,22 @@ pub(super) fn workers(
         idle_timeout: s.upstream_idle_timeout,
         upstream_timeout: s.proxy.upstream_timeout,
         max_idle: s.upstream_max_idle,
-        h2: s.proxy.upstream_h2,
+        h2: s.proxy.upstream_protocol == UpstreamProtocol::H2,
         tls: loaded.upstream_tls.as_ref().map(|(config, _)| config.clone()),
     });
+    let pool_h2 = (s.proxy.upstream_protocol == UpstreamProtocol::Auto)
+        .then(|| Arc::new(PoolSettings { h2: true, tls: loaded.upstream_tls_h2.clone(), ..(*pool).clone() }));
     let (done_tx, done) = tokio::sync::mpsc::channel::<()>(s.workers);
     let (mut threads, mut views) = (Vec::new(), Vec::new());
     for (i, sockets) in per_worker.into_iter().enumerate() {
-        let proxy =
-            Proxy::new(settings.clone(), loaded.upstreams.clone(), pool.clone(), log.lane(), loaded.ledger.clone());
+        let proxy = Proxy::new(
+            settings.clone(),
+            loaded.upstreams.clone(),
+            pool.clone(),
+            pool_h2.clone(),
+            log.lane(),
+            loaded.ledger.clone(),
+        );
         let proxy = Arc::new(proxy);
         views.push(proxy.view());
         let worker = Worker {

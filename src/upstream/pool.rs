@@ -176,6 +176,11 @@ impl Pool {
         Arc::new(Self { upstream, settings, idle: Mutex::new(Vec::new()), lean, h2: Mutex::new(None) })
     }
 
+    /// Whether this pool speaks HTTP/2 to its upstream.
+    pub fn speaks_h2(&self) -> bool {
+        self.settings.h2
+    }
+
     /// The upstream this pool connects to.
     pub fn upstream(&self) -> &Arc<Upstream> {
         &self.upstream

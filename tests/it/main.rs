@@ -19,6 +19,7 @@ mod fleet;
 mod forwarding;
 mod gate;
 mod gitops;
+mod grpc;
 mod metrics;
 mod probe;
 mod refusals;
