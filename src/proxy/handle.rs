@@ -163,6 +163,9 @@ impl Proxy {
             // hyper already answers 100 Continue to the client when the body is first read.
             h.remove(header::EXPECT);
         }
+        if parts.version == Version::HTTP_2 && !pool.speaks_h2() {
+            rewrite::join_cookies(h);
+        }
         let proto = if conn.tls.is_some() { "https" } else { "http" };
         rewrite::set_forwarded(h, &conn.peer_ip, conn.peer_trusted, proto, host);
         if pool.speaks_h2() {

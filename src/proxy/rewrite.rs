@@ -23,6 +23,21 @@ pub struct HopByHop {
     pub te_trailers: bool,
 }
 
+/// An HTTP/2 client's `Cookie` fields (it may split them, one crumb each) as the one field an
+/// HTTP/1.1 server expects, joined by "; " (RFC 9113 §8.2.3).
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let mut crumbs = headers.get_all(header::COOKIE).iter();
+    let (Some(first), Some(_)) = (crumbs.next(), crumbs.next()) else { return };
+    let mut joined = first.as_bytes().to_vec();
+    for v in headers.get_all(header::COOKIE).iter().skip(1) {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(v.as_bytes());
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
 /// Removes the hop-by-hop headers: Connection, Keep-Alive, Proxy-Connection, TE, Transfer-Encoding,
 /// Upgrade, and every header named in Connection. Returns the upgrade and TE facts first.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> HopByHop {

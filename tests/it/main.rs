@@ -13,6 +13,7 @@ mod cardinality;
 mod dashboard;
 mod demo;
 mod deploy;
+mod differential;
 mod dns;
 mod failures;
 mod fleet;

@@ -160,31 +160,15 @@ fn asks_close(headers: &HeaderMap) -> bool {
         .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))))
 }
 
-/// Writes the request head in origin form. Several `Cookie` fields (HTTP/2 splits them) become
-/// one, joined by "; " (RFC 9113 §8.2.3).
+/// Writes the request head in origin form, each field as it is (an HTTP/2 client's split
+/// `Cookie` fields were joined before, as RFC 9113 §8.2.3 asks; an HTTP/1.1 client's stay apart).
 pub(super) fn encode_head(parts: &request::Parts, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let mut cookies_done = false;
     for (name, value) in parts.headers.iter() {
-        if name == header::COOKIE {
-            if cookies_done {
-                continue;
-            }
-            cookies_done = true;
-            out.extend_from_slice(b"cookie: ");
-            for (i, v) in parts.headers.get_all(header::COOKIE).iter().enumerate() {
-                if i > 0 {
-                    out.extend_from_slice(b"; ");
-                }
-                out.extend_from_slice(v.as_bytes());
-            }
-            out.extend_from_slice(b"\r\n");
-            continue;
-        }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
@@ -373,7 +357,7 @@ mod tests {
     }
 
     #[test]
-    fn request_head_in_origin_form_with_cookies_joined() {
+    fn request_head_in_origin_form_with_fields_as_they_are() {
         let req = http::Request::get("/a/b?q=1")
             .header("host", "shop.example.com")
             .header("cookie", "a=1")
@@ -386,7 +370,7 @@ mod tests {
         encode_head(&parts, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "GET /a/b?q=1 HTTP/1.1\r\nhost: shop.example.com\r\ncookie: a=1; b=2\r\nx-forwarded-for: 10.0.0.1\r\n\r\n"
+            "GET /a/b?q=1 HTTP/1.1\r\nhost: shop.example.com\r\ncookie: a=1\r\ncookie: b=2\r\nx-forwarded-for: 10.0.0.1\r\n\r\n"
         );
     }
 }
