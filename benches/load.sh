@@ -9,7 +9,9 @@
 # Usage: benches/load.sh [--markdown]
 # Env:   CONNECTIONS (64), THREADS (2), DURATION seconds (8), ROUNDS (3), TLS (1; 0 skips the
 #        HTTPS rows), CUTOVER_BIN=path (skips `cargo build --release`), CUTOVER_BIN_B=path (an
-#        A/B: a second build, run with the same flags as cutover-proxy in every round).
+#        A/B: a second build, run with the same flags as cutover-proxy in every round), IDLE (10000:
+#        idle keep-alive connections held to nginx and to cutover-proxy at the end, RSS per
+#        connection; 0 skips).
 set -euo pipefail
 
 CONNECTIONS=${CONNECTIONS:-64}
@@ -18,6 +20,7 @@ DURATION=${DURATION:-8}
 ROUNDS=${ROUNDS:-3}
 TLS=${TLS:-1}
 WARMUP=2
+IDLE=${IDLE:-10000}
 MARKDOWN=0
 # cutover-off: the same build with recording and access logging off (--no-record --log-requests none),
 # to show what the ledger and the log cost.
@@ -88,7 +91,7 @@ daemon off;
 worker_processes $workers;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections 20000; }
 http {
   default_type text/plain;
   client_body_temp_path $dir/tmp/body;
@@ -157,6 +160,7 @@ start_all() {
     }
   }"
   start_nginx "$WORK/nginx"
+  NGINX_PID=${PIDS[-1]}
   wait_ready "http://127.0.0.1:$NGINX_PORT/" "nginx reverse proxy" "${PIDS[-1]}"
 
   # cutover-proxy: JSON access log on stdout into a file, diagnostics on stderr.
@@ -277,6 +281,40 @@ summary() {
   fi
 }
 
+# Resident memory of a process and its children (nginx: master and workers), KiB.
+rss_tree() {
+  local pid total=0 p
+  for p in "$1" $(ps -o pid= --ppid "$1"); do
+    pid=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0)
+    total=$((total + ${pid:-0}))
+  done
+  echo "$total"
+}
+
+# idle_cost NAME PORT PID: RSS per idle keep-alive client connection (IDLE of them, each after one
+# answered request), as the delta of the process tree's resident memory.
+idle_cost() {
+  local before after fifo=$WORK/idle-$1.fifo
+  before=$(rss_tree "$3")
+  mkfifo "$fifo"
+  python3 "$(dirname "$0")/idle_conns.py" 127.0.0.1 "$2" "$IDLE" <"$fifo" >"$WORK/idle-$1.out" &
+  local holder=$!
+  exec {hold}>"$fifo"
+  local i
+  for ((i = 0; i < 600; i++)); do
+    grep -q ready "$WORK/idle-$1.out" 2>/dev/null && break
+    kill -0 "$holder" 2>/dev/null || break
+    sleep 0.1
+  done
+  sleep 1
+  after=$(rss_tree "$3")
+  exec {hold}>&-
+  wait "$holder" || true
+  rm -f "$fifo"
+  awk -v b="$before" -v a="$after" -v n="$IDLE" -v t="$1" \
+    'BEGIN { printf "%-14s idle: %d connections, RSS %d -> %d KiB: %.2f KiB each\n", t, n, b, a, (a - b) / n }'
+}
+
 # Stops cutover-proxy (so its log is complete) and compares access lines with wrk's request totals.
 check_log_lines() {
   kill -TERM "$PROXY_PID"
@@ -297,6 +335,9 @@ check_log_lines() {
 
 main() {
   ensure_tools
+  # The idle measurement holds IDLE connections: the proxies (started below) and the client need
+  # that many descriptors.
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   build_proxy
   echo "Machine: $(nproc) cores, $(uname -srm), $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
   echo "Date:    $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
@@ -311,6 +352,11 @@ main() {
     done
   done
   summary
+  if ((IDLE > 0)); then
+    echo
+    idle_cost nginx "$NGINX_PORT" "$NGINX_PID"
+    idle_cost cutover-proxy "$PROXY_PORT" "$PROXY_PID"
+  fi
   check_log_lines
 }
 

@@ -220,11 +220,7 @@ pub fn keep_first(report: &mut Report, limit: usize, why: &str) {
     sort_hosts(&mut report.hosts);
     let o = report.omitted.get_or_insert_with(Omitted::default);
     for h in &rest {
-        o.hosts += 1;
-        o.requests += h.requests;
-        let t = o.by_action.entry(h.action).or_default();
-        t.hosts += 1;
-        t.requests += h.requests;
+        o.add(h.action, h.requests);
     }
     o.why = why.to_owned();
 }

@@ -86,6 +86,17 @@ pub struct Omitted {
     pub why: String,
 }
 
+impl Omitted {
+    /// Counts one host left out.
+    pub fn add(&mut self, action: Action, requests: u64) {
+        self.hosts += 1;
+        self.requests += requests;
+        let t = self.by_action.entry(action).or_default();
+        t.hosts += 1;
+        t.requests += requests;
+    }
+}
+
 /// Hosts and requests.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Tally {

@@ -207,11 +207,7 @@ pub fn write(src: &Sources<'_>, sel: &Selection, format: Format, now: u64, out: 
         (!rest.is_empty() || sel.limit.is_some() || !sel.actions.is_empty() || sel.host.is_some()).then(|| {
             let mut o = Omitted::default();
             for r in &rest {
-                o.hosts += 1;
-                o.requests += r.requests;
-                let t = o.by_action.entry(r.action).or_default();
-                t.hosts += 1;
-                t.requests += r.requests;
+                o.add(r.action, r.requests);
             }
             o.why = omitted_why(sel, !rest.is_empty());
             o

@@ -9,15 +9,6 @@ use tokio::net::TcpStream;
 
 use crate::common::*;
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_does_not_read_holds_one_bounded_buffer() {
     const CLIENTS: u64 = 200;
@@ -29,7 +20,7 @@ async fn a_client_that_does_not_read_holds_one_bounded_buffer() {
         assert_eq!(c.get_len("big.example.com", "/big?bytes=2000000").await, 2_000_000);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = rss_kib(proxy.child.id());
+    let before = proc_kib(proxy.child.id(), "VmRSS");
     let mut stalled = Vec::new();
     for _ in 0..CLIENTS {
         let mut s = TcpStream::connect(proxy.addr).await.unwrap();
@@ -39,7 +30,7 @@ async fn a_client_that_does_not_read_holds_one_bounded_buffer() {
         stalled.push(s);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss_kib(proxy.child.id());
+    let after = proc_kib(proxy.child.id(), "VmRSS");
     let per_client = after.saturating_sub(before) / CLIENTS;
     eprintln!("rss {before} KiB -> {after} KiB: {per_client} KiB per stalled client");
     assert!(per_client <= 96, "{per_client} KiB per client that does not read (at most one 64 KiB buffer)");

@@ -36,15 +36,6 @@ fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_random_host_flood_stays_in_the_budget_with_exact_totals() {
     let up = Upstream::start().await;
@@ -111,7 +102,7 @@ async fn a_random_host_flood_stays_in_the_budget_with_exact_totals() {
     assert_eq!(metric(&text, "cutover_ledger_requests_total"), f64::from(FLOOD), "every request counted");
     let kept = metric(&text, "cutover_ledger_hosts");
     assert!(kept > 1000.0 && kept < f64::from(FLOOD), "{kept} hosts kept in 2 MiB");
-    let rss = peak_rss_kib(proxy.child.id());
+    let rss = proc_kib(proxy.child.id(), "VmHWM");
     eprintln!("flood: {kept} hosts kept, {used} B charged, peak RSS {rss} KiB");
     assert!(rss < 200 << 10, "peak RSS {rss} KiB");
 

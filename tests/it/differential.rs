@@ -8,14 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use crate::common::nginx::Nginx;
 use crate::common::*;
 
 /// What blue received of one request: the target and the headers (name as sent, value).
@@ -74,34 +73,11 @@ async fn recording_upstream() -> (SocketAddr, Arc<Mutex<Vec<Received>>>) {
     (addr, seen)
 }
 
-struct Nginx {
-    child: Child,
-    dir: PathBuf,
-    addr: SocketAddr,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn nginx(upstream: SocketAddr) -> Nginx {
-    let dir = temp_dir("differential-nginx");
+/// nginx in front of `upstream` as a plain reverse proxy; its address.
+fn nginx(upstream: SocketAddr) -> (Nginx, SocketAddr) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let d = dir.display();
     let conf = format!(
-        r#"worker_processes 1;
-daemon off;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-  access_log off;
+        r#"  access_log off;
   server {{
     listen 127.0.0.1:{port};
     location / {{
@@ -111,26 +87,9 @@ http {{
       proxy_set_header Connection "";
       proxy_request_buffering off;
     }}
-  }}
-}}
-"#
+  }}"#
     );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let bin = ["/usr/sbin/nginx", "nginx"].into_iter().find(|n| Command::new(n).arg("-v").output().is_ok());
-    let bin = bin.expect("nginx is the reference here (.ci/run installs it: apt-get install nginx)");
-    let child = Command::new(bin)
-        .args(["-p", &d.to_string(), "-c", &format!("{d}/nginx.conf")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "nginx did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Nginx { child, dir, addr }
+    (Nginx::start(temp_dir("differential-nginx"), &conf, port), SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// Headers each proxy adds or owns (hop-by-hop, forwarding, framing): left out of the comparison.
@@ -306,13 +265,13 @@ const KNOWN: &[&str] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_reach_blue_as_nginx_forwards_them() {
     let (up, seen) = recording_upstream().await;
-    let reference = nginx(up);
+    let (_nginx, reference) = nginx(up);
     let proxy = ProxyProc::start(&["--upstream", &format!("http://{up}"), "--client-body-timeout", "1s"]);
     let cases = corpus();
     assert!(cases.len() >= 60, "{} cases", cases.len());
     let mut differ = BTreeMap::new();
     for (name, raw) in &cases {
-        let (want, _) = exchange(reference.addr, raw, &seen).await;
+        let (want, _) = exchange(reference, raw, &seen).await;
         let (got, answer) = exchange(proxy.addr, raw, &seen).await;
         if got != want {
             differ.insert(

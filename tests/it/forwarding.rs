@@ -335,16 +335,6 @@ async fn many_concurrent_clients_all_logged() {
     assert_eq!(proxy.access_lines().len(), 500, "exactly one line per request");
 }
 
-/// Peak resident memory of a process, from /proc (Linux).
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 async fn up_and_down(proxy: &ProxyProc, total: u64) {
     let mut c = H1Client::connect(proxy.addr).await;
     let (body, sum) = streaming_body(total);
@@ -361,9 +351,9 @@ async fn one_gib_each_way_in_constant_memory() {
     let proxy = ProxyProc::start(&["--upstream", &up.url()]);
     // Warm up with 64 MiB each way: buffers and allocator arenas reach their working size.
     up_and_down(&proxy, 64 * 1024 * 1024).await;
-    let warm = peak_rss_kib(proxy.child.id());
+    let warm = proc_kib(proxy.child.id(), "VmHWM");
     up_and_down(&proxy, 1024 * 1024 * 1024).await;
-    let after = peak_rss_kib(proxy.child.id());
+    let after = proc_kib(proxy.child.id(), "VmHWM");
     // Streaming, not buffering: 16× more bytes through (1 GiB each way), and the peak moves by at
     // most allocator noise (measured: 8–12 MiB), nowhere near the bytes carried.
     assert!(

@@ -4,28 +4,19 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use http::Request;
 
 use crate::common::dns::{Rr, TestDns};
+use crate::common::nginx::Nginx;
 use crate::common::*;
 
 /// nginx as green, stopped when dropped.
 struct Green {
-    child: Child,
-    dir: PathBuf,
+    nginx: Nginx,
     http: u16,
     https: u16,
-}
-
-impl Drop for Green {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn free_port() -> u16 {
@@ -43,15 +34,7 @@ impl Green {
         let (cert, key) = (cert.display(), key.display());
         let log = "access_log LOG probe;".replace("LOG", &format!("{d}/probes.log"));
         let conf = format!(
-            r#"worker_processes 1;
-daemon off;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-  log_format probe '$msec|$request_method|$host|$request_uri|$http_user_agent|$http_x_cutover_probe|$http_cookie|$http_authorization';
+            r#"  log_format probe '$msec|$request_method|$host|$request_uri|$http_user_agent|$http_x_cutover_probe|$http_cookie|$http_authorization';
   {log}
   server {{ listen 127.0.0.1:{http} default_server; location / {{ return 404 "default backend - 404"; }} }}
   server {{ listen 127.0.0.1:{http}; server_name shop.test api.test;
@@ -61,40 +44,19 @@ http {{
   server {{ listen 127.0.0.1:{https} ssl default_server; ssl_certificate {cert}; ssl_certificate_key {key};
            location / {{ return 404 "default backend - 404"; }} }}
   server {{ listen 127.0.0.1:{https} ssl; server_name secure.test nocert.shop.test; ssl_certificate {cert}; ssl_certificate_key {key};
-           location / {{ return 200 "secure"; }} }}
-}}
-"#
+           location / {{ return 200 "secure"; }} }}"#
         );
-        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let nginx = ["/usr/sbin/nginx", "nginx"].into_iter().find(|n| Command::new(n).arg("-v").output().is_ok());
-        let nginx = nginx.expect("nginx is needed as green (.ci/run installs it: apt-get install nginx)");
-        let child = Command::new(nginx)
-            .args(["-p", &d.to_string(), "-c", &format!("{d}/nginx.conf")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let green = Green { child, dir, http, https };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", https)).is_err() {
-            assert!(Instant::now() < deadline, "nginx did not start: {}", green.errors());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        green
-    }
-
-    fn errors(&self) -> String {
-        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+        Green { nginx: Nginx::start(dir, &conf, https), http, https }
     }
 
     /// Every probe green saw: (unix s, method, host, uri, user agent, x-cutover-probe, cookie, authorization).
     fn probes(&self) -> Vec<Vec<String>> {
-        let text = std::fs::read_to_string(self.dir.join("probes.log")).unwrap_or_default();
+        let text = std::fs::read_to_string(self.nginx.dir.join("probes.log")).unwrap_or_default();
         text.lines().map(|l| l.split('|').map(str::to_owned).collect()).collect()
     }
 
     fn ca(&self) -> PathBuf {
-        self.dir.join("certs/ca/ca.crt")
+        self.nginx.dir.join("certs/ca/ca.crt")
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod dns;
 pub mod moto;
+pub mod nginx;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -658,4 +659,14 @@ pub fn host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Va
         .iter()
         .find(|h| h["host"] == name)
         .unwrap_or_else(|| panic!("no host {name} in {report}"))
+}
+
+/// A `/proc/PID/status` field in KiB (`VmRSS`: resident now, `VmHWM`: the peak); 0 when gone.
+pub fn proc_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
