@@ -95,3 +95,70 @@ async fn blue_never_receives_a_request_the_proxy_did_not_see() {
     }
     assert_eq!(statuses["two requests, pipelined (valid)"], [200, 200]);
 }
+
+/// An HTTP/2 HEADERS frame on stream 1 (END_STREAM | END_HEADERS) carrying `fields` as HPACK
+/// literals without indexing or Huffman coding, so any byte can be put in a name or a value.
+fn h2_request(fields: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (name, value) in fields {
+        block.push(0x00);
+        block.push(name.len() as u8);
+        block.extend_from_slice(name);
+        block.push(value.len() as u8);
+        block.extend_from_slice(value);
+    }
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]); // SETTINGS, empty
+    let len = block.len() as u32;
+    out.extend_from_slice(&len.to_be_bytes()[1..]);
+    out.extend_from_slice(&[0x1, 0x5, 0, 0, 0, 1]);
+    out.extend_from_slice(&block);
+    out
+}
+
+/// HTTP/2 → HTTP/1.1: what HTTP/2 can carry and HTTP/1.1 cannot (CR/LF in a value, pseudo-headers
+/// out of place, connection-specific fields, `TE` other than trailers) never reaches blue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_requests_that_http1_cannot_carry_never_reach_blue() {
+    let up = Upstream::start().await;
+    let proxy = ProxyProc::start(&["--upstream", &up.url()]);
+    let base: [(&[u8], &[u8]); 4] =
+        [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a.test"), (b":path", b"/h2-bad")];
+    let cases: Vec<(&str, Vec<(&[u8], &[u8])>)> = vec![
+        ("CR LF in a value", vec![(b"x-evil", b"a\r\nx-injected: 1")]),
+        ("LF in a value", vec![(b"x-evil", b"a\nGET /h2-smuggled HTTP/1.1")]),
+        ("NUL in a value", vec![(b"x-evil", b"a\0b")]),
+        ("colon in a name", vec![(b"x:evil", b"1")]),
+        ("uppercase name", vec![(b"X-Upper", b"1")]),
+        ("unknown pseudo-header", vec![(b":evil", b"1")]),
+        ("TE other than trailers", vec![(b"te", b"gzip")]),
+        ("connection-specific field", vec![(b"connection", b"keep-alive")]),
+        ("transfer-encoding", vec![(b"transfer-encoding", b"chunked")]),
+    ];
+    for (name, extra) in &cases {
+        let mut fields = base.to_vec();
+        fields.extend(extra.iter().copied());
+        let (answer, _) = raw_exchange(proxy.addr, &h2_request(&fields), Duration::from_millis(500)).await;
+        assert!(!answer.is_empty(), "{name}: the proxy answered nothing at all");
+    }
+    // A pseudo-header after a regular field.
+    let late: Vec<(&[u8], &[u8])> = vec![
+        (b":method", b"GET"),
+        (b":scheme", b"http"),
+        (b"x-a", b"1"),
+        (b":authority", b"a.test"),
+        (b":path", b"/h2-bad"),
+    ];
+    raw_exchange(proxy.addr, &h2_request(&late), Duration::from_millis(500)).await;
+    // The control: the same frame without anything wrong passes.
+    let mut ok = base.to_vec();
+    ok[3] = (b":path", b"/h2-ok");
+    raw_exchange(proxy.addr, &h2_request(&ok), Duration::from_millis(500)).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !up.targets.lock().unwrap().iter().any(|t| t.ends_with("/h2-ok")) {
+        assert!(Instant::now() < deadline, "the valid HTTP/2 request never reached blue");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let blue = up.targets.lock().unwrap().clone();
+    assert!(blue.iter().all(|t| !t.contains("h2-bad") && !t.contains("smuggled")), "{blue:?}");
+}
