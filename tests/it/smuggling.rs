@@ -96,9 +96,12 @@ async fn blue_never_receives_a_request_the_proxy_did_not_see() {
     assert_eq!(statuses["two requests, pipelined (valid)"], [200, 200]);
 }
 
+/// One HTTP/2 field: name and value, any bytes.
+type Field<'a> = (&'a [u8], &'a [u8]);
+
 /// An HTTP/2 HEADERS frame on stream 1 (END_STREAM | END_HEADERS) carrying `fields` as HPACK
 /// literals without indexing or Huffman coding, so any byte can be put in a name or a value.
-fn h2_request(fields: &[(&[u8], &[u8])]) -> Vec<u8> {
+fn h2_request(fields: &[Field<'_>]) -> Vec<u8> {
     let mut block = Vec::new();
     for (name, value) in fields {
         block.push(0x00);
@@ -122,9 +125,9 @@ fn h2_request(fields: &[(&[u8], &[u8])]) -> Vec<u8> {
 async fn http2_requests_that_http1_cannot_carry_never_reach_blue() {
     let up = Upstream::start().await;
     let proxy = ProxyProc::start(&["--upstream", &up.url()]);
-    let base: [(&[u8], &[u8]); 4] =
+    let base: [Field<'_>; 4] =
         [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a.test"), (b":path", b"/h2-bad")];
-    let cases: Vec<(&str, Vec<(&[u8], &[u8])>)> = vec![
+    let cases: Vec<(&str, Vec<Field<'_>>)> = vec![
         ("CR LF in a value", vec![(b"x-evil", b"a\r\nx-injected: 1")]),
         ("LF in a value", vec![(b"x-evil", b"a\nGET /h2-smuggled HTTP/1.1")]),
         ("NUL in a value", vec![(b"x-evil", b"a\0b")]),
@@ -142,7 +145,7 @@ async fn http2_requests_that_http1_cannot_carry_never_reach_blue() {
         assert!(!answer.is_empty(), "{name}: the proxy answered nothing at all");
     }
     // A pseudo-header after a regular field.
-    let late: Vec<(&[u8], &[u8])> = vec![
+    let late: Vec<Field<'_>> = vec![
         (b":method", b"GET"),
         (b":scheme", b"http"),
         (b"x-a", b"1"),
