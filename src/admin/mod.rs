@@ -158,6 +158,18 @@ async fn route(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Body
     report(req, state, format).await
 }
 
+/// This replica's report of `selection` as JSON, made off the admin runtime's thread.
+async fn local_json(state: &Arc<AdminState>, ledger: Arc<Ledger>, selection: Selection) -> Option<Vec<u8>> {
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut json = Vec::new();
+        stream::write(&s.sources(&ledger), &selection, Format::Json, unix_ms(), &mut json).ok().map(|_| json)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 /// The report of every replica (`scope=fleet`): this one's, for `selection`, merged with each
 /// peer's answer to `query`. Bounded like one replica's report; an error is the answer to give.
 async fn fleet_report(
@@ -178,13 +190,9 @@ async fn fleet_report(
             "scope=fleet is bounded: drop all=true and limit=0 (`report merge` of the replicas' report files lists every host)\n",
         ));
     };
-    let (s, sel) = (state.clone(), selection);
-    let local = tokio::task::spawn_blocking(move || {
-        let mut json = Vec::new();
-        stream::write(&s.sources(&ledger), &sel, Format::Json, unix_ms(), &mut json).map(|_| json)
-    })
-    .await;
-    let Ok(Ok(local)) = local else { return Err(text(StatusCode::INTERNAL_SERVER_ERROR, "report failed\n")) };
+    let Some(local) = local_json(state, ledger, selection).await else {
+        return Err(text(StatusCode::INTERNAL_SERVER_ERROR, "report failed\n"));
+    };
     fleet
         .gather(query, &state.replica_id, &local, &state.report, Some(limit))
         .await
@@ -197,9 +205,9 @@ async fn report(req: &Request<Incoming>, state: Arc<AdminState>, format: Format)
     let Some(ledger) = state.ledger.clone() else {
         return text(StatusCode::NOT_FOUND, "recording is off (--no-record)\n");
     };
-    let scoped = split_scope(req.uri().query());
-    let Ok((scope, query)) = scoped else {
-        return owned_text(StatusCode::BAD_REQUEST, format!("{}\n", scoped.err().unwrap_or_default()));
+    let (scope, query) = match split_scope(req.uri().query()) {
+        Ok(scoped) => scoped,
+        Err(why) => return owned_text(StatusCode::BAD_REQUEST, format!("{why}\n")),
     };
     let selection = match Selection::from_query(Some(&query)) {
         Ok(s) => s,
@@ -234,9 +242,9 @@ async fn route53(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Bo
     let Some(ledger) = state.ledger.clone() else {
         return text(StatusCode::NOT_FOUND, "recording is off (--no-record)\n");
     };
-    let scoped = split_scope(req.uri().query());
-    let Ok((scope, query)) = scoped else {
-        return owned_text(StatusCode::BAD_REQUEST, format!("{}\n", scoped.err().unwrap_or_default()));
+    let (scope, query) = match split_scope(req.uri().query()) {
+        Ok(scoped) => scoped,
+        Err(why) => return owned_text(StatusCode::BAD_REQUEST, format!("{why}\n")),
     };
     let param = |name: &str| query.split('&').find_map(|kv| kv.strip_prefix(name)).map(str::to_owned);
     let zone = param("zone=");
@@ -250,14 +258,11 @@ async fn route53(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Bo
             Err(answer) => return answer,
         }
     } else {
-        let s = state.clone();
-        let built = tokio::task::spawn_blocking(move || {
-            let mut json = Vec::new();
-            stream::write(&s.sources(&ledger), &selection, Format::Json, unix_ms(), &mut json).ok()?;
-            serde_json::from_slice(&json).ok()
-        })
-        .await;
-        let Ok(Some(report)) = built else { return text(StatusCode::INTERNAL_SERVER_ERROR, "export failed\n") };
+        let parsed = match local_json(&state, ledger, selection).await {
+            Some(json) => tokio::task::spawn_blocking(move || serde_json::from_slice(&json).ok()).await.ok().flatten(),
+            None => None,
+        };
+        let Some(report) = parsed else { return text(StatusCode::INTERNAL_SERVER_ERROR, "export failed\n") };
         report
     };
     let out = export(&report, &state.export);
