@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use crate::admin::metrics::MetricsSources;
 use crate::base::time::unix_ms;
 use crate::dns::book::DnsBook;
-use crate::fleet::gather::Fleet;
+use crate::fleet::gather::{Fleet, Keep};
 use crate::fleet::{split_scope, Scope};
 use crate::net::shutdown::Shutdown;
 use crate::probe::book::ProbeBook;
@@ -170,31 +170,35 @@ async fn local_json(state: &Arc<AdminState>, ledger: Arc<Ledger>, selection: Sel
     .flatten()
 }
 
-/// The report of every replica (`scope=fleet`): this one's, for `selection`, merged with each
-/// peer's answer to `query`. Bounded like one replica's report; an error is the answer to give.
-async fn fleet_report(
-    state: &Arc<AdminState>,
-    ledger: Arc<Ledger>,
-    selection: Selection,
-    query: &str,
-) -> Result<Report, Response<Body>> {
+/// The report of every replica (`scope=fleet`) for `query` (a `/report` query): this one's and
+/// each peer's, asked without the query's `action` filter (a replica must not drop a host by its
+/// own partial verdict), merged, then filtered and cut. Bounded like one replica's report; an
+/// error is the answer to give.
+async fn fleet_report(state: &Arc<AdminState>, ledger: Arc<Ledger>, query: &str) -> Result<Report, Response<Body>> {
     let Some(fleet) = state.fleet.clone() else {
         return Err(text(
             StatusCode::BAD_REQUEST,
             "scope=fleet needs --peers (the replicas' admin addresses, e.g. a headless Service's NAME:PORT)\n",
         ));
     };
-    let Some(limit) = selection.limit else {
+    let wanted =
+        Selection::from_query(Some(query)).map_err(|why| owned_text(StatusCode::BAD_REQUEST, format!("{why}\n")))?;
+    let Some(limit) = wanted.limit else {
         return Err(text(
             StatusCode::BAD_REQUEST,
             "scope=fleet is bounded: drop all=true and limit=0 (`report merge` of the replicas' report files lists every host)\n",
         ));
     };
-    let Some(local) = local_json(state, ledger, selection).await else {
+    let wide: Vec<&str> = query.split('&').filter(|kv| !kv.is_empty() && !kv.starts_with("action=")).collect();
+    let wide = wide.join("&");
+    let asked =
+        Selection::from_query(Some(&wide)).map_err(|why| owned_text(StatusCode::BAD_REQUEST, format!("{why}\n")))?;
+    let Some(local) = local_json(state, ledger, asked).await else {
         return Err(text(StatusCode::INTERNAL_SERVER_ERROR, "report failed\n"));
     };
+    let keep = Keep { actions: wanted.actions, limit };
     fleet
-        .gather(query, &state.replica_id, &local, &state.report, Some(limit))
+        .gather(&wide, &state.replica_id, local, state.report, keep)
         .await
         .map_err(|e| owned_text(StatusCode::INTERNAL_SERVER_ERROR, format!("fleet report failed: {e}\n")))
 }
@@ -209,18 +213,18 @@ async fn report(req: &Request<Incoming>, state: Arc<AdminState>, format: Format)
         Ok(scoped) => scoped,
         Err(why) => return owned_text(StatusCode::BAD_REQUEST, format!("{why}\n")),
     };
-    let selection = match Selection::from_query(Some(&query)) {
-        Ok(s) => s,
-        Err(why) => return owned_text(StatusCode::BAD_REQUEST, format!("{why}\n")),
-    };
     if scope == Scope::Fleet {
-        let report = match fleet_report(&state, ledger, selection, &query).await {
+        let report = match fleet_report(&state, ledger, &query).await {
             Ok(r) => r,
             Err(answer) => return answer,
         };
         let body = tokio::task::spawn_blocking(move || render::render(&report, format)).await.unwrap_or_default();
         return with_type(body, format.content_type());
     }
+    let selection = match Selection::from_query(Some(&query)) {
+        Ok(s) => s,
+        Err(why) => return owned_text(StatusCode::BAD_REQUEST, format!("{why}\n")),
+    };
     let (mut writer, body) = body::channel();
     tokio::task::spawn_blocking(move || {
         let src = state.sources(&ledger);
@@ -253,7 +257,7 @@ async fn route53(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<Bo
         Selection { limit: Some(ROUTE53_HOSTS), max_bytes: None, actions: vec![Action::SwitchDns], host: None };
     let report: Report = if scope == Scope::Fleet {
         let ask = format!("action={}&limit={ROUTE53_HOSTS}", Action::SwitchDns.as_str());
-        match fleet_report(&state, ledger, selection, &ask).await {
+        match fleet_report(&state, ledger, &ask).await {
             Ok(r) => r,
             Err(answer) => return answer,
         }
@@ -285,7 +289,7 @@ async fn dashboard(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<
     };
     if matches!(split_scope(req.uri().query()), Ok((Scope::Fleet, _))) {
         // Made for the asking: the fleet's summary is not kept fresh in the background.
-        let report = match fleet_report(&state, ledger, Selection::bounded(), "").await {
+        let report = match fleet_report(&state, ledger, "").await {
             Ok(r) => r,
             Err(answer) => return answer,
         };

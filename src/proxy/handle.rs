@@ -55,10 +55,9 @@ impl Proxy {
         }
         let client_version = req.version();
         let mut hop = rewrite::strip_hop_by_hop(req.headers_mut());
-        if hop.upgrade.as_ref().is_some_and(|u| !self.settings.upgrade_allowed(u)) {
-            // `h2c` (retired by RFC 9113) and unknown protocols: dropped as hop-by-hop.
-            hop.upgrade = None;
-        }
+        // Only the protocols passed to blue; `h2c` (retired by RFC 9113) and unknown ones are
+        // dropped as hop-by-hop.
+        hop.upgrade = hop.upgrade.and_then(|u| self.settings.allowed_upgrade(&u));
         let client_upgrade = match (&hop.upgrade, req.version()) {
             (Some(_), Version::HTTP_11) => Some(hyper::upgrade::on(&mut req)),
             _ => None,
@@ -205,8 +204,10 @@ impl Proxy {
     ) -> Sent {
         let shared = Arc::new(ReqShared::default());
         record.req = Some(shared.clone());
-        let (window, min_rate) = (self.settings.client_body_timeout, self.settings.client_body_min_rate);
-        let up_req = Request::from_parts(parts, RequestBody::new(body, shared.clone(), window, min_rate));
+        // A gRPC stream's body may rightly stay quiet (a watch): blue's own timeouts govern it.
+        let pace = (!super::is_grpc(&parts.headers))
+            .then_some((self.settings.client_body_timeout, self.settings.client_body_min_rate));
+        let up_req = Request::from_parts(parts, RequestBody::new(body, shared.clone(), pace));
         let mut checkout = match pool.checkout().await {
             Ok(c) => c,
             Err(cause) => return Sent::Done(own_response(cause, record)),
@@ -216,7 +217,7 @@ impl Proxy {
             // Boxed: the timer would otherwise sit in every HTTP/1.1 request's future too.
             match Box::pin(tokio::time::timeout(self.settings.upstream_timeout, checkout.send(up_req))).await {
                 Ok(r) => r,
-                Err(_) if shared.waiting_on_client() => {
+                Err(_) if shared.client_silent_for(self.settings.upstream_timeout) => {
                     return Sent::Done(own_response(Cause::ClientBodyTimeout, record))
                 }
                 Err(_) => return Sent::Done(own_response(Cause::Timeout, record)),
@@ -226,7 +227,10 @@ impl Proxy {
         };
         let resp = match sent {
             Ok(resp) => resp,
-            Err(e) => return Sent::Done(own_response(upstream_cause(&e, &checkout, &shared), record)),
+            Err(e) => {
+                let cause = upstream_cause(&e, &checkout, &shared, self.settings.upstream_timeout);
+                return Sent::Done(own_response(cause, record));
+            }
         };
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             return Sent::Done(self.open_tunnel(resp, hop, client_upgrade, checkout, record));
@@ -255,6 +259,10 @@ impl Proxy {
         let Some(client_upgrade) = client_upgrade else {
             return own_response(Cause::Protocol, record);
         };
+        if resp_hop.upgrade.as_ref().is_some_and(|u| self.settings.allowed_upgrade(u).is_none()) {
+            // Blue switched to a protocol that was not asked for or is not passed.
+            return own_response(Cause::Protocol, record);
+        }
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         if let Some(value) = resp_hop.upgrade.or(hop.upgrade) {
@@ -299,16 +307,21 @@ impl Proxy {
 /// `:authority`), else its one `Host`; HTTP/1.1 without any, or with several `Host`, is refused.
 /// HTTP/1.0 may have none.
 fn request_host(req: &Request<Incoming>) -> Result<Option<HeaderValue>, Cause> {
-    if let Some(a) = req.uri().authority() {
-        return Ok(HeaderValue::from_str(a.as_str()).ok());
-    }
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let first = hosts.next();
     if hosts.next().is_some() {
         return Err(Cause::HostRepeated);
     }
+    // HTTP/1.1 needs its Host even with an absolute-form target (RFC 9112 §3.2).
+    if first.is_none() && req.version() == Version::HTTP_11 {
+        return Err(Cause::HostMissing);
+    }
+    if let Some(a) = req.uri().authority() {
+        return Ok(HeaderValue::from_str(a.as_str()).ok());
+    }
     match (first, req.version()) {
-        (None, Version::HTTP_11) => Err(Cause::HostMissing),
+        // HTTP/2 with neither `:authority` nor Host is malformed (RFC 9113 §8.3.1).
+        (None, Version::HTTP_2) => Err(Cause::HostMissing),
         (first, _) => Ok(first.cloned()),
     }
 }
@@ -322,10 +335,10 @@ enum Sent {
 }
 
 /// Which failure a hyper error from the upstream exchange was.
-fn upstream_cause(e: &hyper::Error, checkout: &Checkout, req: &ReqShared) -> Cause {
+fn upstream_cause(e: &hyper::Error, checkout: &Checkout, req: &ReqShared, limit: std::time::Duration) -> Cause {
     let timed_out = checkout.conn.timed_out() || e.is_timeout();
-    if req.client_timed_out() || (timed_out && req.waiting_on_client()) {
-        // Blue was waiting for the body too: the silence was the client's.
+    if req.client_timed_out() || (timed_out && req.client_silent_for(limit)) {
+        // Blue was waiting for a body the client had stopped sending: the silence was the client's.
         Cause::ClientBodyTimeout
     } else if timed_out {
         Cause::Timeout

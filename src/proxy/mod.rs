@@ -26,6 +26,16 @@ use crate::upstream::Upstreams;
 use rewrite::TrustedProxies;
 use stats::{WorkerStats, WorkerView};
 
+/// Whether a request is a gRPC call: `application/grpc`, `application/grpc+proto` and the like,
+/// not gRPC-Web (`application/grpc-web…`, meant for HTTP/1.1).
+pub fn is_grpc(headers: &http::HeaderMap) -> bool {
+    let Some(t) = headers.get(http::header::CONTENT_TYPE) else { return false };
+    let t = t.as_bytes();
+    t.len() >= 16
+        && t[..16].eq_ignore_ascii_case(b"application/grpc")
+        && matches!(t.get(16), None | Some(b'+') | Some(b';'))
+}
+
 named_enum! {
     /// Which HTTP blue is spoken to in.
     pub enum UpstreamProtocol {
@@ -68,11 +78,22 @@ pub struct ProxySettings {
 }
 
 impl ProxySettings {
-    /// Whether an `Upgrade` value asks for a protocol passed to blue (its first one, by name).
-    pub fn upgrade_allowed(&self, upgrade: &http::HeaderValue) -> bool {
-        let first = upgrade.as_bytes().split(|b| *b == b',').next().unwrap_or_default();
-        let name = first.split(|b| *b == b'/').next().unwrap_or_default().trim_ascii();
-        self.upgrades.iter().any(|p| p.as_bytes().eq_ignore_ascii_case(name))
+    /// The protocols of an `Upgrade` value that are passed to blue (by name, version kept), as
+    /// the value to forward; `None` when there is none.
+    pub fn allowed_upgrade(&self, upgrade: &http::HeaderValue) -> Option<http::HeaderValue> {
+        let allowed = |token: &[u8]| {
+            let name = token.split(|b| *b == b'/').next().unwrap_or_default();
+            self.upgrades.iter().any(|p| p.as_bytes().eq_ignore_ascii_case(name))
+        };
+        let tokens: Vec<&[u8]> =
+            upgrade.as_bytes().split(|b| *b == b',').map(<[u8]>::trim_ascii).filter(|t| allowed(t)).collect();
+        if tokens.is_empty() {
+            return None;
+        }
+        if tokens.len() == 1 && tokens[0] == upgrade.as_bytes() {
+            return Some(upgrade.clone());
+        }
+        http::HeaderValue::from_bytes(&tokens.join(&b", "[..])).ok()
     }
 }
 
@@ -175,10 +196,7 @@ impl Proxy {
     /// under `--upstream-protocol auto` (HTTP/2 for an HTTP/2 client or a gRPC call).
     fn pool_for(&self, i: usize, version: http::Version, headers: &http::HeaderMap) -> &Arc<Pool> {
         if !self.pools_h2.is_empty() {
-            let grpc = headers
-                .get(http::header::CONTENT_TYPE)
-                .is_some_and(|t| t.as_bytes().get(..16).is_some_and(|p| p.eq_ignore_ascii_case(b"application/grpc")));
-            if version == http::Version::HTTP_2 || grpc {
+            if version == http::Version::HTTP_2 || is_grpc(headers) {
                 return &self.pools_h2[i];
             }
         }
@@ -243,5 +261,33 @@ impl Proxy {
             normalize_host_into(host.map(|h| h.as_bytes()), &mut buf);
             moves.get(&buf).is_some()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_is_grpc_and_its_variants_not_grpc_web() {
+        let with = |t: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::CONTENT_TYPE, t.parse().unwrap());
+            is_grpc(&h)
+        };
+        assert!(with("application/grpc") && with("application/grpc+proto") && with("Application/GRPC; charset=x"));
+        assert!(!with("application/grpc-web+proto") && !with("application/grpcx") && !with("text/plain"));
+    }
+
+    #[test]
+    fn only_allowed_upgrade_protocols_are_kept() {
+        let s = ProxySettings { upgrades: vec!["websocket".into(), "x-custom".into()], ..ProxySettings::default() };
+        let up = |v: &str| s.allowed_upgrade(&v.parse().unwrap()).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(up("websocket").as_deref(), Some("websocket"));
+        assert_eq!(up("WebSocket").as_deref(), Some("WebSocket"));
+        assert_eq!(up("websocket, h2c").as_deref(), Some("websocket"));
+        assert_eq!(up("h2c, x-custom/2").as_deref(), Some("x-custom/2"));
+        assert_eq!(up("h2c"), None);
+        assert_eq!(up("TLS/1.2"), None);
     }
 }

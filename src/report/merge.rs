@@ -36,6 +36,8 @@ pub struct Merger {
     omitted: Option<Omitted>,
     by_host: HashMap<String, HostReport>,
     reports: usize,
+    /// The most hosts one bounded report counted: the merge has at least as many.
+    bounded_hosts: Option<u64>,
 }
 
 impl Merger {
@@ -100,6 +102,9 @@ impl Merger {
                 }
             }
         }
+        if r.omitted.is_some() {
+            self.bounded_hosts = Some(self.bounded_hosts.unwrap_or(0).max(r.totals.hosts));
+        }
         if let Some(theirs) = &r.omitted {
             let mine = self.omitted.get_or_insert_with(|| Omitted {
                 why: "the merged reports were bounded: their left-out hosts are counted here (a host left out by two of them, twice)".into(),
@@ -133,6 +138,8 @@ impl Merger {
         let mut totals = self.totals;
         let mut hosts: Vec<HostReport> = self.by_host.into_values().collect();
         totals.hosts = hosts.iter().filter(|h| Overflow::of(&h.host).is_none()).count() as u64;
+        // Bounded reports list some of their hosts: the merge knows at least the most one counted.
+        totals.hosts = totals.hosts.max(self.bounded_hosts.unwrap_or(0));
         // The reports say whether green was asked; the merge judges them the same way.
         let settings = &ReportSettings { probing: settings.probing || self.green.probe.is_some(), ..*settings };
         for h in hosts.iter_mut() {
@@ -204,10 +211,11 @@ pub fn merge_files(files: &[PathBuf], settings: &ReportSettings) -> Result<Merge
     Ok(Merged { report: m.finish(settings)?, superseded })
 }
 
-/// A merged report cut to `limit` hosts the way `/report` cuts one replica's: the hosts with
-/// something to do first, by requests; the rest counted in `omitted`, which says `why`.
-pub fn keep_first(report: &mut Report, limit: usize, why: &str) {
-    if report.hosts.len() <= limit {
+/// A merged report cut the way `/report` cuts one replica's: only hosts with `actions` (empty:
+/// any), then at most `limit`, those with something to do first, by requests; the rest counted
+/// in `omitted`, which says `why`.
+pub fn keep_first(report: &mut Report, actions: &[Action], limit: usize, why: &str) {
+    if report.hosts.len() <= limit && actions.is_empty() {
         return;
     }
     report.hosts.sort_by(|a, b| {
@@ -216,7 +224,12 @@ pub fn keep_first(report: &mut Report, limit: usize, why: &str) {
             .then(b.requests.cmp(&a.requests))
             .then_with(|| a.host.cmp(&b.host))
     });
-    let rest = report.hosts.split_off(limit);
+    let (mut kept, mut rest): (Vec<HostReport>, Vec<HostReport>) =
+        std::mem::take(&mut report.hosts).into_iter().partition(|h| actions.is_empty() || actions.contains(&h.action));
+    if kept.len() > limit {
+        rest.extend(kept.split_off(limit));
+    }
+    report.hosts = kept;
     sort_hosts(&mut report.hosts);
     let o = report.omitted.get_or_insert_with(Omitted::default);
     for h in &rest {
@@ -353,7 +366,12 @@ mod tests {
                 host("c.test", 9, T1, json!({"action": "none"})),
             ],
         );
-        keep_first(&mut r, 2, "at most 2");
+        let mut only = r.clone();
+        keep_first(&mut only, &[Action::SwitchDns], 5, "only switch-dns");
+        let names: Vec<&str> = only.hosts.iter().map(|h| h.host.as_str()).collect();
+        assert_eq!(names, ["b.test"], "the action filter comes after the merge, on the merged verdicts");
+        assert_eq!(only.omitted.as_ref().map(|o| (o.hosts, o.requests)), Some((2, 59)));
+        keep_first(&mut r, &[], 2, "at most 2");
         let names: Vec<&str> = r.hosts.iter().map(|h| h.host.as_str()).collect();
         assert_eq!(names, ["a.test", "b.test"]);
         let o = r.omitted.as_ref().map(|o| (o.hosts, o.requests, o.why.as_str()));

@@ -18,8 +18,10 @@ use super::S3Location;
 
 /// Longest wait for a connection to S3 (or to the credential and region providers).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest one call may take, retries included (a report of many hosts is large).
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest one call may take, retries included: a report of many hosts is large, but the final
+/// upload at shutdown must not wait behind a periodic one for longer than a pod's grace period
+/// allows (writes and uploads are one at a time).
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Objects `list` reads at most (a prefix holds one report per replica).
 pub const MAX_LISTED: usize = 10_000;
 

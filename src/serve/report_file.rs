@@ -101,9 +101,19 @@ pub(super) fn restore_and_target(
                         reset();
                         // Set aside in the bucket (not `.json`: a merge of the prefix skips it).
                         let aside = format!("{key}.broken-{}", unix_ms() / 1000);
-                        let kept = rt.block_on(s3.put_file(&at.bucket, &aside, &spool)).ok();
-                        let set_aside = kept.map(|()| format!("s3://{}/{aside}", at.bucket));
-                        (RestoreOutcome::Failed { error: e.to_string(), set_aside }, key)
+                        let put = rt.block_on(async {
+                            tokio::time::timeout(RESTORE_TIMEOUT, s3.put_file(&at.bucket, &aside, &spool)).await
+                        });
+                        match put {
+                            Ok(Ok(())) => {
+                                let set_aside = Some(format!("s3://{}/{aside}", at.bucket));
+                                (RestoreOutcome::Failed { error: e.to_string(), set_aside }, key)
+                            }
+                            // Not copied aside: the object stays, this recording takes a key of its own.
+                            _ => {
+                                (RestoreOutcome::Failed { error: e.to_string(), set_aside: None }, fresh_key(at, &name))
+                            }
+                        }
                     }
                 },
                 Ok(Err(e)) => (RestoreOutcome::Failed { error: e.to_string(), set_aside: None }, fresh_key(at, &name)),

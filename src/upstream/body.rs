@@ -14,14 +14,32 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::Sleep;
 
+use crate::base::time::coarse_ms;
+
 /// What the request body tells the response side: bytes read, and how the client failed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ReqShared {
     /// Body bytes read from the client so far.
     pub bytes_in: AtomicU64,
     client_error: AtomicBool,
     timed_out: AtomicBool,
     waiting_on_client: AtomicBool,
+    /// When the client's last body bytes came (coarse ms; 0: none yet, the record's start counts).
+    last_data_ms: AtomicU64,
+    started_ms: u64,
+}
+
+impl Default for ReqShared {
+    fn default() -> Self {
+        Self {
+            bytes_in: AtomicU64::new(0),
+            client_error: AtomicBool::new(false),
+            timed_out: AtomicBool::new(false),
+            waiting_on_client: AtomicBool::new(false),
+            last_data_ms: AtomicU64::new(0),
+            started_ms: coarse_ms(),
+        }
+    }
 }
 
 impl ReqShared {
@@ -35,10 +53,18 @@ impl ReqShared {
         self.timed_out.load(Ordering::Relaxed)
     }
 
-    /// Whether the body was last waiting for the client (not for the upstream to take more): an
-    /// upstream timeout then is the client's silence.
-    pub fn waiting_on_client(&self) -> bool {
-        self.waiting_on_client.load(Ordering::Relaxed)
+    /// Whether the body is waiting for the client (not for blue to take more) and has been for
+    /// about `limit` (nine tenths, the coarse clock's slack): a timeout then is the client's
+    /// silence, not blue's. A client uploading at any pace is not silent.
+    pub fn client_silent_for(&self, limit: Duration) -> bool {
+        if !self.waiting_on_client.load(Ordering::Relaxed) {
+            return false;
+        }
+        let last = match self.last_data_ms.load(Ordering::Relaxed) {
+            0 => self.started_ms,
+            t => t,
+        };
+        coarse_ms().saturating_sub(last) >= (limit.as_millis() as u64) * 9 / 10
     }
 }
 
@@ -64,10 +90,11 @@ pub struct RequestBody {
 }
 
 impl RequestBody {
-    /// Wraps the client's body; it fails when fewer than `min_rate` bytes a second arrive over a
-    /// `window` (any byte resets the window when `min_rate` is 0).
-    pub fn new(inner: Incoming, shared: Arc<ReqShared>, window: Duration, min_rate: u64) -> Self {
-        let pace = (!inner.is_end_stream()).then(|| Pace {
+    /// Wraps the client's body; with `pace` = (window, min_rate) it fails when fewer than
+    /// `min_rate` bytes a second arrive over a `window` (any byte resets the window when
+    /// `min_rate` is 0).
+    pub fn new(inner: Incoming, shared: Arc<ReqShared>, pace: Option<(Duration, u64)>) -> Self {
+        let pace = pace.filter(|_| !inner.is_end_stream()).map(|(window, min_rate)| Pace {
             sleep: Box::pin(tokio::time::sleep(window)),
             window,
             min_bytes: (min_rate.saturating_mul(window.as_secs())).max(1),
@@ -89,6 +116,7 @@ impl Body for RequestBody {
                 this.shared.waiting_on_client.store(false, Ordering::Relaxed);
                 if let Some(data) = frame.data_ref() {
                     this.shared.bytes_in.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    this.shared.last_data_ms.store(coarse_ms(), Ordering::Relaxed);
                     if let Some(p) = this.pace.as_mut() {
                         p.got += data.len() as u64;
                         if p.got >= p.min_bytes {

@@ -86,6 +86,17 @@ async fn only_websocket_and_allowed_upgrades_reach_blue() {
             assert!(!names.contains(&dropped), "{proto}: {dropped} reached blue: {names:?}");
         }
     }
+    // Only the allowed protocols of a list go on.
+    let (raw, _) = raw_exchange(proxy.addr, ask("h2c, x-custom/2").as_bytes(), wait).await;
+    let echo: serde_json::Value = serde_json::from_str(&answer(&raw).1).unwrap();
+    let upgrade: Vec<&str> = echo["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0] == "upgrade")
+        .map(|h| h[1].as_str().unwrap())
+        .collect();
+    assert_eq!(upgrade, ["x-custom/2"], "h2c taken out of the list");
     let (raw, _) = raw_exchange(proxy.addr, ask("x-custom").as_bytes(), wait).await;
     let echo: serde_json::Value = serde_json::from_str(&answer(&raw).1).unwrap();
     let upgrade: Vec<&str> = echo["headers"]
