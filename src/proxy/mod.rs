@@ -195,10 +195,8 @@ impl Proxy {
     /// The pool a request goes through: its upstream's, in the protocol the request asks for
     /// under `--upstream-protocol auto` (HTTP/2 for an HTTP/2 client or a gRPC call).
     fn pool_for(&self, i: usize, version: http::Version, headers: &http::HeaderMap) -> &Arc<Pool> {
-        if !self.pools_h2.is_empty() {
-            if version == http::Version::HTTP_2 || is_grpc(headers) {
-                return &self.pools_h2[i];
-            }
+        if !self.pools_h2.is_empty() && (version == http::Version::HTTP_2 || is_grpc(headers)) {
+            return &self.pools_h2[i];
         }
         &self.pools[i]
     }
