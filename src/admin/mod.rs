@@ -73,6 +73,9 @@ pub struct AdminState {
     pub metrics: MetricsSources,
     /// The last summary (`None` until the first is made, and with `--no-record`).
     pub summary: ArcSwapOption<Summary>,
+    /// The last fleet dashboard and when it was made (unix ms): pages that reload every few
+    /// seconds in several tabs share one round of asking the replicas.
+    pub fleet_page: ArcSwapOption<(u64, String)>,
 }
 
 type Body = Either<Full<Bytes>, ChannelBody>;
@@ -288,7 +291,12 @@ async fn dashboard(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<
         return text(StatusCode::NOT_FOUND, "recording is off (--no-record): no dashboard\n");
     };
     if matches!(split_scope(req.uri().query()), Ok((Scope::Fleet, _))) {
-        // Made for the asking: the fleet's summary is not kept fresh in the background.
+        // Made for the asking (the fleet's summary is not kept fresh in the background), and kept
+        // for the page's own reload interval.
+        let fresh_ms = u64::from(crate::admin::dashboard::REFRESH_S) * 1000;
+        if let Some(page) = state.fleet_page.load_full().filter(|p| unix_ms().saturating_sub(p.0) < fresh_ms) {
+            return with_type(page.1.clone(), "text/html; charset=utf-8");
+        }
         let report = match fleet_report(&state, ledger, "").await {
             Ok(r) => r,
             Err(answer) => return answer,
@@ -299,6 +307,7 @@ async fn dashboard(req: &Request<Incoming>, state: Arc<AdminState>) -> Response<
         })
         .await
         .unwrap_or_default();
+        state.fleet_page.store(Some(Arc::new((unix_ms(), page.clone()))));
         return with_type(page, "text/html; charset=utf-8");
     }
     let Some(summary) = state.summary.load_full() else {

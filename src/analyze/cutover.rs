@@ -41,7 +41,9 @@ pub fn parse(line: &str) -> Result<Option<LogRecord>, String> {
         return Ok(None);
     }
     let l: Line<'_> = serde_json::from_str(line).map_err(|e| format!("not an access line: {e}"))?;
-    if l.event.is_some() {
+    // Event lines, and the heads the proxy refused before it had a request (method `-`): the
+    // live ledger does not count those either.
+    if l.event.is_some() || l.method.as_deref() == Some("-") {
         return Ok(None);
     }
     let ts = l.ts.ok_or("no ts field")?;
@@ -117,6 +119,8 @@ mod tests {
         assert_eq!(parse(r#"{"ts":"2026-11-25T10:00:00.000Z","event":"listening","addr":"0.0.0.0:8080"}"#), Ok(None));
         assert_eq!(parse("2026-11-25 10:00:00 kubelet: container started"), Ok(None));
         assert_eq!(parse(""), Ok(None));
+        let refused = r#"{"ts":"2026-11-25T10:00:00.000Z","client_ip":"192.0.2.1","method":"-","host":null,"path":"-","status":400,"error":"client_bad_request"}"#;
+        assert_eq!(parse(refused), Ok(None), "a head refused before it was a request");
         assert!(parse(r#"{"ts":"2026-11-25T10:00:00.000Z","method":"GET","path":"/"}"#)
             .unwrap_err()
             .contains("status"));

@@ -272,6 +272,7 @@ pub(super) fn admin_state(
             certs: loaded.certs.clone(),
         },
         summary: Default::default(),
+        fleet_page: Default::default(),
     })
 }
 
