@@ -17,6 +17,18 @@ fn answer(raw: &[u8]) -> (u16, String) {
     (code, body)
 }
 
+/// The values of header `name` that the echoing upstream says it received, from a raw answer.
+fn seen(raw: &[u8], name: &str) -> Vec<String> {
+    let echo: serde_json::Value = serde_json::from_str(&answer(raw).1).unwrap();
+    echo["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0] == name)
+        .map(|h| h[1].as_str().unwrap().to_owned())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_rules_of_rfc_9112() {
     let up = Upstream::start().await;
@@ -48,9 +60,7 @@ async fn host_rules_of_rfc_9112() {
     let (code, body) = answer(&raw);
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&raw));
     let echo: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let hosts: Vec<&str> =
-        echo["headers"].as_array().unwrap().iter().filter(|h| h[0] == "host").map(|h| h[1].as_str().unwrap()).collect();
-    assert_eq!(hosts, ["abs.example.com"]);
+    assert_eq!(seen(&raw, "host"), ["abs.example.com"]);
     assert_eq!(echo["uri"], "/p?q=1");
     let lines = proxy.wait_access(4);
     let by_path = |p: &str| lines.iter().find(|l| l["path"] == p).unwrap_or_else(|| panic!("{p} in {lines:?}"));
@@ -88,24 +98,10 @@ async fn only_websocket_and_allowed_upgrades_reach_blue() {
     }
     // Only the allowed protocols of a list go on.
     let (raw, _) = raw_exchange(proxy.addr, ask("h2c, x-custom/2").as_bytes(), wait).await;
-    let echo: serde_json::Value = serde_json::from_str(&answer(&raw).1).unwrap();
-    let upgrade: Vec<&str> = echo["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h[0] == "upgrade")
-        .map(|h| h[1].as_str().unwrap())
-        .collect();
+    let upgrade = seen(&raw, "upgrade");
     assert_eq!(upgrade, ["x-custom/2"], "h2c taken out of the list");
     let (raw, _) = raw_exchange(proxy.addr, ask("x-custom").as_bytes(), wait).await;
-    let echo: serde_json::Value = serde_json::from_str(&answer(&raw).1).unwrap();
-    let upgrade: Vec<&str> = echo["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h[0] == "upgrade")
-        .map(|h| h[1].as_str().unwrap())
-        .collect();
+    let upgrade = seen(&raw, "upgrade");
     assert_eq!(upgrade, ["x-custom"], "an allowed protocol is passed");
 }
 
