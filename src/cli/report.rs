@@ -181,20 +181,28 @@ impl Files {
         let mut files = Files { paths: Vec::new(), fetched: Vec::new() };
         for s in sources {
             if s.starts_with("http://") || s.starts_with("https://") {
-                let file = fetch(s)?;
-                files.fetched.push((file.clone(), s.clone()));
+                let file = files.temp("report.json", s.clone());
+                fetch(s, &file)?;
                 files.paths.push(file);
             } else if S3Location::is_s3(s) {
                 let at: S3Location = s.parse().map_err(|why| ReportError::Fetch { url: s.clone(), why })?;
-                for (file, name) in download(&at)? {
-                    files.fetched.push((file.clone(), name));
-                    files.paths.push(file);
-                }
+                download(&at, &mut files)?;
             } else {
                 files.paths.push(PathBuf::from(s));
             }
         }
         Ok(files)
+    }
+
+    /// A temporary file for the report of `source`, removed when this drops (written or not).
+    fn temp(&mut self, label: &str, source: String) -> PathBuf {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let label: String =
+            label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+        let file = std::env::temp_dir().join(format!("cutover-{}-{n}-{label}", std::process::id()));
+        self.fetched.push((file.clone(), source));
+        file
     }
 
     /// What to call a file in messages: its source when it was fetched.
@@ -211,17 +219,8 @@ impl Drop for Files {
     }
 }
 
-/// A temporary file for a fetched report.
-fn temp_file(label: &str) -> PathBuf {
-    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let label: String =
-        label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
-    std::env::temp_dir().join(format!("cutover-{}-{n}-{label}", std::process::id()))
-}
-
-/// Every report under an S3 prefix (one per replica), each into a temporary file.
-fn download(at: &S3Location) -> Result<Vec<(PathBuf, String)>, ReportError> {
+/// Every report under an S3 prefix (one per replica), each into a temporary file of `files`.
+fn download(at: &S3Location, files: &mut Files) -> Result<(), ReportError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -232,51 +231,32 @@ fn download(at: &S3Location) -> Result<Vec<(PathBuf, String)>, ReportError> {
         if keys.is_empty() {
             return Err(ReportError::Fetch { url: at.to_string(), why: "no report (*.json) under this prefix".into() });
         }
-        let mut got = Vec::new();
         for key in keys {
-            let file = temp_file(&key);
-            let name = format!("s3://{}/{key}", at.bucket);
-            match s3.get_to_file(&at.bucket, &key, &file).await {
-                Ok(true) => got.push((file, name)),
-                // Deleted since the listing: nothing to merge.
-                Ok(false) => {}
-                Err(e) => {
-                    let _ = std::fs::remove_file(&file);
-                    for (f, _) in &got {
-                        let _ = std::fs::remove_file(f);
-                    }
-                    return Err(e.into());
-                }
+            let file = files.temp(&key, format!("s3://{}/{key}", at.bucket));
+            // `false`: deleted since the listing, nothing to merge.
+            if s3.get_to_file(&at.bucket, &key, &file).await? {
+                files.paths.push(file);
             }
         }
-        Ok(got)
+        Ok(())
     })
 }
 
 /// Longest wait for an admin address's whole report.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// An admin address's whole live report (`/report?all=true`), streamed into a temporary file.
-fn fetch(url: &str) -> Result<PathBuf, ReportError> {
+/// An admin address's whole live report (`/report?all=true`), streamed into `file`.
+fn fetch(url: &str, file: &std::path::Path) -> Result<(), ReportError> {
     let bad = |why: String| ReportError::Fetch { url: url.to_owned(), why };
     let admin: UpstreamUrl = url.trim_end_matches('/').parse().map_err(|e: String| bad(e))?;
     if admin.tls {
         return Err(bad("the admin listener speaks plain HTTP: use http://".into()));
     }
-    let file = temp_file("report.json");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| bad(e.to_string()))?;
-    let got = std::fs::File::create(&file).map_err(|e| format!("{}: {e}", file.display())).and_then(|out| {
-        let mut out = std::io::BufWriter::new(out);
-        let addr = (admin.host.as_str(), admin.port);
-        rt.block_on(get(addr, &admin.authority(), "/report?all=true", FETCH_TIMEOUT, usize::MAX, &mut out))
-            .map_err(|e| e.to_string())?;
-        out.flush().map_err(|e| format!("{}: {e}", file.display()))
-    });
-    match got {
-        Ok(()) => Ok(file),
-        Err(why) => {
-            let _ = std::fs::remove_file(&file);
-            Err(bad(why))
-        }
-    }
+    let out = std::fs::File::create(file).map_err(|e| bad(format!("{}: {e}", file.display())))?;
+    let mut out = std::io::BufWriter::new(out);
+    let addr = (admin.host.as_str(), admin.port);
+    rt.block_on(get(addr, &admin.authority(), "/report?all=true", FETCH_TIMEOUT, usize::MAX, &mut out))
+        .map_err(|e| bad(e.to_string()))?;
+    out.flush().map_err(|e| bad(format!("{}: {e}", file.display())))
 }

@@ -26,6 +26,9 @@ pub enum FetchError {
     /// The answer is larger than the cap.
     #[error("the answer is larger than {0} MiB")]
     TooLarge(usize),
+    /// The path does not make a request.
+    #[error("`{0}` is not a request path")]
+    Path(String),
     /// Writing the answer out failed.
     #[error("{0}")]
     Write(std::io::Error),
@@ -62,7 +65,7 @@ async fn exchange(
         .body(http_body_util::Empty::<bytes::Bytes>::new());
     let Ok(req) = req else {
         conn.abort();
-        return Err(FetchError::Status { path: path.to_owned(), status: 0, body: "not a valid request path".into() });
+        return Err(FetchError::Path(path.to_owned()));
     };
     let res = tx.send_request(req).await;
     let result = async {

@@ -287,7 +287,9 @@ impl Proxy {
         conn: &ConnState,
     ) -> Response<ProxyBody> {
         let status = resp.status().as_u16();
-        let grpc = super::record::grpc_status(resp.headers());
+        // A trailers-only gRPC answer carries its status in the head; gRPC comes over HTTP/2 only,
+        // so the common HTTP/1.1 answer is not searched for it.
+        let grpc = (resp.version() == Version::HTTP_2).then(|| super::record::grpc_status(resp.headers())).flatten();
         resp.body_mut().set_status(status, grpc);
         rewrite::strip_hop_by_hop(resp.headers_mut());
         // When DNS already sends this host to green, the client reconnects (and re-resolves) after
