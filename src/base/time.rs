@@ -182,6 +182,25 @@ pub fn unix_seconds(y: i64, mo: i64, d: i64, h: i64, mi: i64, sec: i64) -> Optio
     valid.then(|| days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + sec)
 }
 
+/// Appends the IMF-fixdate of unix second `secs` (`Tue, 01 Dec 2026 20:30:34 GMT`, RFC 9110
+/// §5.6.7), the `Date` of the proxy's own answers.
+pub fn push_http_date(buf: &mut Vec<u8>, secs: u64) {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = (secs / 86_400) as i64;
+    let (y, m, d) = civil_from_days(days);
+    let t = secs % 86_400;
+    let text = format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m as usize).saturating_sub(1) % 12],
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    );
+    buf.extend_from_slice(text.as_bytes());
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date, after Howard Hinnant's `days_from_civil`.
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -210,6 +229,16 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates() {
+        let mut buf = Vec::new();
+        push_http_date(&mut buf, 784_111_777);
+        assert_eq!(buf, b"Sun, 06 Nov 1994 08:49:37 GMT", "RFC 9110's own example");
+        buf.clear();
+        push_http_date(&mut buf, 0);
+        assert_eq!(buf, b"Thu, 01 Jan 1970 00:00:00 GMT");
+    }
 
     #[test]
     fn rfc3339_both_ways() {

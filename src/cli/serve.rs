@@ -14,7 +14,7 @@ use crate::base::values::{Cidr, DnsServer, Dur, HostPort, HostUpstream, Upstream
 use crate::dns::settings::{DnsEvidenceSettings, ResolverSettings};
 use crate::listen::ClientTimeouts;
 use crate::proxy::rewrite::TrustedProxies;
-use crate::proxy::{LogRequests, ProxySettings, UpstreamProtocol};
+use crate::proxy::{Http1Server, LogRequests, ProxySettings, UpstreamProtocol};
 use crate::reload::routes::RouteSettings;
 use crate::report::file::ReportFile;
 use crate::serve::ServeSettings;
@@ -46,6 +46,10 @@ pub(super) struct ServeArgs {
     /// Which HTTP blue is spoken to in: `auto` (HTTP/2 clients and gRPC over h2c, HTTP/1.x over HTTP/1.1), `http1`, `h2`.
     #[arg(long, env = "CUTOVER_UPSTREAM_PROTOCOL", value_parser = named::<UpstreamProtocol>(), default_value_t = UpstreamProtocol::Http1)]
     pub upstream_protocol: UpstreamProtocol,
+
+    /// Which server reads HTTP/1.1 on plain listeners: `own` (the proxy's own: requests without a body go on byte for byte, the rest to hyper's) or `hyper` (every request through hyper's).
+    #[arg(long, env = "CUTOVER_HTTP1_SERVER", value_parser = named::<Http1Server>(), default_value_t = defaults().proxy.http1_server)]
+    pub http1_server: Http1Server,
 
     /// Same as --upstream-protocol h2: HTTP/2 with prior knowledge (h2c) for every request.
     #[arg(long, env = "CUTOVER_UPSTREAM_H2")]
@@ -356,6 +360,7 @@ impl ServeArgs {
         s.proxy = ProxySettings {
             trusted: TrustedProxies::new(self.trusted_proxies.into_iter().map(|c| c.0).collect()),
             upstream_protocol: if self.upstream_h2 { UpstreamProtocol::H2 } else { self.upstream_protocol },
+            http1_server: self.http1_server,
             upstream_timeout: self.upstream_timeout.0,
             tunnel_idle_timeout: self.tunnel_idle_timeout.0,
             log_query: self.log_query,

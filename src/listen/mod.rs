@@ -16,9 +16,10 @@ use tokio::sync::watch;
 
 use crate::net::alarm::{Alarm, Expiry, Registry};
 use crate::net::conn::{self, ConnState};
-use crate::net::io::ObservedIo;
+use crate::net::io::{ObservedIo, Rewind};
 use crate::net::shutdown::{Shutdown, Tracker};
-use crate::proxy::Proxy;
+use crate::proxy::h1::Served;
+use crate::proxy::{Http1Server, Proxy};
 use crate::tls::certs::CertStore;
 use passthrough::PassthroughSettings;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -259,8 +260,18 @@ async fn serve_conn(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr) {
     state.set_alarm(alarm.clone());
     let watchdog = tokio::spawn(conn::watch(state.clone(), alarm.clone(), ctx.timeouts.header, ctx.timeouts.idle));
     let id = ctx.registry.add(alarm);
-    if let Some(preface) = detect_h2(&stream, &mut rang).await {
-        serve_http(&ctx, stream, state, preface == Preface::Http2, rang, peer).await;
+    // hyper's connection futures are boxed: inline, they would make every connection's task as
+    // large as theirs, the idle ones on the proxy's own side too.
+    match detect_h2(&stream, &mut rang).await {
+        None => {}
+        Some(Preface::Http2) => Box::pin(serve_http(&ctx, stream, state, true, rang, peer)).await,
+        Some(Preface::Http1) if ctx.proxy.settings().http1_server == Http1Server::Own => {
+            let mut stream = stream;
+            if let Served::Hyper(read) = ctx.proxy.serve_h1(&mut stream, &state, &mut rang).await {
+                Box::pin(serve_http(&ctx, Rewind::new(read, stream), state, false, rang, peer)).await;
+            }
+        }
+        Some(Preface::Http1) => Box::pin(serve_http(&ctx, stream, state, false, rang, peer)).await,
     }
     watchdog.abort();
     ctx.registry.remove(id);

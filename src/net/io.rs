@@ -87,3 +87,76 @@ impl<T: AsyncWrite, O: IoObserver> AsyncWrite for ObservedIo<T, O> {
         self.project().io.poll_shutdown(cx)
     }
 }
+
+pin_project_lite::pin_project! {
+    /// `io` with `prefix` read before it: bytes one reader took off a connection, given back to
+    /// the next (the proxy's own HTTP/1.1 side handing a connection to hyper's).
+    #[derive(Debug)]
+    pub struct Rewind<T> {
+        prefix: bytes::Bytes,
+        #[pin]
+        io: T,
+    }
+}
+
+impl<T> Rewind<T> {
+    /// Wraps `io`.
+    pub fn new(prefix: bytes::Bytes, io: T) -> Self {
+        Self { prefix, io }
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for Rewind<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.project();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        this.io.poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for Rewind<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn rewind_gives_the_prefix_back_first() {
+        let (a, mut b) = tokio::io::duplex(64);
+        b.write_all(b" world").await.unwrap();
+        drop(b);
+        let mut io = Rewind::new(bytes::Bytes::from_static(b"hello"), a);
+        let mut got = String::new();
+        io.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "hello world");
+    }
+}

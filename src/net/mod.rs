@@ -7,3 +7,4 @@ pub mod conn;
 pub mod io;
 pub mod priority;
 pub mod shutdown;
+pub mod spare;

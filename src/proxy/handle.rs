@@ -94,12 +94,35 @@ impl Proxy {
         host: Option<&HeaderValue>,
         upstream: &Upstream,
     ) -> Box<RequestRecord> {
+        let h = req.headers();
+        self.open_record_of(
+            conn,
+            Opening {
+                method: req.method().clone(),
+                host: host.map(HeaderValue::as_bytes),
+                target: req.uri().path_and_query().map_or(b"/", |pq| pq.as_str().as_bytes()),
+                version: req.version(),
+                client_ip: rewrite::client_ip(conn.peer.ip(), h, &self.settings.trusted),
+                user_agent: h.get(header::USER_AGENT).map(HeaderValue::as_bytes),
+                request_id: h.get(X_REQUEST_ID).or_else(|| h.get(X_AMZN_TRACE_ID)).map(HeaderValue::as_bytes),
+            },
+            upstream,
+        )
+    }
+
+    /// The record of a request described by `o` (either server side).
+    pub(super) fn open_record_of(
+        self: &Arc<Self>,
+        conn: &Arc<ConnState>,
+        o: Opening<'_>,
+        upstream: &Upstream,
+    ) -> Box<RequestRecord> {
         let start = Instant::now();
         self.stats.request_started();
         let tls = conn.tls.as_ref().map(|t| TlsObservation {
             default_cert: t.cert == CertChoice::Default,
-            sni_mismatch: match (&t.sni, host) {
-                (Some(sni), Some(host)) => crate::tls::accept::sni_mismatch(sni, host.as_bytes()),
+            sni_mismatch: match (&t.sni, o.host) {
+                (Some(sni), Some(host)) => crate::tls::accept::sni_mismatch(sni, host),
                 _ => false,
             },
         });
@@ -110,17 +133,13 @@ impl Proxy {
             conn: conn.clone(),
             start,
             ts: wall_clock(start),
-            method: req.method().clone(),
-            host: host.map(|h| Text::new(h.as_bytes())),
-            target: Text::new(req.uri().path_and_query().map_or(b"/", |pq| pq.as_str().as_bytes())),
-            version: req.version(),
-            client_ip: rewrite::client_ip(conn.peer.ip(), req.headers(), &self.settings.trusted),
-            user_agent: req.headers().get(header::USER_AGENT).map(|ua| Text::new(ua.as_bytes())),
-            request_id: req
-                .headers()
-                .get(X_REQUEST_ID)
-                .or_else(|| req.headers().get(X_AMZN_TRACE_ID))
-                .map(|id| Text::new(id.as_bytes())),
+            method: o.method,
+            host: o.host.map(Text::new),
+            target: Text::new(o.target),
+            version: o.version,
+            client_ip: o.client_ip,
+            user_agent: o.user_agent.map(Text::new),
+            request_id: o.request_id.map(Text::new),
             conn_age_ms: coarse_ms().saturating_sub(conn.accepted_ms),
             tls,
             status: 0,
@@ -294,7 +313,7 @@ impl Proxy {
         rewrite::strip_hop_by_hop(resp.headers_mut());
         // When DNS already sends this host to green, the client reconnects (and re-resolves) after
         // this response; the request itself is answered normally.
-        if self.host_moved(host) {
+        if self.host_moved(host.map(HeaderValue::as_bytes)) {
             if client == Version::HTTP_2 {
                 conn.close_after_response();
             } else {
@@ -328,6 +347,20 @@ fn request_host(req: &Request<Incoming>) -> Result<Option<HeaderValue>, Cause> {
     }
 }
 
+/// What a request's record is opened with, as the request arrived.
+pub(super) struct Opening<'a> {
+    pub(super) method: Method,
+    pub(super) host: Option<&'a [u8]>,
+    /// Path and query.
+    pub(super) target: &'a [u8],
+    pub(super) version: Version,
+    /// After a trusted X-Forwarded-For.
+    pub(super) client_ip: std::net::IpAddr,
+    pub(super) user_agent: Option<&'a [u8]>,
+    /// `X-Request-ID`, else `X-Amzn-Trace-Id`.
+    pub(super) request_id: Option<&'a [u8]>,
+}
+
 /// What [`Proxy::send_by_hyper`] came back with.
 enum Sent {
     /// The upstream's response, to be shaped for the client.
@@ -354,7 +387,7 @@ fn upstream_cause(e: &hyper::Error, checkout: &Checkout, req: &ReqShared, limit:
 }
 
 /// The proxy's own answer for `cause`: its status and a short text.
-fn own_response(cause: Cause, mut record: Box<RequestRecord>) -> Response<ProxyBody> {
+pub(super) fn own_response(cause: Cause, mut record: Box<RequestRecord>) -> Response<ProxyBody> {
     let status = StatusCode::from_u16(cause.status()).unwrap_or(StatusCode::BAD_GATEWAY);
     record.status = status.as_u16();
     record.error = Some(cause);

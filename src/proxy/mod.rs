@@ -3,6 +3,7 @@
 //! it ends. One [`Proxy`] per worker thread, so nothing here takes a lock shared between cores.
 
 pub mod body;
+pub mod h1;
 mod handle;
 pub mod record;
 pub mod rewrite;
@@ -11,8 +12,6 @@ mod tunnel;
 
 use std::sync::Arc;
 use std::time::Duration;
-
-use http::header::HeaderValue;
 
 use crate::base::cause::Cause;
 use crate::base::host::normalize_host_into;
@@ -49,6 +48,17 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// Which server reads HTTP/1.1 on plain listeners (`--http1-server`).
+    pub enum Http1Server {
+        /// The proxy's own ([`h1`]): requests without a body go to blue byte for byte; a
+        /// connection with anything else is handed to hyper's.
+        Own = "own",
+        /// hyper's for every request.
+        Hyper = "hyper",
+    }
+}
+
 /// Settings the request path reads.
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
@@ -56,6 +66,8 @@ pub struct ProxySettings {
     pub trusted: TrustedProxies,
     /// Which HTTP blue is spoken to in (`--upstream-protocol`).
     pub upstream_protocol: UpstreamProtocol,
+    /// `--http1-server`.
+    pub http1_server: Http1Server,
     /// Upstream response timeout (HTTP/2 upstreams; HTTP/1.1 uses the connection watchdog).
     pub upstream_timeout: Duration,
     /// Idle timeout of upgraded tunnels.
@@ -102,6 +114,7 @@ impl Default for ProxySettings {
         Self {
             trusted: TrustedProxies::default(),
             upstream_protocol: UpstreamProtocol::Http1,
+            http1_server: Http1Server::Own,
             upstream_timeout: Duration::from_secs(60),
             tunnel_idle_timeout: Duration::from_secs(3600),
             log_query: false,
@@ -246,7 +259,7 @@ impl Proxy {
     }
 
     /// Whether this host's DNS moved to green (only asked with `--close-stale-connections`).
-    fn host_moved(&self, host: Option<&HeaderValue>) -> bool {
+    fn host_moved(&self, host: Option<&[u8]>) -> bool {
         let Some(moves) = &self.moves else { return false };
         if moves.is_empty() {
             return false;
@@ -256,7 +269,7 @@ impl Proxy {
         }
         HOST.with(|buf| {
             let mut buf = buf.borrow_mut();
-            normalize_host_into(host.map(|h| h.as_bytes()), &mut buf);
+            normalize_host_into(host, &mut buf);
             moves.get(&buf).is_some()
         })
     }

@@ -137,15 +137,23 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// The client IP to record: the TCP peer, unless the peer is trusted; then the right-most
 /// `X-Forwarded-For` entry that is not itself trusted (nginx's `real_ip_recursive on`).
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+    client_ip_of(peer, headers.get_all(&X_FORWARDED_FOR).iter().map(HeaderValue::as_bytes), trusted)
+}
+
+/// [`client_ip`] from the `X-Forwarded-For` values in the order they came.
+pub fn client_ip_of<'a>(
+    peer: IpAddr,
+    xff: impl DoubleEndedIterator<Item = &'a [u8]>,
+    trusted: &TrustedProxies,
+) -> IpAddr {
     let peer = canonical(peer);
     if trusted.is_empty() || !trusted.contains(peer) {
         return peer;
     }
     let mut best = peer;
     // Later headers are appended later: walk all values right to left.
-    let values: Vec<&HeaderValue> = headers.get_all(&X_FORWARDED_FOR).iter().collect();
-    for value in values.into_iter().rev() {
-        let Ok(text) = value.to_str() else { return best };
+    for value in xff.rev() {
+        let Ok(text) = std::str::from_utf8(value) else { return best };
         for entry in text.rsplit(',') {
             let Some(ip) = parse_xff_entry(entry) else { return best };
             best = ip;

@@ -1,10 +1,9 @@
 //! cutover-proxy against nginx (`proxy_pass`) as the reference, on raw sockets: both in front of
 //! one upstream that records the bytes it receives. For each request of the corpus, the status
 //! the client gets, whether blue received anything, the target blue received byte for byte, and
-//! the end-to-end headers in order (names compared without case: case is one of the known
-//! differences) must be nginx's. The differences still open (issue 13: they need the proxy's own
-//! HTTP/1.1 server side) are listed in `KNOWN`, and the test fails when one of them goes away too,
-//! so the list stays true.
+//! the end-to-end headers in order must be nginx's, and header names keep their case both ways.
+//! Differences kept on purpose are in `ACCEPTED` with their reason; differences still open would
+//! be in `KNOWN`. The test fails when an entry of either goes away too, so the lists stay true.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -250,17 +249,8 @@ const ACCEPTED: &[(&str, &str)] = &[
     ),
 ];
 
-/// Where cutover-proxy differs from nginx today (issue 13: the request path still goes through
-/// hyper's server, whose URI parser, header map and limits are stricter than nginx's).
-const KNOWN: &[&str] = &[
-    "repeated headers in order",
-    "JSON in a query",
-    "backtick",
-    "angle brackets",
-    "script in a query",
-    "101 headers",
-    "HTTP/1.2",
-];
+/// Where cutover-proxy still differs from nginx (none since the proxy reads HTTP/1.1 itself).
+const KNOWN: &[&str] = &[];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_reach_blue_as_nginx_forwards_them() {
@@ -301,4 +291,27 @@ async fn requests_reach_blue_as_nginx_forwards_them() {
     let gone: Vec<&str> =
         KNOWN.iter().copied().chain(ACCEPTED.iter().map(|(n, _)| *n)).filter(|k| !differ.contains_key(*k)).collect();
     assert!(gone.is_empty(), "now forwarded as nginx does, take them out of KNOWN / ACCEPTED: {gone:?}");
+}
+
+/// Header names keep their case both ways, as through nginx: blue sees the client's, the client
+/// blue's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_names_keep_their_case_both_ways() {
+    let (up, seen) = recording_upstream().await;
+    let (_nginx, reference) = nginx(up);
+    let proxy = ProxyProc::start(&["--upstream", &format!("http://{up}")]);
+    let raw = b"GET /case HTTP/1.1\r\nHost: shop.example.com\r\nX-Request-ID: abc\r\nX-Mixed-Case: v\r\nConnection: close\r\n\r\n";
+    for via in [reference, proxy.addr] {
+        let before = seen.lock().unwrap().len();
+        let (answer, _) = raw_exchange(via, raw, Duration::from_millis(1500)).await;
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        assert!(answer.contains("\r\nX-Mixed-Case: Kept\r\n") && answer.contains("\r\nETag: \"v1\"\r\n"), "{answer}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let got = seen.lock().unwrap()[before].clone();
+        let names: Vec<&str> = got.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(
+            names.contains(&"X-Request-ID") && names.contains(&"X-Mixed-Case") && names.contains(&"Host"),
+            "{names:?}"
+        );
+    }
 }

@@ -4,8 +4,8 @@
 //! upstream closes), chunk-size lines, trailer sections, and the request head written in origin
 //! form. The socket side is in [`super::conn`].
 
-use bytes::BytesMut;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{request, Method, StatusCode, Version};
 
 use crate::base::cause::Cause;
@@ -45,13 +45,97 @@ impl From<LeanError> for Cause {
     }
 }
 
-/// A parsed final response head and how its body is framed.
-pub(super) struct Head {
-    pub(super) status: StatusCode,
-    pub(super) reason: Option<hyper::ext::ReasonPhrase>,
-    pub(super) headers: HeaderMap,
+/// Where one header field lies in a head's bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldSpan {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+impl FieldSpan {
+    /// The span of `name` and `value`, both slices of `base`.
+    pub fn of(base: &[u8], name: &[u8], value: &[u8]) -> Self {
+        let start = |s: &[u8]| (s.as_ptr() as usize - base.as_ptr() as usize) as u32;
+        let (n, v) = (start(name), start(value));
+        Self { name: (n, n + name.len() as u32), value: (v, v + value.len() as u32) }
+    }
+
+    /// The name, as it was sent.
+    pub fn name<'a>(&self, raw: &'a [u8]) -> &'a [u8] {
+        &raw[self.name.0 as usize..self.name.1 as usize]
+    }
+
+    /// The value.
+    pub fn value<'a>(&self, raw: &'a [u8]) -> &'a [u8] {
+        &raw[self.value.0 as usize..self.value.1 as usize]
+    }
+
+    /// The value's range in the head.
+    pub fn value_range(&self) -> std::ops::Range<usize> {
+        self.value.0 as usize..self.value.1 as usize
+    }
+}
+
+/// A parsed final response head, kept as it arrived (names with their case, fields in their
+/// order), and how its body is framed.
+pub struct Head {
+    /// The status code.
+    pub status: StatusCode,
+    /// The head's bytes, status line to the empty line.
+    pub raw: Bytes,
+    /// The reason phrase, when it is not the status's canonical one.
+    pub reason: Option<std::ops::Range<usize>>,
+    /// The fields, in order.
+    pub fields: Vec<FieldSpan>,
     pub(super) framing: Framing,
     pub(super) keep_alive: bool,
+}
+
+impl Head {
+    /// The fields as (name, value) pairs, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.fields.iter().map(|f| (f.name(&self.raw), f.value(&self.raw)))
+    }
+
+    /// How the body is delimited.
+    pub fn delimited(&self) -> Delimited {
+        match self.framing {
+            Framing::Empty => Delimited::Empty,
+            Framing::Length(n) => Delimited::Length(n),
+            Framing::Chunked(_) => Delimited::Chunked,
+            Framing::Close => Delimited::Close,
+        }
+    }
+
+    /// The fields as a header map (hyper's side), sharing the head's bytes instead of a copy
+    /// each, as hyper does.
+    pub(super) fn header_map(&self) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(self.fields.len());
+        for f in &self.fields {
+            // Both were checked when the head was parsed.
+            let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(f.name(&self.raw)),
+                HeaderValue::from_maybe_shared(self.raw.slice(f.value_range())),
+            ) else {
+                continue;
+            };
+            headers.append(name, value);
+        }
+        headers
+    }
+}
+
+/// How a response body is delimited, as its head says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delimited {
+    /// No body (HEAD, 1xx, 204, 304, `Content-Length: 0`).
+    Empty,
+    /// `Content-Length`.
+    Length(u64),
+    /// Chunked.
+    Chunked,
+    /// Until the upstream closes.
+    Close,
 }
 
 pub(super) enum Parsed {
@@ -85,48 +169,51 @@ pub(super) fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Parsed, Le
     let version = if res.version == Some(1) { Version::HTTP_11 } else { Version::HTTP_10 };
     let reason = match res.reason {
         Some(r) if Some(r) != status.canonical_reason() && !r.is_empty() => {
-            hyper::ext::ReasonPhrase::try_from(r.as_bytes().to_vec()).ok()
+            let at = r.as_ptr() as usize - buf.as_ptr() as usize;
+            Some(at..at + r.len())
         }
         _ => None,
     };
-    // The values share the head's bytes instead of a copy each (as hyper does).
-    let base = buf.as_ptr() as usize;
-    let mut spans = Vec::with_capacity(res.headers.len());
+    let mut fields = Vec::with_capacity(res.headers.len());
     for h in res.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| LeanError::Protocol)?;
-        let start = h.value.as_ptr() as usize - base;
-        spans.push((name, start, start + h.value.len()));
+        // httparse's token and value bytes are exactly those `HeaderName` and `HeaderValue`
+        // take, so hyper's side builds its map from these spans without a failure.
+        fields.push(FieldSpan::of(buf, h.name.as_bytes(), h.value));
     }
     let raw = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
-    for (name, start, end) in spans {
-        let value = HeaderValue::from_maybe_shared(raw.slice(start..end)).map_err(|_| LeanError::Protocol)?;
-        headers.append(name, value);
+    let fields_of = || fields.iter().map(|f| (f.name(&raw), f.value(&raw)));
+    let (framing, clean) = framing(fields_of, status, is_head)?;
+    let keep_alive = version == Version::HTTP_11 && clean && !asks_close(fields_of());
+    Ok(Parsed::Final(Head { status, raw, reason, fields, framing, keep_alive }))
+}
+
+/// A final response head parsed from `bytes` (tests of the layers above).
+#[cfg(test)]
+pub fn parse_response_head(bytes: &[u8], is_head: bool) -> Option<Head> {
+    match parse_head(&mut BytesMut::from(bytes), is_head) {
+        Ok(Parsed::Final(head)) => Some(head),
+        _ => None,
     }
-    let (framing, clean) = framing(&headers, status, is_head)?;
-    let keep_alive = version == Version::HTTP_11 && clean && !asks_close(&headers);
-    Ok(Parsed::Final(Head { status, reason, headers, framing, keep_alive }))
 }
 
 /// How the body is delimited, and whether the framing leaves the connection reusable.
-fn framing(headers: &HeaderMap, status: StatusCode, is_head: bool) -> Result<(Framing, bool), LeanError> {
+fn framing<'a, I>(fields: impl Fn() -> I, status: StatusCode, is_head: bool) -> Result<(Framing, bool), LeanError>
+where
+    I: Iterator<Item = (&'a [u8], &'a [u8])>,
+{
     if is_head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Ok((Framing::Empty, true));
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+    let named = |want: &'static str| move |(n, _): &(&[u8], &[u8])| n.eq_ignore_ascii_case(want.as_bytes());
+    if let Some((_, te)) = fields().filter(named("transfer-encoding")).last() {
         // Transfer-Encoding overrides Content-Length (not even parsed then, as hyper did), but
         // a message with both must close the connection (RFC 9112 §6.3).
-        let length = headers.contains_key(header::CONTENT_LENGTH);
-        let chunked = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+        let length = fields().any(|f| named("content-length")(&f));
+        let chunked =
+            te.rsplit(|&b| b == b',').next().is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         return Ok(if chunked { (Framing::Chunked(Chunk::Size), !length) } else { (Framing::Close, false) });
     }
-    Ok(match content_length(headers)? {
+    Ok(match content_length(fields().filter(named("content-length")).map(|(_, v)| v))? {
         Some(0) => (Framing::Empty, true),
         Some(n) => (Framing::Length(n), true),
         None => (Framing::Close, false),
@@ -134,16 +221,15 @@ fn framing(headers: &HeaderMap, status: StatusCode, is_head: bool) -> Result<(Fr
 }
 
 /// The Content-Length, when given: every value (and list element) must be the same number.
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, LeanError> {
+pub fn content_length<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<Option<u64>, LeanError> {
     let mut found: Option<u64> = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        let text = value.to_str().map_err(|_| LeanError::Protocol)?;
-        for part in text.split(',') {
-            let part = part.trim();
-            if part.is_empty() || part.len() > 19 || !part.bytes().all(|b| b.is_ascii_digit()) {
+    for value in values {
+        for part in value.split(|&b| b == b',') {
+            let part = part.trim_ascii();
+            if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
                 return Err(LeanError::Protocol);
             }
-            let n: u64 = part.parse().map_err(|_| LeanError::Protocol)?;
+            let n = part.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
             if found.is_some_and(|f| f != n) {
                 return Err(LeanError::Protocol);
             }
@@ -153,17 +239,16 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, LeanError> {
     Ok(found)
 }
 
-fn asks_close(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))))
+fn asks_close<'a>(mut fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> bool {
+    fields.any(|(n, v)| {
+        n.eq_ignore_ascii_case(b"connection")
+            && v.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
 }
 
 /// Writes the request head in origin form, each field as it is (an HTTP/2 client's split
 /// `Cookie` fields were joined before, as RFC 9113 §8.2.3 asks; an HTTP/1.1 client's stay apart).
 pub(super) fn encode_head(parts: &request::Parts, out: &mut Vec<u8>) {
-    out.clear();
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).as_bytes());
@@ -184,6 +269,7 @@ pub(super) fn idempotent(method: &Method) -> bool {
 }
 
 /// How the response body is delimited.
+#[derive(Clone)]
 pub(super) enum Framing {
     Empty,
     Length(u64),
@@ -192,6 +278,7 @@ pub(super) enum Framing {
 }
 
 /// Where the chunked decoder stands.
+#[derive(Clone)]
 pub(super) enum Chunk {
     Size,
     Data(u64),
@@ -327,9 +414,12 @@ mod tests {
             panic!("not parsed")
         };
         assert_eq!(h.status, 404);
-        assert_eq!(h.headers.get_all("x-a").iter().collect::<Vec<_>>(), ["1", "2"]);
-        assert_eq!(h.headers["server"], "blue");
-        assert_eq!(h.reason.as_ref().map(|r| r.as_bytes()), Some(&b"Nope"[..]));
+        let names: Vec<&[u8]> = h.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, [&b"X-A"[..], b"x-a", b"Server", b"content-length"], "case and order as sent");
+        let map = h.header_map();
+        assert_eq!(map.get_all("x-a").iter().collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(map["server"], "blue");
+        assert_eq!(h.reason.clone().map(|r| &h.raw[r]), Some(&b"Nope"[..]));
     }
 
     #[test]

@@ -21,11 +21,12 @@ use super::codec::{
 };
 use crate::base::cause::Cause;
 use crate::base::time::coarse_ms;
+use crate::net::spare;
 use crate::upstream::pool::{connect_any, PoolSettings, UpConn, Watchdog};
 use crate::upstream::Upstream;
 
 /// Room made in the read buffer before each read.
-const READ_ROOM: usize = 16 * 1024;
+const READ_ROOM: usize = spare::READ_ROOM;
 
 /// One pooled upstream connection: the socket, what was read past the last response, and the
 /// watchdog that rings when the upstream is silent (busy) or the connection idle too long.
@@ -86,7 +87,9 @@ impl LeanConn {
         if self.poll_rung(cx) {
             return Poll::Ready(Err(if self.state.timed_out() { LeanError::Timeout } else { LeanError::Reset }));
         }
-        if self.buf.capacity() - self.buf.len() < READ_ROOM / 4 {
+        if self.buf.capacity() == 0 {
+            self.buf = spare::read_buf(READ_ROOM);
+        } else if self.buf.capacity() - self.buf.len() < READ_ROOM / 4 {
             self.buf.reserve(READ_ROOM);
         }
         // `read_buf` (not `try_read_buf`): a short read tells the runtime the socket is drained,
@@ -162,21 +165,46 @@ impl LeanPool {
     /// Sends a request without a body and reads the response head; the body streams from the
     /// returned [`LeanBody`], which gives the connection back to the pool at its end.
     pub async fn exchange(self: &Arc<Self>, parts: &request::Parts) -> Result<Response<LeanBody>, Cause> {
-        let is_head = parts.method == Method::HEAD;
+        let (head, body) = self.exchange_raw(&parts.method, |out| encode_head(parts, out)).await?;
+        // The version stays HTTP/1.1: toward the client the proxy speaks its own (RFC 9110
+        // §6.2), so an HTTP/1.0 upstream does not end a keep-alive client connection.
+        let mut resp = Response::new(body);
+        *resp.status_mut() = head.status;
+        *resp.headers_mut() = head.header_map();
+        if let Some(reason) = head.reason.clone() {
+            if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(head.raw.slice(reason)) {
+                resp.extensions_mut().insert(reason);
+            }
+        }
+        Ok(resp)
+    }
+
+    /// The same exchange with the request head as bytes: `encode` writes it (again, should the
+    /// request go once more on a fresh connection). The response head comes back as it arrived.
+    pub async fn exchange_raw(
+        self: &Arc<Self>,
+        method: &Method,
+        encode: impl Fn(&mut Vec<u8>),
+    ) -> Result<(Head, LeanBody), Cause> {
+        let is_head = *method == Method::HEAD;
         let (mut conn, mut reused) = match self.checkout().await {
             Some(conn) => (conn, true),
             None => (Box::pin(self.connect()).await?, false),
         };
         loop {
-            encode_head(parts, &mut conn.head);
+            conn.head.clear();
+            encode(&mut conn.head);
             conn.state.set_busy(true);
             let head = match conn.write_head().await {
                 Ok(()) => conn.read_head(is_head).await,
                 Err(e) => Err((e, false)),
             };
             match head {
-                Ok(head) => return Ok(self.respond(conn, head)),
-                Err((LeanError::Reset, false)) if reused && idempotent(&parts.method) => {
+                Ok(head) => {
+                    let body = self.body(conn, &head);
+                    return Ok((head, body));
+                }
+                Err((LeanError::Reset, false)) if reused && idempotent(method) => {
                     // The upstream closed this idle connection as we sent: once more on a new one.
                     drop(conn);
                     conn = Box::pin(self.connect()).await?;
@@ -187,10 +215,10 @@ impl LeanPool {
         }
     }
 
-    fn respond(self: &Arc<Self>, conn: LeanConn, head: Head) -> Response<LeanBody> {
+    fn body(self: &Arc<Self>, conn: LeanConn, head: &Head) -> LeanBody {
         let mut body = LeanBody {
             conn: Some(conn),
-            framing: head.framing,
+            framing: head.framing.clone(),
             keep_alive: head.keep_alive,
             pool: self.clone(),
             // The head itself is not written yet either.
@@ -200,15 +228,7 @@ impl LeanPool {
         if matches!(body.framing, Framing::Empty) {
             body.end();
         }
-        // The version stays HTTP/1.1: toward the client the proxy speaks its own (RFC 9110
-        // §6.2), so an HTTP/1.0 upstream does not end a keep-alive client connection.
-        let mut resp = Response::new(body);
-        *resp.status_mut() = head.status;
-        *resp.headers_mut() = head.headers;
-        if let Some(reason) = head.reason {
-            resp.extensions_mut().insert(reason);
-        }
-        resp
+        body
     }
 
     async fn checkout(&self) -> Option<LeanConn> {
@@ -248,8 +268,10 @@ impl LeanPool {
 
     /// Puts a connection back; those past the idle timeout are closed by their own watchdog
     /// ([`LeanPool::prune`]), so a release does no pruning of its own.
-    fn put(&self, conn: LeanConn) {
+    fn put(&self, mut conn: LeanConn) {
         conn.state.set_busy(false);
+        // An idle connection holds no buffer: the next read takes a spare one.
+        spare::give_read_buf(std::mem::take(&mut conn.buf));
         if let Ok(mut stack) = self.idle.lock() {
             if stack.len() < self.settings.max_idle {
                 stack.push(conn);

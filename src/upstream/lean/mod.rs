@@ -10,5 +10,7 @@
 mod codec;
 mod conn;
 
-pub use codec::LeanError;
+#[cfg(test)]
+pub use codec::parse_response_head;
+pub use codec::{Delimited, Head, LeanError};
 pub use conn::{LeanBody, LeanPool};

@@ -1,0 +1,413 @@
+//! The proxy's own HTTP/1.1 server side on plain listeners, for what most traffic is: requests
+//! without a body toward a plain `http://` blue. The head is parsed once ([`super::head`]), sent
+//! on with the few edits a reverse proxy makes ([`super::forward`]) over the lean exchange, and
+//! blue's head comes back as it arrived ([`super::answer`]); the body is read from blue only as
+//! fast as the client takes it. Anything else (a body, an upgrade, HTTP/1.0, a head this side
+//! does not read) hands the connection, with the bytes read so far, to hyper's server for good.
+//!
+//! A connection waiting for its next request holds no buffer: bytes are read into one of the
+//! worker's spare buffers only once the socket is readable.
+
+use std::future::{poll_fn, Future};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{Method, StatusCode, Version};
+use http_body::Body;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use super::answer::{self, BodyOut};
+use super::forward::{self, Hop};
+use super::head::{self, absolute_form, needs_hyper, request_host, Facts, Parse, Target};
+use crate::base::cause::Cause;
+use crate::base::host::INVALID_HOST;
+use crate::base::time::unix_ms_of;
+use crate::net::alarm::Expiry;
+use crate::net::conn::ConnState;
+use crate::net::io::IoObserver;
+use crate::net::spare;
+use crate::proxy::handle::Opening;
+use crate::proxy::record::RequestRecord;
+use crate::proxy::{rewrite, Proxy};
+use crate::upstream::lean::{LeanError, LeanPool};
+
+const READ_ROOM: usize = spare::READ_ROOM;
+/// A client that takes none of its response for this long is cut (nginx's `send_timeout`).
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Response bytes gathered before they are written.
+const FLUSH_AT: usize = 32 * 1024;
+/// Body data this large is written as it is, not copied into the gathered bytes.
+const DIRECT: usize = 8 * 1024;
+
+/// What gathering the response's next bytes ended with.
+enum Gathered {
+    /// Write what was gathered, then gather more.
+    More,
+    /// Write what was gathered, then this data as it is.
+    Then(Bytes),
+    /// The body is over (or failed): write what was gathered.
+    End,
+}
+
+/// How a connection left this side.
+pub enum Served {
+    /// It is over.
+    Closed,
+    /// hyper's server takes it from here, these bytes first.
+    Hyper(Bytes),
+}
+
+/// What the head at the start of the buffer asks for, decided without holding on to the buffer.
+enum Step {
+    Partial,
+    Hyper,
+    /// Refused here (Host rules): the record is under a placeholder.
+    Refuse {
+        len: usize,
+        cause: Cause,
+        record: Box<RequestRecord>,
+    },
+    Forward(Forward),
+}
+
+struct Forward {
+    len: usize,
+    method: Method,
+    lean: Arc<LeanPool>,
+    head: Vec<u8>,
+    record: Box<RequestRecord>,
+    /// The connection closes after this response.
+    close: bool,
+}
+
+impl Proxy {
+    /// Serves HTTP/1.1 requests on `io` until the connection ends or needs hyper's server.
+    pub async fn serve_h1(
+        self: &Arc<Self>,
+        io: &mut TcpStream,
+        conn: &Arc<ConnState>,
+        rang: &mut oneshot::Receiver<Expiry>,
+    ) -> Served {
+        let mut buf: Option<BytesMut> = None;
+        loop {
+            let step = match &buf {
+                Some(b) if !b.is_empty() => self.step(b, conn),
+                _ => Step::Partial,
+            };
+            let forward = match step {
+                Step::Partial => {
+                    if buf.as_ref().is_some_and(|b| b.len() >= head::MAX_HEAD) {
+                        return hyper(buf);
+                    }
+                    match read(io, conn, rang, &mut buf).await {
+                        Ok(()) => continue,
+                        Err(()) => {
+                            give_back(buf);
+                            return Served::Closed;
+                        }
+                    }
+                }
+                Step::Hyper => return hyper(buf),
+                Step::Refuse { len, cause, record } => {
+                    if let Some(b) = buf.as_mut() {
+                        b.advance(len);
+                    }
+                    give_back(buf);
+                    let _ = Box::pin(own_answer(io, conn, cause, record, true)).await;
+                    return Served::Closed;
+                }
+                Step::Forward(f) => f,
+            };
+            if let Some(b) = buf.as_mut() {
+                b.advance(forward.len);
+            }
+            // Nothing pipelined behind it: the buffer goes back while blue answers.
+            if buf.as_ref().is_some_and(BytesMut::is_empty) {
+                give_back(buf.take());
+            }
+            let close = forward.close;
+            // Boxed: the exchange's state is needed only while a request is served, and inline it
+            // would be part of every idle connection's task.
+            if Box::pin(self.exchange(io, conn, forward)).await.is_err() || close {
+                give_back(buf);
+                return Served::Closed;
+            }
+            // Idle, draining or stale rang while the request was served: close now it is done.
+            if !matches!(rang.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
+                give_back(buf);
+                return Served::Closed;
+            }
+        }
+    }
+
+    /// Reads the head at the start of `buf` and decides what becomes of it.
+    fn step(self: &Arc<Self>, buf: &[u8], conn: &Arc<ConnState>) -> Step {
+        let head = match head::parse(buf) {
+            Parse::Partial => return Step::Partial,
+            Parse::Foreign => return Step::Hyper,
+            Parse::Complete(head) => head,
+        };
+        let facts = Facts::of(&head.fields);
+        if needs_hyper(&head, &facts) {
+            return Step::Hyper;
+        }
+        let absolute = absolute_form(head.target);
+        let host = request_host(&facts, absolute.map(|(a, _)| a));
+        let pool = &self.pools[self.upstreams.pick(host.ok())];
+        let Some(lean) = pool.lean() else { return Step::Hyper };
+        conn.request_started();
+        let target = absolute.map_or(Target::Path(head.target), |(_, t)| t);
+        let mut shown = Vec::new();
+        let target_bytes = match target {
+            Target::Path(p) => p,
+            Target::Rooted(_) => {
+                target.push_to(&mut shown);
+                &shown[..]
+            }
+        };
+        let xff = head.fields.iter().filter(|(n, _)| n.eq_ignore_ascii_case(b"x-forwarded-for")).map(|(_, v)| *v);
+        let opening = |host| Opening {
+            method: Method::from_bytes(head.method).unwrap_or_default(),
+            host,
+            target: target_bytes,
+            version: Version::HTTP_11,
+            client_ip: rewrite::client_ip_of(conn.peer.ip(), xff.clone(), &self.settings.trusted),
+            user_agent: facts.user_agent,
+            request_id: facts.request_id,
+        };
+        let host = match host {
+            Ok(host) => host,
+            Err(cause) => {
+                // Refused here, recorded under a placeholder: nothing reaches blue.
+                let placeholder = (cause == Cause::HostRepeated).then_some(INVALID_HOST.as_bytes());
+                let record = self.open_record_of(conn, opening(placeholder), pool.upstream());
+                return Step::Refuse { len: head.len, cause, record };
+            }
+        };
+        let record = self.open_record_of(conn, opening(Some(host)), pool.upstream());
+        let hop = Hop {
+            peer_ip: conn.peer_ip.as_bytes(),
+            peer_trusted: conn.peer_trusted,
+            proto: b"http",
+            host,
+            authority: absolute.map(|(a, _)| a),
+        };
+        let mut out = spare::write_buf();
+        forward::encode(head.method, target, &head.fields, &facts, &hop, &mut out);
+        Step::Forward(Forward {
+            len: head.len,
+            method: record.method.clone(),
+            lean: lean.clone(),
+            head: out,
+            // When DNS already sends this host to green, the client reconnects (and re-resolves)
+            // after this response.
+            close: facts.close || self.host_moved(Some(host)),
+            record,
+        })
+    }
+
+    /// One request to blue and its answer to the client; `Err` when the connection must close.
+    async fn exchange(&self, io: &mut TcpStream, conn: &ConnState, f: Forward) -> Result<(), ()> {
+        let Forward { method, lean, head, mut record, close, .. } = f;
+        let sent = {
+            let exchange = lean.exchange_raw(&method, |out| out.extend_from_slice(&head));
+            tokio::select! {
+                biased;
+                sent = exchange => sent,
+                // The client left before blue answered: the record says 499, as hyper's side
+                // (and nginx) would; blue's connection is closed with the exchange.
+                () = client_left(io) => {
+                    spare::give_write_buf(head);
+                    return Err(());
+                }
+            }
+        };
+        spare::give_write_buf(head);
+        let (head, mut body) = match sent {
+            Ok(answer) => answer,
+            Err(cause) => return own_answer(io, conn, cause, record, close).await,
+        };
+        record.upstream_addr = body.upstream_addr();
+        record.status = head.status.as_u16();
+        let mut out = spare::write_buf();
+        let framing = answer::encode(&head, close, unix_ms_of(record.ts) / 1000, &mut out);
+        drop(head);
+        let mut trailers = None;
+        let mut failed = None;
+        let chunked = framing == BodyOut::Chunked;
+        loop {
+            let gathered = poll_fn(|cx| loop {
+                match std::pin::Pin::new(&mut body).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                        Ok(data) => {
+                            record.bytes_out += data.len() as u64;
+                            if chunked {
+                                answer::chunk_start(data.len(), &mut out);
+                            }
+                            if data.len() >= DIRECT {
+                                return Poll::Ready(Gathered::Then(data));
+                            }
+                            out.extend_from_slice(&data);
+                            if chunked {
+                                out.extend_from_slice(b"\r\n");
+                            }
+                            if out.len() >= FLUSH_AT {
+                                return Poll::Ready(Gathered::More);
+                            }
+                        }
+                        Err(frame) => trailers = frame.into_trailers().ok(),
+                    },
+                    Poll::Ready(None) => return Poll::Ready(Gathered::End),
+                    Poll::Ready(Some(Err(e))) => {
+                        failed = Some(e);
+                        return Poll::Ready(Gathered::End);
+                    }
+                    Poll::Pending if out.is_empty() => return Poll::Pending,
+                    Poll::Pending => return Poll::Ready(Gathered::More),
+                }
+            })
+            .await;
+            if matches!(gathered, Gathered::End) && failed.is_none() && chunked {
+                answer::chunked_end(trailers.as_ref(), &mut out);
+            }
+            let mut written = send(io, conn, &out).await;
+            out.clear();
+            if let (Gathered::Then(data), Ok(())) = (&gathered, written) {
+                written = send(io, conn, data).await;
+                if chunked {
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+            if written.is_err() {
+                // The client left or took nothing for the send timeout.
+                spare::give_write_buf(out);
+                return Err(());
+            }
+            if matches!(gathered, Gathered::End) {
+                break;
+            }
+        }
+        spare::give_write_buf(out);
+        match failed {
+            None => {
+                record.complete = true;
+                Ok(())
+            }
+            Some(e) => {
+                record.error = Some(if e == LeanError::Timeout { Cause::Timeout } else { Cause::Reset });
+                Err(())
+            }
+        }
+    }
+}
+
+/// Reads more of the connection into `buf` (taking a spare one when it has none); `Err` when the
+/// client left, or the alarm rang (header or idle timeout, drain) while it was waited for.
+async fn read(
+    io: &mut TcpStream,
+    conn: &ConnState,
+    rang: &mut oneshot::Receiver<Expiry>,
+    buf: &mut Option<BytesMut>,
+) -> Result<(), ()> {
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut *rang => return Err(()),
+            ready = io.readable() => ready.map_err(|_| ())?,
+        }
+        let b = buf.get_or_insert_with(|| spare::read_buf(READ_ROOM));
+        if b.capacity() - b.len() < READ_ROOM / 4 {
+            b.reserve(READ_ROOM);
+        }
+        let before = b.len();
+        // `read_buf` (not `try_read_buf`): a short read tells the runtime the socket is drained,
+        // so watching it for the client's leaving costs no system call.
+        let read = poll_fn(|cx| match std::pin::pin!(io.read_buf(&mut *b)).poll(cx) {
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await;
+        match read {
+            Some(Ok(0)) | Some(Err(_)) => return Err(()),
+            Some(Ok(_)) => {
+                conn.on_read(&b[before..]);
+                return Ok(());
+            }
+            // Readiness the runtime had not cleared yet: wait again, holding no buffer.
+            None => {
+                if b.is_empty() {
+                    give_back(buf.take());
+                }
+            }
+        }
+    }
+}
+
+/// Resolves when the client closes its side; bytes it sends meanwhile (a pipelined request)
+/// stay in the socket for later, and this waits no more.
+async fn client_left(io: &TcpStream) {
+    let mut byte = [0u8; 1];
+    match io.peek(&mut byte).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
+    }
+}
+
+/// Writes all of `bytes`, waiting at most [`SEND_TIMEOUT`] for the client to take more.
+async fn send(io: &mut TcpStream, conn: &ConnState, bytes: &[u8]) -> Result<(), ()> {
+    let mut sent = 0;
+    while sent < bytes.len() {
+        match io.try_write(&bytes[sent..]) {
+            Ok(0) => return Err(()),
+            Ok(n) => {
+                sent += n;
+                conn.on_write();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                match tokio::time::timeout(SEND_TIMEOUT, io.writable()).await {
+                    Ok(Ok(())) => {}
+                    _ => return Err(()),
+                }
+            }
+            Err(_) => return Err(()),
+        }
+    }
+    Ok(())
+}
+
+/// The proxy's own answer for `cause` (its status and short text), written and recorded.
+async fn own_answer(
+    io: &mut TcpStream,
+    conn: &ConnState,
+    cause: Cause,
+    mut record: Box<RequestRecord>,
+    close: bool,
+) -> Result<(), ()> {
+    let status = StatusCode::from_u16(cause.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+    record.status = status.as_u16();
+    record.error = Some(cause);
+    let mut out = spare::write_buf();
+    answer::encode_own(status, cause.body(), close, unix_ms_of(record.ts) / 1000, &mut out);
+    let written = send(io, conn, &out).await;
+    record.bytes_out = cause.body().len() as u64;
+    record.complete = written.is_ok();
+    spare::give_write_buf(out);
+    if close {
+        return Err(());
+    }
+    written
+}
+
+fn hyper(buf: Option<BytesMut>) -> Served {
+    Served::Hyper(buf.map(BytesMut::freeze).unwrap_or_default())
+}
+
+fn give_back(buf: Option<BytesMut>) {
+    if let Some(b) = buf {
+        spare::give_read_buf(b);
+    }
+}
