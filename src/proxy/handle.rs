@@ -149,7 +149,7 @@ impl Proxy {
             error: None,
             req: None,
             bytes_out: 0,
-            tunnel_in: 0,
+            read_in: 0,
             complete: false,
             recorded: None,
             tunnelled: false,

@@ -67,8 +67,9 @@ pub struct RequestRecord {
     pub req: Option<Arc<ReqShared>>,
     /// Bytes of response body sent (or tunnelled toward the client).
     pub bytes_out: u64,
-    /// Bytes tunnelled from the client after an upgrade.
-    pub tunnel_in: u64,
+    /// Bytes read from the client by the proxy itself: a body on its own HTTP/1.1 side, or
+    /// what was tunnelled after an upgrade.
+    pub read_in: u64,
     /// The response body was sent to the end.
     pub complete: bool,
     /// Already counted in the ledger (tunnels are counted when they open).
@@ -129,7 +130,7 @@ impl RequestRecord {
     }
 
     fn bytes_in(&self) -> u64 {
-        self.req.as_ref().map_or(0, |r| r.bytes_in.load(Ordering::Relaxed)) + self.tunnel_in
+        self.req.as_ref().map_or(0, |r| r.bytes_in.load(Ordering::Relaxed)) + self.read_in
     }
 }
 

@@ -66,7 +66,7 @@ pub async fn run(
             }
         }
     };
-    record.tunnel_in = sent_up;
+    record.read_in = sent_up;
     record.bytes_out = sent_down;
     record.error = outcome;
     record.complete = true;

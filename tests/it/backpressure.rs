@@ -1,6 +1,7 @@
 //! Backpressure, not buffering: a client that stops reading a large response holds at most one
-//! bounded buffer in the proxy (hyper's write buffer, capped at 64 KiB) before the proxy stops
-//! reading from blue for it. Measured as the proxy's resident memory with 200 such clients.
+//! bounded buffer in the proxy (the own HTTP/1.1 side gathers at most 32 KiB and writes larger
+//! data as it comes; hyper's side caps its write buffer at 64 KiB) before the proxy stops reading
+//! from blue for it. Measured as the proxy's resident memory with 200 such clients.
 
 use std::time::Duration;
 

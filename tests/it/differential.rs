@@ -215,6 +215,7 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
         ("OPTIONS a path", "OPTIONS /a HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n"),
         ("extension method", "PURGE /a HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n"),
         ("lowercase method", "get /a HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n"),
+        ("POST with JSON in a query", "POST /api?q={\"x\":1} HTTP/1.1\r\nHost: shop.example.com\r\nContent-Type: application/json\r\nContent-Length: 8\r\nConnection: close\r\n\r\n{\"a\":1}\n"),
         ("POST with a body", "POST /form HTTP/1.1\r\nHost: shop.example.com\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\nConnection: close\r\n\r\na=1&b=2"),
         ("PUT chunked", "PUT /up HTTP/1.1\r\nHost: shop.example.com\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
         ("HTTP/1.0 keep-alive", "GET /a HTTP/1.0\r\nHost: shop.example.com\r\n\r\n"),

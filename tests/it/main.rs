@@ -21,6 +21,7 @@ mod forwarding;
 mod gate;
 mod gitops;
 mod grpc;
+mod http1_server;
 mod metrics;
 mod probe;
 mod refusals;

@@ -19,10 +19,23 @@ pub enum BodyOut {
     /// In chunks (blue's were decoded; a body delimited by blue's close is chunked too, so the
     /// client's connection stays open).
     Chunked,
+    /// The data as it is, and the connection closed after it: an HTTP/1.0 client knows no
+    /// chunks.
+    UntilClose,
 }
 
-/// Writes blue's response head, for a connection that closes after it when `close`.
-pub fn encode(head: &Head, close: bool, now_secs: u64, out: &mut Vec<u8>) -> BodyOut {
+/// The client connection a response head is written for.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientConn {
+    /// The client's HTTP/1.x minor version.
+    pub minor: u8,
+    /// The connection closes after this response.
+    pub close: bool,
+}
+
+/// Writes blue's response head for `client`.
+pub fn encode(head: &Head, client: ClientConn, now_secs: u64, out: &mut Vec<u8>) -> BodyOut {
+    let close = client.close;
     let raw = &head.raw[..];
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(head.status.as_str().as_bytes());
@@ -62,7 +75,7 @@ pub fn encode(head: &Head, close: bool, now_secs: u64, out: &mut Vec<u8>) -> Bod
             16 if is(b"proxy-connection") => continue,
             17 if is(b"transfer-encoding") => {
                 match delimited {
-                    Delimited::Chunked => field(out, name, value),
+                    Delimited::Chunked if client.minor >= 1 => field(out, name, value),
                     Delimited::Close => coding = Some((name, value)),
                     _ => {}
                 }
@@ -78,6 +91,7 @@ pub fn encode(head: &Head, close: bool, now_secs: u64, out: &mut Vec<u8>) -> Bod
     let body = match delimited {
         Delimited::Empty => BodyOut::None,
         Delimited::Length(_) => BodyOut::Length,
+        Delimited::Chunked | Delimited::Close if client.minor == 0 => BodyOut::UntilClose,
         Delimited::Chunked => BodyOut::Chunked,
         Delimited::Close => {
             // A coding that is not chunked leaves the body delimited by the close: chunked here
@@ -99,8 +113,10 @@ pub fn encode(head: &Head, close: bool, now_secs: u64, out: &mut Vec<u8>) -> Bod
         push_http_date(out, now_secs);
         out.extend_from_slice(b"\r\n");
     }
-    if close {
+    if close || body == BodyOut::UntilClose {
         out.extend_from_slice(b"connection: close\r\n");
+    } else if client.minor == 0 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
     body
@@ -164,10 +180,14 @@ mod tests {
         crate::upstream::lean::parse_response_head(raw.as_bytes(), is_head).expect("a final head")
     }
 
-    fn answer(raw: &str, close: bool) -> (String, BodyOut) {
+    fn answer_to(raw: &str, minor: u8, close: bool) -> (String, BodyOut) {
         let mut out = Vec::new();
-        let body = encode(&head(raw, false), close, 784_111_777, &mut out);
+        let body = encode(&head(raw, false), ClientConn { minor, close }, 784_111_777, &mut out);
         (String::from_utf8(out).unwrap(), body)
+    }
+
+    fn answer(raw: &str, close: bool) -> (String, BodyOut) {
+        answer_to(raw, 1, close)
     }
 
     #[test]
@@ -207,6 +227,17 @@ mod tests {
         assert_eq!((text.contains("Content-Length: 7"), body), (true, BodyOut::None));
         let (text, _) = answer("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\nDate: d\r\n\r\n", false);
         assert!(text.contains("Content-Length: 5\r\n"), "{text}");
+    }
+
+    #[test]
+    fn an_http_1_0_client_gets_no_chunks() {
+        let (text, body) = answer_to("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nDate: d\r\n\r\n", 0, false);
+        assert_eq!(
+            (text.as_str(), body),
+            ("HTTP/1.1 200 OK\r\nDate: d\r\nconnection: close\r\n\r\n", BodyOut::UntilClose)
+        );
+        let (text, body) = answer_to("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nDate: d\r\n\r\n", 0, false);
+        assert!(text.ends_with("connection: keep-alive\r\n\r\n") && body == BodyOut::Length, "{text}");
     }
 
     #[test]

@@ -14,8 +14,12 @@ pub struct Hop<'a> {
     pub peer_trusted: bool,
     /// `http` or `https`.
     pub proto: &'static [u8],
-    /// The request's host (the absolute-form authority, else `Host`).
-    pub host: &'a [u8],
+    /// The request's host (the absolute-form authority, else `Host`; none from an HTTP/1.0
+    /// client that sent none).
+    pub host: Option<&'a [u8]>,
+    /// The `Host` toward blue when the client sent none: blue's own address, as hyper's side
+    /// and nginx's default `$proxy_host` do.
+    pub fallback_host: &'a [u8],
     /// An absolute-form target's authority: the `Host` field's new value.
     pub authority: Option<&'a [u8]>,
 }
@@ -33,7 +37,7 @@ pub fn encode(
     out.push(b' ');
     target.push_to(out);
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let (mut xff, mut xfp, mut xfh) = (false, false, false);
+    let (mut xff, mut xfp, mut xfh, mut host) = (false, false, false, false);
     for &(name, value) in fields {
         let is = |want: &[u8]| name.len() == want.len() && name.eq_ignore_ascii_case(want);
         match name.len() {
@@ -44,6 +48,7 @@ pub fn encode(
                 continue;
             }
             4 if is(b"host") => {
+                host = true;
                 field(out, name, hop.authority.unwrap_or(value));
                 continue;
             }
@@ -73,8 +78,8 @@ pub fn encode(
             16 if is(b"x-forwarded-host") => {
                 if hop.peer_trusted {
                     field(out, name, value);
-                } else if !xfh {
-                    field(out, name, hop.host);
+                } else if let (false, Some(host)) = (xfh, hop.host) {
+                    field(out, name, host);
                 }
                 xfh = true;
                 continue;
@@ -95,14 +100,17 @@ pub fn encode(
         }
         field(out, name, value);
     }
+    if !host {
+        field(out, b"host", hop.authority.unwrap_or(hop.fallback_host));
+    }
     if !xff {
         field(out, b"x-forwarded-for", hop.peer_ip);
     }
     if !xfp {
         field(out, b"x-forwarded-proto", hop.proto);
     }
-    if !xfh {
-        field(out, b"x-forwarded-host", hop.host);
+    if let (false, Some(host)) = (xfh, hop.host) {
+        field(out, b"x-forwarded-host", host);
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -129,14 +137,15 @@ mod tests {
         let facts = Facts::of(&head.fields);
         let absolute = absolute_form(head.target);
         let host = match facts.host {
-            super::super::head::HostField::One(h) => absolute.map_or(h, |(a, _)| a),
-            _ => b"",
+            super::super::head::HostField::One(h) => Some(absolute.map_or(h, |(a, _)| a)),
+            _ => absolute.map(|(a, _)| a),
         };
         let hop = Hop {
             peer_ip: b"192.0.2.1",
             peer_trusted: trusted,
             proto: b"http",
             host,
+            fallback_host: b"blue:8080",
             authority: absolute.map(|(a, _)| a),
         };
         let target = absolute.map_or(Target::Path(head.target), |(_, t)| t);
@@ -181,6 +190,14 @@ mod tests {
             "GET / HTTP/1.1\r\nX-Forwarded-For: 203.0.113.7, 198.51.100.2, 192.0.2.1\r\nHost: a\r\n\
              X-Forwarded-Proto: https\r\nX-Forwarded-Host: orig\r\n\r\n",
             "a trusted load balancer's proto and host are kept"
+        );
+    }
+
+    #[test]
+    fn an_http_1_0_request_without_host_gets_blues_address() {
+        assert_eq!(
+            forward(b"GET /a HTTP/1.0\r\nX-A: 1\r\n\r\n", false),
+            "GET /a HTTP/1.1\r\nX-A: 1\r\nhost: blue:8080\r\nx-forwarded-for: 192.0.2.1\r\nx-forwarded-proto: http\r\n\r\n"
         );
     }
 

@@ -9,6 +9,10 @@ use crate::base::cause::Cause;
 /// Longest request head read here; a longer one goes to hyper, which answers 431 (nginx's
 /// `large_client_header_buffers` are 4 × 8 KiB, so this is at least theirs).
 pub const MAX_HEAD: usize = 64 * 1024;
+/// Longest request body this side reads whole before it sends the request on (nginx buffers
+/// request bodies too: `client_body_buffer_size`, then a file); a longer one is streamed by
+/// hyper's side.
+pub const MAX_BODY: u64 = 64 * 1024;
 /// Field slots on the stack; a head with more is parsed again with as many slots as it has lines
 /// (nginx has no count limit of its own, only the size).
 const STACK_FIELDS: usize = 64;
@@ -123,10 +127,14 @@ pub enum HostField<'b> {
 pub struct Facts<'b> {
     /// The `Host` field(s).
     pub host: HostField<'b>,
-    /// A `Content-Length` other than 0 (or not a number), or a `Transfer-Encoding`: a body.
-    pub body: bool,
+    /// How the request's body is framed.
+    pub length: Length,
+    /// `Expect: 100-continue`.
+    pub expect_continue: bool,
     /// `Connection: close`.
     pub close: bool,
+    /// `Connection: keep-alive` (what keeps an HTTP/1.0 connection open).
+    pub keep_alive: bool,
     /// `Connection` lists `upgrade` and an `Upgrade` field is there.
     pub upgrade: bool,
     /// `Connection` names other fields (removed as hop-by-hop).
@@ -167,7 +175,9 @@ impl<'b> Facts<'b> {
                             f.close = true;
                         } else if t.eq_ignore_ascii_case(b"upgrade") {
                             connection_upgrade = true;
-                        } else if !t.eq_ignore_ascii_case(b"keep-alive") && !t.is_empty() {
+                        } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                            f.keep_alive = true;
+                        } else if !t.is_empty() {
                             f.names_fields = true;
                         }
                     }
@@ -175,9 +185,18 @@ impl<'b> Facts<'b> {
                 10 if name.eq_ignore_ascii_case(b"user-agent") => f.user_agent = Some(value),
                 12 if name.eq_ignore_ascii_case(b"x-request-id") => f.request_id = f.request_id.or(Some(value)),
                 12 if name.eq_ignore_ascii_case(b"content-type") => f.grpc = is_grpc(value),
-                14 if name.eq_ignore_ascii_case(b"content-length") => f.body |= value != b"0",
+                14 if name.eq_ignore_ascii_case(b"content-length") => {
+                    f.length = match (f.length, digits(value)) {
+                        (Length::None, Some(n)) => Length::Known(n),
+                        // Repeated, a list, not a number: hyper's side refuses or reads it.
+                        _ => Length::Other,
+                    }
+                }
+                6 if name.eq_ignore_ascii_case(b"expect") => {
+                    f.expect_continue |= value.eq_ignore_ascii_case(b"100-continue")
+                }
                 15 if name.eq_ignore_ascii_case(b"x-amzn-trace-id") => amzn = amzn.or(Some(value)),
-                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => f.body = true,
+                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => f.length = Length::Other,
                 _ => {}
             }
         }
@@ -185,6 +204,26 @@ impl<'b> Facts<'b> {
         f.request_id = f.request_id.or(amzn);
         f
     }
+}
+
+/// How a request body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Length {
+    /// No `Content-Length` nor `Transfer-Encoding`: no body.
+    #[default]
+    None,
+    /// One `Content-Length`, a plain number.
+    Known(u64),
+    /// Anything else (chunked, repeated or odd lengths).
+    Other,
+}
+
+/// A plain decimal number (at most 18 digits, so it fits).
+fn digits(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 /// The elements of a comma-separated list, trimmed.
@@ -243,16 +282,38 @@ impl Target<'_> {
 
 /// Why the proxy's own server side hands a request to hyper's: what it does not carry itself.
 pub fn needs_hyper(head: &RequestHead<'_>, facts: &Facts<'_>) -> bool {
-    head.minor == 0 || facts.body || facts.upgrade || facts.grpc || head.method == b"CONNECT"
+    let body = match facts.length {
+        Length::None | Length::Known(0) => false,
+        // hyper's side answers `100 Continue` as it starts to read.
+        Length::Known(n) => n > MAX_BODY || facts.expect_continue,
+        Length::Other => return true,
+    };
+    body || facts.upgrade || facts.grpc || head.method == b"CONNECT"
+}
+
+/// The body's length, when this side reads it.
+pub fn body_len(facts: &Facts<'_>) -> usize {
+    match facts.length {
+        Length::Known(n) => n as usize,
+        _ => 0,
+    }
+}
+
+/// Whether the connection stays open after this request, as the client asked (RFC 9112 §9.3):
+/// HTTP/1.1 unless `close`, HTTP/1.0 only with `keep-alive`.
+pub fn persists(head: &RequestHead<'_>, facts: &Facts<'_>) -> bool {
+    !facts.close && (head.minor >= 1 || facts.keep_alive)
 }
 
 /// The request's `Host` by RFC 9112 §3.2, as the hyper side decides it: the absolute-form
-/// authority, else the one `Host`; none, or several, is refused.
-pub fn request_host<'b>(facts: &Facts<'b>, absolute: Option<&'b [u8]>) -> Result<&'b [u8], Cause> {
+/// authority, else the one `Host`; several are refused, and none is refused from HTTP/1.1
+/// (HTTP/1.0 may have none).
+pub fn request_host<'b>(facts: &Facts<'b>, absolute: Option<&'b [u8]>, minor: u8) -> Result<Option<&'b [u8]>, Cause> {
     match facts.host {
         HostField::Repeated => Err(Cause::HostRepeated),
-        HostField::None => Err(Cause::HostMissing),
-        HostField::One(h) => Ok(absolute.unwrap_or(h)),
+        HostField::None if minor >= 1 => Err(Cause::HostMissing),
+        HostField::None => Ok(absolute),
+        HostField::One(h) => Ok(Some(absolute.unwrap_or(h))),
     }
 }
 
@@ -331,10 +392,21 @@ mod tests {
         assert!(facts(b"GET / HTTP/1.1\r\nConnection: keep-alive, X-S\r\n\r\n").3);
         assert!(facts(b"GET / HTTP/1.1\r\nTE: gzip, trailers\r\n\r\n").4);
         assert!(!facts(b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").0);
+        let keeps = |raw: &'static [u8]| {
+            let h = head(raw);
+            persists(&h, &Facts::of(&h.fields))
+        };
+        assert!(keeps(b"GET / HTTP/1.1\r\n\r\n") && keeps(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+        assert!(!keeps(b"GET / HTTP/1.0\r\n\r\n") && !keeps(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"));
+        let small = head(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+        let f = Facts::of(&small.fields);
+        assert!(!needs_hyper(&small, &f) && body_len(&f) == 3, "a small body is read here");
         for hyper_side in [
-            &b"GET / HTTP/1.0\r\n\r\n"[..],
-            b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n",
-            b"POST / HTTP/1.1\r\nContent-Length: 00\r\n\r\n",
+            &b"POST / HTTP/1.1\r\nContent-Length: 65537\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
             b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Type: application/grpc\r\n\r\n",
@@ -370,9 +442,10 @@ mod tests {
     #[test]
     fn host_rules() {
         let f = |host| Facts { host, ..Facts::default() };
-        assert_eq!(request_host(&f(HostField::One(b"a")), None), Ok(&b"a"[..]));
-        assert_eq!(request_host(&f(HostField::One(b"a")), Some(b"abs")), Ok(&b"abs"[..]));
-        assert_eq!(request_host(&f(HostField::None), Some(b"abs")), Err(Cause::HostMissing));
-        assert_eq!(request_host(&f(HostField::Repeated), None), Err(Cause::HostRepeated));
+        assert_eq!(request_host(&f(HostField::One(b"a")), None, 1), Ok(Some(&b"a"[..])));
+        assert_eq!(request_host(&f(HostField::One(b"a")), Some(b"abs"), 1), Ok(Some(&b"abs"[..])));
+        assert_eq!(request_host(&f(HostField::None), Some(b"abs"), 1), Err(Cause::HostMissing));
+        assert_eq!(request_host(&f(HostField::None), None, 0), Ok(None), "HTTP/1.0 may have no Host");
+        assert_eq!(request_host(&f(HostField::Repeated), None, 0), Err(Cause::HostRepeated));
     }
 }

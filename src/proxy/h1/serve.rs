@@ -20,9 +20,9 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-use super::answer::{self, BodyOut};
+use super::answer::{self, BodyOut, ClientConn};
 use super::forward::{self, Hop};
-use super::head::{self, absolute_form, needs_hyper, request_host, Facts, Parse, Target};
+use super::head::{self, absolute_form, body_len, needs_hyper, persists, request_host, Facts, Parse, Target};
 use crate::base::cause::Cause;
 use crate::base::host::INVALID_HOST;
 use crate::base::time::unix_ms_of;
@@ -75,13 +75,16 @@ enum Step {
 }
 
 struct Forward {
+    /// The head's length.
     len: usize,
+    /// The body's, read whole before the request goes on.
+    body: usize,
     method: Method,
     lean: Arc<LeanPool>,
     head: Vec<u8>,
     record: Box<RequestRecord>,
-    /// The connection closes after this response.
-    close: bool,
+    /// The client's connection.
+    client: ClientConn,
 }
 
 impl Proxy {
@@ -122,14 +125,24 @@ impl Proxy {
                 }
                 Step::Forward(f) => f,
             };
+            let mut forward = forward;
             if let Some(b) = buf.as_mut() {
                 b.advance(forward.len);
+            }
+            if forward.body > 0 {
+                if let Err(cause) = self.read_body(io, conn, &mut buf, &mut forward).await {
+                    give_back(buf);
+                    let record = forward.record;
+                    spare::give_write_buf(forward.head);
+                    let _ = Box::pin(own_answer(io, conn, cause, record, true)).await;
+                    return Served::Closed;
+                }
             }
             // Nothing pipelined behind it: the buffer goes back while blue answers.
             if buf.as_ref().is_some_and(BytesMut::is_empty) {
                 give_back(buf.take());
             }
-            let close = forward.close;
+            let close = forward.client.close;
             // Boxed: the exchange's state is needed only while a request is served, and inline it
             // would be part of every idle connection's task.
             if Box::pin(self.exchange(io, conn, forward)).await.is_err() || close {
@@ -156,8 +169,8 @@ impl Proxy {
             return Step::Hyper;
         }
         let absolute = absolute_form(head.target);
-        let host = request_host(&facts, absolute.map(|(a, _)| a));
-        let pool = &self.pools[self.upstreams.pick(host.ok())];
+        let host = request_host(&facts, absolute.map(|(a, _)| a), head.minor);
+        let pool = &self.pools[self.upstreams.pick(host.ok().flatten())];
         let Some(lean) = pool.lean() else { return Step::Hyper };
         conn.request_started();
         let target = absolute.map_or(Target::Path(head.target), |(_, t)| t);
@@ -174,7 +187,7 @@ impl Proxy {
             method: Method::from_bytes(head.method).unwrap_or_default(),
             host,
             target: target_bytes,
-            version: Version::HTTP_11,
+            version: if head.minor == 0 { Version::HTTP_10 } else { Version::HTTP_11 },
             client_ip: rewrite::client_ip_of(conn.peer.ip(), xff.clone(), &self.settings.trusted),
             user_agent: facts.user_agent,
             request_id: facts.request_id,
@@ -188,33 +201,74 @@ impl Proxy {
                 return Step::Refuse { len: head.len, cause, record };
             }
         };
-        let record = self.open_record_of(conn, opening(Some(host)), pool.upstream());
+        let record = self.open_record_of(conn, opening(host), pool.upstream());
         let hop = Hop {
             peer_ip: conn.peer_ip.as_bytes(),
             peer_trusted: conn.peer_trusted,
             proto: b"http",
             host,
+            fallback_host: pool.upstream().authority.as_bytes(),
             authority: absolute.map(|(a, _)| a),
         };
         let mut out = spare::write_buf();
         forward::encode(head.method, target, &head.fields, &facts, &hop, &mut out);
         Step::Forward(Forward {
             len: head.len,
+            body: body_len(&facts),
             method: record.method.clone(),
             lean: lean.clone(),
             head: out,
             // When DNS already sends this host to green, the client reconnects (and re-resolves)
             // after this response.
-            close: facts.close || self.host_moved(Some(host)),
+            client: ClientConn { minor: head.minor, close: !persists(&head, &facts) || self.host_moved(host) },
             record,
         })
     }
 
+    /// Reads the request's body whole (it is at most [`head::MAX_BODY`]) onto its head, paced as
+    /// hyper's side paces one: fewer than `--client-body-min-rate` bytes a second over a
+    /// `--client-body-timeout` is the client's timeout.
+    async fn read_body(
+        &self,
+        io: &mut TcpStream,
+        conn: &ConnState,
+        buf: &mut Option<BytesMut>,
+        f: &mut Forward,
+    ) -> Result<(), Cause> {
+        let window = self.settings.client_body_timeout;
+        let min_bytes = self.settings.client_body_min_rate.saturating_mul(window.as_secs()).max(1);
+        let mut deadline = tokio::time::Instant::now() + window;
+        let mut got = 0u64;
+        loop {
+            let b = buf.get_or_insert_with(|| spare::read_buf(READ_ROOM));
+            if b.len() >= f.body {
+                f.head.extend_from_slice(&b[..f.body]);
+                b.advance(f.body);
+                f.record.read_in = f.body as u64;
+                return Ok(());
+            }
+            b.reserve(f.body - b.len());
+            let before = b.len();
+            match tokio::time::timeout_at(deadline, io.read_buf(b)).await {
+                Err(_) => return Err(Cause::ClientBodyTimeout),
+                Ok(Ok(0)) | Ok(Err(_)) => return Err(Cause::ClientAborted),
+                Ok(Ok(n)) => {
+                    conn.on_read(&b[before..]);
+                    got += n as u64;
+                    if got >= min_bytes {
+                        got = 0;
+                        deadline = tokio::time::Instant::now() + window;
+                    }
+                }
+            }
+        }
+    }
+
     /// One request to blue and its answer to the client; `Err` when the connection must close.
     async fn exchange(&self, io: &mut TcpStream, conn: &ConnState, f: Forward) -> Result<(), ()> {
-        let Forward { method, lean, head, mut record, close, .. } = f;
+        let Forward { method, lean, head, mut record, client, .. } = f;
         let sent = {
-            let exchange = lean.exchange_raw(&method, |out| out.extend_from_slice(&head));
+            let exchange = lean.exchange_raw(&method, &head);
             tokio::select! {
                 biased;
                 sent = exchange => sent,
@@ -229,12 +283,12 @@ impl Proxy {
         spare::give_write_buf(head);
         let (head, mut body) = match sent {
             Ok(answer) => answer,
-            Err(cause) => return own_answer(io, conn, cause, record, close).await,
+            Err(cause) => return own_answer(io, conn, cause, record, client.close).await,
         };
         record.upstream_addr = body.upstream_addr();
         record.status = head.status.as_u16();
         let mut out = spare::write_buf();
-        let framing = answer::encode(&head, close, unix_ms_of(record.ts) / 1000, &mut out);
+        let framing = answer::encode(&head, client, unix_ms_of(record.ts) / 1000, &mut out);
         drop(head);
         let mut trailers = None;
         let mut failed = None;
@@ -293,6 +347,11 @@ impl Proxy {
         }
         spare::give_write_buf(out);
         match failed {
+            // The end of a body without a length is the close.
+            None if framing == BodyOut::UntilClose => {
+                record.complete = true;
+                Err(())
+            }
             None => {
                 record.complete = true;
                 Ok(())

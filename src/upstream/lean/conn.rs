@@ -33,7 +33,6 @@ const READ_ROOM: usize = spare::READ_ROOM;
 pub struct LeanConn {
     io: TcpStream,
     buf: BytesMut,
-    head: Vec<u8>,
     state: Arc<UpConn>,
     rang: oneshot::Receiver<()>,
     rung: bool,
@@ -57,7 +56,7 @@ impl LeanConn {
                 pool.prune();
             }
         });
-        Self { io, buf: BytesMut::new(), head: Vec::with_capacity(512), state, rang, rung: false, watchdog }
+        Self { io, buf: BytesMut::new(), state, rang, rung: false, watchdog }
     }
 
     /// Whether the watchdog rang (the connection is finished either way).
@@ -105,15 +104,15 @@ impl LeanConn {
         }
     }
 
-    /// Writes the encoded request head.
-    async fn write_head(&mut self) -> Result<(), LeanError> {
+    /// Writes the request (its head, and a body read whole).
+    async fn write_request(&mut self, bytes: &[u8]) -> Result<(), LeanError> {
         let mut sent = 0;
         poll_fn(|cx| {
-            while sent < self.head.len() {
+            while sent < bytes.len() {
                 if self.poll_rung(cx) {
                     return Poll::Ready(Err(LeanError::Timeout));
                 }
-                match Pin::new(&mut self.io).poll_write(cx, &self.head[sent..]) {
+                match Pin::new(&mut self.io).poll_write(cx, &bytes[sent..]) {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Err(LeanError::Reset)),
                     Poll::Ready(Ok(n)) => sent += n,
                     Poll::Pending => return Poll::Pending,
@@ -165,7 +164,11 @@ impl LeanPool {
     /// Sends a request without a body and reads the response head; the body streams from the
     /// returned [`LeanBody`], which gives the connection back to the pool at its end.
     pub async fn exchange(self: &Arc<Self>, parts: &request::Parts) -> Result<Response<LeanBody>, Cause> {
-        let (head, body) = self.exchange_raw(&parts.method, |out| encode_head(parts, out)).await?;
+        let mut bytes = spare::write_buf();
+        encode_head(parts, &mut bytes);
+        let sent = self.exchange_raw(&parts.method, &bytes).await;
+        spare::give_write_buf(bytes);
+        let (head, body) = sent?;
         // The version stays HTTP/1.1: toward the client the proxy speaks its own (RFC 9110
         // §6.2), so an HTTP/1.0 upstream does not end a keep-alive client connection.
         let mut resp = Response::new(body);
@@ -179,23 +182,18 @@ impl LeanPool {
         Ok(resp)
     }
 
-    /// The same exchange with the request head as bytes: `encode` writes it (again, should the
-    /// request go once more on a fresh connection). The response head comes back as it arrived.
-    pub async fn exchange_raw(
-        self: &Arc<Self>,
-        method: &Method,
-        encode: impl Fn(&mut Vec<u8>),
-    ) -> Result<(Head, LeanBody), Cause> {
+    /// The same exchange with the request as bytes (its head, and a body read whole), sent
+    /// again on a fresh connection should a reused one turn out closed. The response head comes
+    /// back as it arrived.
+    pub async fn exchange_raw(self: &Arc<Self>, method: &Method, request: &[u8]) -> Result<(Head, LeanBody), Cause> {
         let is_head = *method == Method::HEAD;
         let (mut conn, mut reused) = match self.checkout().await {
             Some(conn) => (conn, true),
             None => (Box::pin(self.connect()).await?, false),
         };
         loop {
-            conn.head.clear();
-            encode(&mut conn.head);
             conn.state.set_busy(true);
-            let head = match conn.write_head().await {
+            let head = match conn.write_request(request).await {
                 Ok(()) => conn.read_head(is_head).await,
                 Err(e) => Err((e, false)),
             };
