@@ -19,7 +19,7 @@ use crate::net::conn::{self, ConnState};
 use crate::net::io::{ObservedIo, Rewind};
 use crate::net::shutdown::{Shutdown, Tracker};
 use crate::proxy::h1::Served;
-use crate::proxy::{Http1Server, Proxy};
+use crate::proxy::Proxy;
 use crate::tls::certs::CertStore;
 use passthrough::PassthroughSettings;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -265,7 +265,7 @@ async fn serve_conn(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr) {
     match detect_h2(&stream, &mut rang).await {
         None => {}
         Some(Preface::Http2) => Box::pin(serve_http(&ctx, stream, state, true, rang, peer)).await,
-        Some(Preface::Http1) if ctx.proxy.settings().http1_server == Http1Server::Own => {
+        Some(Preface::Http1) if ctx.proxy.serves_h1() => {
             let mut stream = stream;
             if let Served::Hyper(read) = ctx.proxy.serve_h1(&mut stream, &state, &mut rang).await {
                 Box::pin(serve_http(&ctx, Rewind::new(read, stream), state, false, rang, peer)).await;

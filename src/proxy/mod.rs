@@ -214,6 +214,13 @@ impl Proxy {
         &self.pools[i]
     }
 
+    /// Whether plain-listener HTTP/1.x connections start on the own server side: it is asked
+    /// for, and some upstream is spoken to by the lean exchange (a plain `http://` blue in
+    /// HTTP/1.1; otherwise every request would be handed to hyper's side).
+    pub fn serves_h1(&self) -> bool {
+        self.settings.http1_server == Http1Server::Own && self.pools.iter().any(|p| p.lean().is_some())
+    }
+
     /// The settings the request path reads.
     pub fn settings(&self) -> &ProxySettings {
         &self.settings

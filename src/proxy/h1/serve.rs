@@ -142,10 +142,9 @@ impl Proxy {
             if buf.as_ref().is_some_and(BytesMut::is_empty) {
                 give_back(buf.take());
             }
-            let close = forward.client.close;
             // Boxed: the exchange's state is needed only while a request is served, and inline it
             // would be part of every idle connection's task.
-            if Box::pin(self.exchange(io, conn, forward)).await.is_err() || close {
+            if Box::pin(self.exchange(io, conn, forward, rang)).await.is_err() {
                 give_back(buf);
                 return Served::Closed;
             }
@@ -264,9 +263,15 @@ impl Proxy {
         }
     }
 
-    /// One request to blue and its answer to the client; `Err` when the connection must close.
-    async fn exchange(&self, io: &mut TcpStream, conn: &ConnState, f: Forward) -> Result<(), ()> {
-        let Forward { method, lean, head, mut record, client, .. } = f;
+    /// One request to blue and its answer to the client; `Err` when the connection closes now.
+    async fn exchange(
+        &self,
+        io: &mut TcpStream,
+        conn: &ConnState,
+        f: Forward,
+        rang: &mut oneshot::Receiver<Expiry>,
+    ) -> Result<(), ()> {
+        let Forward { method, lean, head, mut record, mut client, .. } = f;
         let sent = {
             let exchange = lean.exchange_raw(&method, &head);
             tokio::select! {
@@ -287,6 +292,9 @@ impl Proxy {
         };
         record.upstream_addr = body.upstream_addr();
         record.status = head.status.as_u16();
+        // Draining (or idle, or stale) rang while blue answered: this answer says the
+        // connection closes, as hyper's graceful shutdown does.
+        client.close |= !matches!(rang.try_recv(), Err(oneshot::error::TryRecvError::Empty));
         let mut out = spare::write_buf();
         let framing = answer::encode(&head, client, unix_ms_of(record.ts) / 1000, &mut out);
         drop(head);
@@ -354,7 +362,11 @@ impl Proxy {
             }
             None => {
                 record.complete = true;
-                Ok(())
+                if client.close {
+                    Err(())
+                } else {
+                    Ok(())
+                }
             }
             Some(e) => {
                 record.error = Some(if e == LeanError::Timeout { Cause::Timeout } else { Cause::Reset });
