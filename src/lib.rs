@@ -33,6 +33,7 @@ pub mod internals {
     pub use crate::base::host::OTHER_PATH;
     pub use crate::base::time::{parse_rfc3339, unix_ms};
     pub use crate::log::{format_access, AccessLog, AccessRecord, Text};
+    pub use crate::proxy::h1::forward_head;
     pub use crate::proxy::rewrite::{client_ip, set_forwarded, strip_hop_by_hop, TrustedProxies};
     pub use crate::record::normalize::{Glob, Templater};
     pub use crate::record::{Ledger, LedgerSettings, Observation, Sighting};
