@@ -301,11 +301,18 @@ async fn serve_tls(ctx: ConnCtx, stream: TcpStream, peer: SocketAddr) {
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let trusted = ctx.proxy.settings().trusted.contains(peer.ip());
     let state = Arc::new(ConnState::new(peer, trusted).with_tls(info));
-    let (alarm, rang) = Alarm::new();
+    let (alarm, mut rang) = Alarm::new();
     state.set_alarm(alarm.clone());
     let watchdog = tokio::spawn(conn::watch(state.clone(), alarm.clone(), ctx.timeouts.header, ctx.timeouts.idle));
     let id = ctx.registry.add(alarm);
-    serve_http(&ctx, tls, state, h2, rang, peer).await;
+    if !h2 && ctx.proxy.serves_h1() {
+        let mut tls = tls;
+        if let Served::Hyper(read) = ctx.proxy.serve_h1(&mut tls, &state, &mut rang).await {
+            Box::pin(serve_http(&ctx, Rewind::new(read, tls), state, false, rang, peer)).await;
+        }
+    } else {
+        Box::pin(serve_http(&ctx, tls, state, h2, rang, peer)).await;
+    }
     watchdog.abort();
     ctx.registry.remove(id);
 }

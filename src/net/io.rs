@@ -88,6 +88,29 @@ impl<T: AsyncWrite, O: IoObserver> AsyncWrite for ObservedIo<T, O> {
     }
 }
 
+/// A client connection the proxy's own HTTP/1.1 side serves: plain TCP, or TLS over it.
+pub trait ClientIo: AsyncRead + AsyncWrite + Unpin {
+    /// Whether readiness can be awaited without a buffer (plain TCP); a TLS stream must be read
+    /// into one to learn whether it holds plaintext.
+    const WAITS_UNBUFFERED: bool;
+    /// The TCP socket below (watched for the client's leaving).
+    fn tcp(&self) -> &tokio::net::TcpStream;
+}
+
+impl ClientIo for tokio::net::TcpStream {
+    const WAITS_UNBUFFERED: bool = true;
+    fn tcp(&self) -> &tokio::net::TcpStream {
+        self
+    }
+}
+
+impl ClientIo for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    const WAITS_UNBUFFERED: bool = false;
+    fn tcp(&self) -> &tokio::net::TcpStream {
+        self.get_ref().0
+    }
+}
+
 pin_project_lite::pin_project! {
     /// `io` with `prefix` read before it: bytes one reader took off a connection, given back to
     /// the next (the proxy's own HTTP/1.1 side handing a connection to hyper's).

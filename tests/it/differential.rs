@@ -316,3 +316,35 @@ async fn header_names_keep_their_case_both_ways() {
         );
     }
 }
+
+/// Over HTTPS (`--tls-listen`) the same: the target byte for byte, names with their case, and
+/// `X-Forwarded-Proto: https`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_clients_reach_blue_byte_for_byte_too() {
+    use crate::common::tls::{client_config, connect, generate};
+    let (up, seen) = recording_upstream().await;
+    let dir = temp_dir("differential-tls");
+    generate(&dir, &["shop.example.com"]);
+    let proxy = ProxyProc::start(&[
+        "--upstream",
+        &format!("http://{up}"),
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--cert-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let config = client_config(&dir.join("ca/ca.crt"), &[b"http/1.1"]);
+    let mut tls = connect(proxy.listener("tls"), "shop.example.com", config).await;
+    tls.write_all(b"GET /a?q={\"x\":1}&s=<b> HTTP/1.1\r\nHost: shop.example.com\r\nX-Request-ID: abc\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200 ") && answer.contains("\r\nX-Mixed-Case: Kept\r\n"), "{answer}");
+    let got = seen.lock().unwrap().last().cloned().expect("blue got the request");
+    assert_eq!(got.target, b"/a?q={\"x\":1}&s=<b>");
+    assert!(got.headers.iter().any(|(n, v)| n == "X-Request-ID" && v == b"abc"), "{:?}", got.headers);
+    assert!(got.headers.iter().any(|(n, v)| n == "x-forwarded-proto" && v == b"https"), "{:?}", got.headers);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -28,7 +28,7 @@ use crate::base::host::INVALID_HOST;
 use crate::base::time::unix_ms_of;
 use crate::net::alarm::Expiry;
 use crate::net::conn::ConnState;
-use crate::net::io::IoObserver;
+use crate::net::io::{ClientIo, IoObserver};
 use crate::net::spare;
 use crate::proxy::handle::Opening;
 use crate::proxy::record::RequestRecord;
@@ -89,9 +89,9 @@ struct Forward {
 
 impl Proxy {
     /// Serves HTTP/1.1 requests on `io` until the connection ends or needs hyper's server.
-    pub async fn serve_h1(
+    pub async fn serve_h1<S: ClientIo>(
         self: &Arc<Self>,
-        io: &mut TcpStream,
+        io: &mut S,
         conn: &Arc<ConnState>,
         rang: &mut oneshot::Receiver<Expiry>,
     ) -> Served {
@@ -204,7 +204,7 @@ impl Proxy {
         let hop = Hop {
             peer_ip: conn.peer_ip.as_bytes(),
             peer_trusted: conn.peer_trusted,
-            proto: b"http",
+            proto: if conn.tls.is_some() { b"https" } else { b"http" },
             host,
             fallback_host: pool.upstream().authority.as_bytes(),
             authority: absolute.map(|(a, _)| a),
@@ -227,9 +227,9 @@ impl Proxy {
     /// Reads the request's body whole (it is at most [`head::MAX_BODY`]) onto its head, paced as
     /// hyper's side paces one: fewer than `--client-body-min-rate` bytes a second over a
     /// `--client-body-timeout` is the client's timeout.
-    async fn read_body(
+    async fn read_body<S: ClientIo>(
         &self,
-        io: &mut TcpStream,
+        io: &mut S,
         conn: &ConnState,
         buf: &mut Option<BytesMut>,
         f: &mut Forward,
@@ -264,9 +264,9 @@ impl Proxy {
     }
 
     /// One request to blue and its answer to the client; `Err` when the connection closes now.
-    async fn exchange(
+    async fn exchange<S: ClientIo>(
         &self,
-        io: &mut TcpStream,
+        io: &mut S,
         conn: &ConnState,
         f: Forward,
         rang: &mut oneshot::Receiver<Expiry>,
@@ -279,7 +279,7 @@ impl Proxy {
                 sent = exchange => sent,
                 // The client left before blue answered: the record says 499, as hyper's side
                 // (and nginx) would; blue's connection is closed with the exchange.
-                () = client_left(io) => {
+                () = client_left(io.tcp()) => {
                     spare::give_write_buf(head);
                     return Err(());
                 }
@@ -378,17 +378,37 @@ impl Proxy {
 
 /// Reads more of the connection into `buf` (taking a spare one when it has none); `Err` when the
 /// client left, or the alarm rang (header or idle timeout, drain) while it was waited for.
-async fn read(
-    io: &mut TcpStream,
+async fn read<S: ClientIo>(
+    io: &mut S,
     conn: &ConnState,
     rang: &mut oneshot::Receiver<Expiry>,
     buf: &mut Option<BytesMut>,
 ) -> Result<(), ()> {
+    if !S::WAITS_UNBUFFERED {
+        // TLS: whether plaintext is there is known only by reading into a buffer.
+        let b = buf.get_or_insert_with(|| spare::read_buf(READ_ROOM));
+        if b.capacity() - b.len() < READ_ROOM / 4 {
+            b.reserve(READ_ROOM);
+        }
+        let before = b.len();
+        let read = tokio::select! {
+            biased;
+            _ = &mut *rang => return Err(()),
+            read = io.read_buf(&mut *b) => read,
+        };
+        return match read {
+            Ok(0) | Err(_) => Err(()),
+            Ok(_) => {
+                conn.on_read(&b[before..]);
+                Ok(())
+            }
+        };
+    }
     loop {
         tokio::select! {
             biased;
             _ = &mut *rang => return Err(()),
-            ready = io.readable() => ready.map_err(|_| ())?,
+            ready = io.tcp().readable() => ready.map_err(|_| ())?,
         }
         let b = buf.get_or_insert_with(|| spare::read_buf(READ_ROOM));
         if b.capacity() - b.len() < READ_ROOM / 4 {
@@ -421,6 +441,7 @@ async fn read(
 /// Resolves when the client closes its side; bytes it sends meanwhile (a pipelined request)
 /// stay in the socket for later, and this waits no more.
 async fn client_left(io: &TcpStream) {
+    // Under TLS too: the TCP socket's end is the client's leaving, whatever its TLS layer holds.
     let mut byte = [0u8; 1];
     match io.peek(&mut byte).await {
         Ok(0) | Err(_) => {}
@@ -428,31 +449,67 @@ async fn client_left(io: &TcpStream) {
     }
 }
 
-/// Writes all of `bytes`, waiting at most [`SEND_TIMEOUT`] for the client to take more.
-async fn send(io: &mut TcpStream, conn: &ConnState, bytes: &[u8]) -> Result<(), ()> {
+/// Writes all of `bytes` (and flushes a TLS stream's records), waiting at most
+/// [`SEND_TIMEOUT`] for the client to take more; no timer while the socket takes it at once.
+async fn send<S: ClientIo>(io: &mut S, conn: &ConnState, bytes: &[u8]) -> Result<(), ()> {
     let mut sent = 0;
-    while sent < bytes.len() {
-        match io.try_write(&bytes[sent..]) {
-            Ok(0) => return Err(()),
-            Ok(n) => {
-                sent += n;
-                conn.on_write();
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                match tokio::time::timeout(SEND_TIMEOUT, io.writable()).await {
-                    Ok(Ok(())) => {}
-                    _ => return Err(()),
+    let mut flushed = false;
+    let mut io = std::pin::Pin::new(io);
+    loop {
+        let step = poll_fn(|cx| {
+            while sent < bytes.len() {
+                match io.as_mut().poll_write(cx, &bytes[sent..]) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Err(())),
+                    Poll::Ready(Ok(n)) => {
+                        sent += n;
+                        conn.on_write();
+                    }
+                    Poll::Pending => return Poll::Ready(Ok(false)),
                 }
             }
-            Err(_) => return Err(()),
+            if !flushed {
+                match io.as_mut().poll_flush(cx) {
+                    Poll::Ready(Ok(())) => flushed = true,
+                    Poll::Ready(Err(_)) => return Poll::Ready(Err(())),
+                    Poll::Pending => return Poll::Ready(Ok(false)),
+                }
+            }
+            Poll::Ready(Ok(true))
+        })
+        .await?;
+        if step {
+            return Ok(());
+        }
+        // The client's window is full: wait, with the one timer this send needs, until it
+        // takes more.
+        let progress = tokio::time::timeout(
+            SEND_TIMEOUT,
+            poll_fn(|cx| {
+                if sent < bytes.len() {
+                    let wrote = io.as_mut().poll_write(cx, &bytes[sent..]);
+                    if let Poll::Ready(Ok(n)) = wrote {
+                        sent += n;
+                        conn.on_write();
+                    }
+                    wrote
+                } else {
+                    let done = io.as_mut().poll_flush(cx);
+                    flushed = matches!(done, Poll::Ready(Ok(())));
+                    done.map(|r| r.map(|()| 1))
+                }
+            }),
+        )
+        .await;
+        match progress {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return Err(()),
         }
     }
-    Ok(())
 }
 
 /// The proxy's own answer for `cause` (its status and short text), written and recorded.
-async fn own_answer(
-    io: &mut TcpStream,
+async fn own_answer<S: ClientIo>(
+    io: &mut S,
     conn: &ConnState,
     cause: Cause,
     mut record: Box<RequestRecord>,
