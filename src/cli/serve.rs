@@ -47,7 +47,7 @@ pub(super) struct ServeArgs {
     #[arg(long, env = "CUTOVER_UPSTREAM_PROTOCOL", value_parser = named::<UpstreamProtocol>(), default_value_t = UpstreamProtocol::Http1)]
     pub upstream_protocol: UpstreamProtocol,
 
-    /// Which server reads HTTP/1.1 on plain listeners: `own` (the proxy's own: requests without a body go on byte for byte, the rest to hyper's) or `hyper` (every request through hyper's).
+    /// Which server reads HTTP/1.x (plain and HTTPS listeners): `own` (the proxy's own: requests go on byte for byte, bodies over 64 KiB, upgrades and the like to hyper's) or `hyper` (every request through hyper's).
     #[arg(long, env = "CUTOVER_HTTP1_SERVER", value_parser = named::<Http1Server>(), default_value_t = defaults().proxy.http1_server)]
     pub http1_server: Http1Server,
 

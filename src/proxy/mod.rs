@@ -49,9 +49,9 @@ named_enum! {
 }
 
 named_enum! {
-    /// Which server reads HTTP/1.1 on plain listeners (`--http1-server`).
+    /// Which server reads HTTP/1.x on plain and HTTPS listeners (`--http1-server`).
     pub enum Http1Server {
-        /// The proxy's own ([`h1`]): requests without a body go to blue byte for byte; a
+        /// The proxy's own ([`h1`]): requests (bodies up to 64 KiB) go to blue byte for byte; a
         /// connection with anything else is handed to hyper's.
         Own = "own",
         /// hyper's for every request.
@@ -214,7 +214,7 @@ impl Proxy {
         &self.pools[i]
     }
 
-    /// Whether plain-listener HTTP/1.x connections start on the own server side: it is asked
+    /// Whether HTTP/1.x connections (plain, or HTTPS by ALPN) start on the own server side: it is asked
     /// for, and some upstream is spoken to by the lean exchange (a plain `http://` blue in
     /// HTTP/1.1; otherwise every request would be handed to hyper's side).
     pub fn serves_h1(&self) -> bool {

@@ -29,6 +29,8 @@ const CORPUS: &[(&str, &[u8])] = &[
     ("space in the target", b"GET /c18 /c18-smuggled HTTP/1.1\r\nHost: a.test\r\n\r\n"),
     ("two requests, pipelined (valid)", b"GET /c19 HTTP/1.1\r\nHost: a.test\r\n\r\nGET /c19-second HTTP/1.1\r\nHost: a.test\r\n\r\n"),
     ("Host with a smuggled line", b"GET /c20 HTTP/1.1\r\nHost: a.test\rX: y\r\n\r\n"),
+    // Connection naming the framing away would leave the body to reach blue as a request.
+    ("Connection names Content-Length", b"POST /c21 HTTP/1.1\r\nHost: a.test\r\nConnection: content-length\r\nContent-Length: 44\r\n\r\nGET /c21-smuggled HTTP/1.1\r\nHost: a.test\r\n\r\n"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,7 +50,7 @@ pub fn encode(head: &Head, client: ClientConn, now_secs: u64, out: &mut Vec<u8>)
         n.eq_ignore_ascii_case(b"connection")
             && tokens(v).any(|t| !t.eq_ignore_ascii_case(b"close") && !t.eq_ignore_ascii_case(b"keep-alive"))
     });
-    let (mut date, mut length, mut coding) = (false, false, None);
+    let (mut date, mut length, mut chunked_inside) = (false, false, false);
     for (name, value) in head.iter() {
         let is = |want: &[u8]| name.len() == want.len() && name.eq_ignore_ascii_case(want);
         match name.len() {
@@ -76,7 +76,12 @@ pub fn encode(head: &Head, client: ClientConn, now_secs: u64, out: &mut Vec<u8>)
             17 if is(b"transfer-encoding") => {
                 match delimited {
                     Delimited::Chunked if client.minor >= 1 => field(out, name, value),
-                    Delimited::Close => coding = Some((name, value)),
+                    // Blue's codings stay; chunked goes on top of them below, unless it is
+                    // already there (not last: the body ends with blue's close).
+                    Delimited::Close if client.minor >= 1 => {
+                        chunked_inside |= tokens(value).any(|t| t.eq_ignore_ascii_case(b"chunked"));
+                        field(out, name, value);
+                    }
                     _ => {}
                 }
                 continue;
@@ -91,20 +96,16 @@ pub fn encode(head: &Head, client: ClientConn, now_secs: u64, out: &mut Vec<u8>)
     let body = match delimited {
         Delimited::Empty => BodyOut::None,
         Delimited::Length(_) => BodyOut::Length,
+        // An HTTP/1.0 client knows no transfer codings: the decoded body, until the close.
         Delimited::Chunked | Delimited::Close if client.minor == 0 => BodyOut::UntilClose,
         Delimited::Chunked => BodyOut::Chunked,
+        // Chunked may be applied once only (RFC 9112 §7): passed on as it came, until the close.
+        Delimited::Close if chunked_inside => BodyOut::UntilClose,
         Delimited::Close => {
-            // A coding that is not chunked leaves the body delimited by the close: chunked here
-            // on top of it, so the coding is kept and the connection lives on.
-            match coding {
-                Some((name, value)) => {
-                    out.extend_from_slice(name);
-                    out.extend_from_slice(b": ");
-                    out.extend_from_slice(value);
-                    out.extend_from_slice(b", chunked\r\n");
-                }
-                None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-            }
+            // A body delimited by blue's close is chunked here (after blue's own codings, as a
+            // field of its own: fields of one name are one list), so the client's connection
+            // lives on.
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
             BodyOut::Chunked
         }
     };
@@ -130,7 +131,7 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 }
 
 /// Writes the proxy's own answer: `status` with a short text body.
-pub fn encode_own(status: StatusCode, body: &str, close: bool, now_secs: u64, out: &mut Vec<u8>) {
+pub fn encode_own(status: StatusCode, body: &str, client: ClientConn, now_secs: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
@@ -139,8 +140,10 @@ pub fn encode_own(status: StatusCode, body: &str, close: bool, now_secs: u64, ou
     out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
     out.extend_from_slice(b"\r\ndate: ");
     push_http_date(out, now_secs);
-    if close {
+    if client.close {
         out.extend_from_slice(b"\r\nconnection: close");
+    } else if client.minor == 0 {
+        out.extend_from_slice(b"\r\nconnection: keep-alive");
     }
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body.as_bytes());
@@ -221,8 +224,12 @@ mod tests {
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"
         );
         assert_eq!(body, BodyOut::Chunked);
-        let (text, _) = answer("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nDate: d\r\n\r\n", false);
-        assert!(text.contains("Transfer-Encoding: gzip, chunked\r\n"), "{text}");
+        let (text, body) = answer("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nDate: d\r\n\r\n", false);
+        assert_eq!(text, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nDate: d\r\ntransfer-encoding: chunked\r\n\r\n");
+        assert_eq!(body, BodyOut::Chunked);
+        let (text, body) = answer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\nDate: d\r\n\r\n", false);
+        assert_eq!(text, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\nDate: d\r\nconnection: close\r\n\r\n");
+        assert_eq!(body, BodyOut::UntilClose, "chunked is applied once only");
         let (text, body) = answer("HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\nDate: d\r\n\r\n", false);
         assert_eq!((text.contains("Content-Length: 7"), body), (true, BodyOut::None));
         let (text, _) = answer("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\nDate: d\r\n\r\n", false);
@@ -243,7 +250,7 @@ mod tests {
     #[test]
     fn own_answers_and_chunks() {
         let mut out = Vec::new();
-        encode_own(StatusCode::BAD_GATEWAY, "no\n", true, 0, &mut out);
+        encode_own(StatusCode::BAD_GATEWAY, "no\n", ClientConn { minor: 1, close: true }, 0, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 3\r\n\

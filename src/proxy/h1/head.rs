@@ -13,6 +13,8 @@ pub const MAX_HEAD: usize = 64 * 1024;
 /// request bodies too: `client_body_buffer_size`, then a file); a longer one is streamed by
 /// hyper's side.
 pub const MAX_BODY: u64 = 64 * 1024;
+/// Fields a request's `Connection` may name for removal here (each is looked for in every field).
+pub const MAX_NAMED: usize = 16;
 /// Field slots on the stack; a head with more is parsed again with as many slots as it has lines
 /// (nginx has no count limit of its own, only the size).
 const STACK_FIELDS: usize = 64;
@@ -42,6 +44,13 @@ pub enum Parse<'b> {
     Foreign,
     /// A complete head.
     Complete(RequestHead<'b>),
+}
+
+/// Whether a head's end (an empty line) may be in `buf`, looking only at what `seen` bytes of it
+/// did not already show: a head sent a byte at a time is parsed once, not once a byte.
+pub fn may_end(buf: &[u8], seen: usize) -> bool {
+    let from = seen.saturating_sub(3).min(buf.len());
+    buf[from..].windows(2).any(|w| w == b"\n\n" || w == b"\n\r")
 }
 
 /// Parses the request head at the start of `buf`.
@@ -79,7 +88,8 @@ fn parse_into<'b>(
 /// httparse knows HTTP/1.0 and 1.1 only; nginx takes any HTTP/1.x as 1.1. The line is read again
 /// with the minor version as 1 (forwarded as HTTP/1.1 anyway) and the real one kept.
 fn http_1x(buf: &[u8]) -> Parse<'_> {
-    let Some(eol) = buf.iter().position(|&b| b == b'\n') else { return Parse::Foreign };
+    // httparse judges the version before the line is complete: wait for its end.
+    let Some(eol) = buf.iter().position(|&b| b == b'\n') else { return Parse::Partial };
     let line = buf[..eol].strip_suffix(b"\r").unwrap_or(&buf[..eol]);
     let Some(at) = line.len().checked_sub(8).filter(|&at| line[at..at + 7] == *b"HTTP/1.") else {
         return Parse::Foreign;
@@ -139,10 +149,14 @@ pub struct Facts<'b> {
     pub upgrade: bool,
     /// `Connection` names other fields (removed as hop-by-hop).
     pub names_fields: bool,
+    /// How many: more than [`MAX_NAMED`] goes to hyper's side, so the removal stays linear.
+    pub named: usize,
     /// `TE` lists `trailers`.
     pub te_trailers: bool,
-    /// A gRPC content type (`application/grpc…`, not gRPC-Web).
+    /// A gRPC content type (`application/grpc…`, not gRPC-Web), by the first `Content-Type`
+    /// as hyper's side reads it.
     pub grpc: bool,
+    content_type: bool,
     /// `User-Agent`.
     pub user_agent: Option<&'b [u8]>,
     /// `X-Request-ID`, else `X-Amzn-Trace-Id`.
@@ -179,12 +193,16 @@ impl<'b> Facts<'b> {
                             f.keep_alive = true;
                         } else if !t.is_empty() {
                             f.names_fields = true;
+                            f.named += 1;
                         }
                     }
                 }
-                10 if name.eq_ignore_ascii_case(b"user-agent") => f.user_agent = Some(value),
+                10 if name.eq_ignore_ascii_case(b"user-agent") => f.user_agent = f.user_agent.or(Some(value)),
                 12 if name.eq_ignore_ascii_case(b"x-request-id") => f.request_id = f.request_id.or(Some(value)),
-                12 if name.eq_ignore_ascii_case(b"content-type") => f.grpc = is_grpc(value),
+                12 if name.eq_ignore_ascii_case(b"content-type") && !f.content_type => {
+                    f.content_type = true;
+                    f.grpc = is_grpc(value);
+                }
                 14 if name.eq_ignore_ascii_case(b"content-length") => {
                     f.length = match (f.length, digits(value)) {
                         (Length::None, Some(n)) => Length::Known(n),
@@ -288,7 +306,22 @@ pub fn needs_hyper(head: &RequestHead<'_>, facts: &Facts<'_>) -> bool {
         Length::Known(n) => n > MAX_BODY || facts.expect_continue,
         Length::Other => return true,
     };
-    body || facts.upgrade || facts.grpc || head.method == b"CONNECT"
+    body || facts.upgrade
+        || facts.grpc
+        || facts.named > MAX_NAMED
+        || head.method == b"CONNECT"
+        || !plain_target(head.target)
+}
+
+/// Origin form (`/…`), asterisk form (`*`), or an absolute `http`/`https` form with an
+/// authority: what this side forwards. The authority form (CONNECT's) and other schemes are
+/// hyper's side's to judge.
+fn plain_target(target: &[u8]) -> bool {
+    match target.first() {
+        Some(b'/') => true,
+        Some(b'*') => target.len() == 1,
+        _ => absolute_form(target).is_some_and(|(authority, _)| !authority.is_empty()),
+    }
 }
 
 /// The body's length, when this side reads it.
@@ -342,6 +375,14 @@ mod tests {
     }
 
     #[test]
+    fn a_head_end_is_looked_for_in_new_bytes_only() {
+        let buf = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert!(may_end(buf, 0) && may_end(buf, buf.len() - 1) && may_end(buf, buf.len()));
+        assert!(!may_end(b"GET / HTTP/1.1\r\nHost: a", 0));
+        assert!(may_end(b"GET / HTTP/1.0\n\n", 15), "bare LF ends a head too");
+    }
+
+    #[test]
     fn names_keep_their_case_and_fields_their_order() {
         let h = head(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nX-B: 2\r\nx-a: 3\r\n\r\nnext");
         assert_eq!(h.fields, [(&b"Host"[..], &b"a"[..]), (b"X-A", b"1"), (b"X-B", b"2"), (b"x-a", b"3")]);
@@ -361,6 +402,7 @@ mod tests {
         assert!(matches!(parse(b"GET / HTTP/2.0\r\n\r\n"), Parse::Foreign));
         assert!(matches!(parse(b"GET / HTTP/1.1\r\nHost: a\r\n"), Parse::Partial));
         assert!(matches!(parse(b"GET / HTTP/1.3\r\nHost: a\r\n"), Parse::Partial));
+        assert!(matches!(parse(b"GET / HTTP/1.2"), Parse::Partial), "the line's end decides, however it was split");
     }
 
     #[test]
@@ -411,10 +453,20 @@ mod tests {
             b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Type: application/grpc\r\n\r\n",
             b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
+            b"GET example.com:80 HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET ftp://x/y HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET http:///p HTTP/1.1\r\nHost: a\r\n\r\n",
         ] {
             let h = head(hyper_side);
             assert!(needs_hyper(&h, &Facts::of(&h.fields)), "{:?}", String::from_utf8_lossy(hyper_side));
         }
+        let mut named = b"GET / HTTP/1.1\r\nConnection: ".to_vec();
+        named.extend_from_slice((0..=MAX_NAMED).map(|i| format!("x-{i}")).collect::<Vec<_>>().join(", ").as_bytes());
+        named.extend_from_slice(b"\r\n\r\n");
+        let h = head(&named);
+        assert!(needs_hyper(&h, &Facts::of(&h.fields)), "more named fields than this side removes linearly");
+        let h = head(b"GET / HTTP/1.1\r\nUser-Agent: first\r\nUser-Agent: second\r\n\r\n");
+        assert_eq!(Facts::of(&h.fields).user_agent, Some(&b"first"[..]), "the first, as hyper's side reads it");
         // Upgrade without Connection: upgrade is no upgrade: the field is dropped as hop-by-hop.
         assert!(!facts(b"GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n").0);
         let h = head(b"GET / HTTP/1.1\r\nX-Amzn-Trace-Id: t\r\nX-Request-ID: r\r\n\r\n");

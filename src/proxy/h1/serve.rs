@@ -1,5 +1,5 @@
-//! The proxy's own HTTP/1.1 server side on plain listeners, for what most traffic is: requests
-//! without a body toward a plain `http://` blue. The head is parsed once ([`super::head`]), sent
+//! The proxy's own HTTP/1.1 server side on plain and HTTPS listeners, for what most traffic is:
+//! requests without a body, or a small one, toward a plain `http://` blue. The head is parsed once ([`super::head`]), sent
 //! on with the few edits a reverse proxy makes ([`super::forward`]) over the lean exchange, and
 //! blue's head comes back as it arrived ([`super::answer`]); the body is read from blue only as
 //! fast as the client takes it. Anything else (a body, an upgrade, HTTP/1.0, a head this side
@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, StatusCode, Version};
 use http_body::Body;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
@@ -36,6 +36,8 @@ use crate::proxy::{rewrite, Proxy};
 use crate::upstream::lean::{LeanError, LeanPool};
 
 const READ_ROOM: usize = spare::READ_ROOM;
+/// How long a closing connection waits for its last bytes (a TLS close_notify) to go out.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A client that takes none of its response for this long is cut (nginx's `send_timeout`).
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Response bytes gathered before they are written.
@@ -70,6 +72,7 @@ enum Step {
         len: usize,
         cause: Cause,
         record: Box<RequestRecord>,
+        minor: u8,
     },
     Forward(Forward),
 }
@@ -95,10 +98,27 @@ impl Proxy {
         conn: &Arc<ConnState>,
         rang: &mut oneshot::Receiver<Expiry>,
     ) -> Served {
+        let served = self.serve_requests(io, conn, rang).await;
+        if let Served::Closed = served {
+            // A TLS client gets its close_notify, so a body that ends with the connection is
+            // told from a cut one (hyper's side does the same).
+            let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, io.shutdown())).await;
+        }
+        served
+    }
+
+    async fn serve_requests<S: ClientIo>(
+        self: &Arc<Self>,
+        io: &mut S,
+        conn: &Arc<ConnState>,
+        rang: &mut oneshot::Receiver<Expiry>,
+    ) -> Served {
         let mut buf: Option<BytesMut> = None;
+        // How much of `buf` was already looked at for a head's end.
+        let mut seen = 0;
         loop {
             let step = match &buf {
-                Some(b) if !b.is_empty() => self.step(b, conn),
+                Some(b) if !b.is_empty() && head::may_end(b, seen) => self.step(b, conn),
                 _ => Step::Partial,
             };
             let forward = match step {
@@ -106,6 +126,7 @@ impl Proxy {
                     if buf.as_ref().is_some_and(|b| b.len() >= head::MAX_HEAD) {
                         return hyper(buf);
                     }
+                    seen = buf.as_ref().map_or(0, BytesMut::len);
                     match read(io, conn, rang, &mut buf).await {
                         Ok(()) => continue,
                         Err(()) => {
@@ -115,26 +136,28 @@ impl Proxy {
                     }
                 }
                 Step::Hyper => return hyper(buf),
-                Step::Refuse { len, cause, record } => {
+                Step::Refuse { len, cause, record, minor } => {
                     if let Some(b) = buf.as_mut() {
                         b.advance(len);
                     }
                     give_back(buf);
-                    let _ = Box::pin(own_answer(io, conn, cause, record, true)).await;
+                    let client = ClientConn { minor, close: true };
+                    let _ = Box::pin(own_answer(io, conn, cause, record, client)).await;
                     return Served::Closed;
                 }
                 Step::Forward(f) => f,
             };
             let mut forward = forward;
+            seen = 0;
             if let Some(b) = buf.as_mut() {
                 b.advance(forward.len);
             }
             if forward.body > 0 {
                 if let Err(cause) = self.read_body(io, conn, &mut buf, &mut forward).await {
                     give_back(buf);
-                    let record = forward.record;
+                    let (record, client) = (forward.record, ClientConn { close: true, ..forward.client });
                     spare::give_write_buf(forward.head);
-                    let _ = Box::pin(own_answer(io, conn, cause, record, true)).await;
+                    let _ = Box::pin(own_answer(io, conn, cause, record, client)).await;
                     return Served::Closed;
                 }
             }
@@ -197,7 +220,7 @@ impl Proxy {
                 // Refused here, recorded under a placeholder: nothing reaches blue.
                 let placeholder = (cause == Cause::HostRepeated).then_some(INVALID_HOST.as_bytes());
                 let record = self.open_record_of(conn, opening(placeholder), pool.upstream());
-                return Step::Refuse { len: head.len, cause, record };
+                return Step::Refuse { len: head.len, cause, record, minor: head.minor };
             }
         };
         let record = self.open_record_of(conn, opening(host), pool.upstream());
@@ -246,12 +269,16 @@ impl Proxy {
                 f.record.read_in = f.body as u64;
                 return Ok(());
             }
-            b.reserve(f.body - b.len());
+            // Grown as bytes come, not to the length the client announced.
+            if b.capacity() - b.len() < READ_ROOM / 4 {
+                b.reserve(READ_ROOM.min(f.body - b.len()));
+            }
             let before = b.len();
             match tokio::time::timeout_at(deadline, io.read_buf(b)).await {
                 Err(_) => return Err(Cause::ClientBodyTimeout),
                 Ok(Ok(0)) | Ok(Err(_)) => return Err(Cause::ClientAborted),
                 Ok(Ok(n)) => {
+                    f.record.read_in = b.len().min(f.body) as u64;
                     conn.on_read(&b[before..]);
                     got += n as u64;
                     if got >= min_bytes {
@@ -279,7 +306,7 @@ impl Proxy {
                 sent = exchange => sent,
                 // The client left before blue answered: the record says 499, as hyper's side
                 // (and nginx) would; blue's connection is closed with the exchange.
-                () = client_left(io.tcp()) => {
+                () = client_left(io.tcp(), !S::WAITS_UNBUFFERED) => {
                     spare::give_write_buf(head);
                     return Err(());
                 }
@@ -288,7 +315,7 @@ impl Proxy {
         spare::give_write_buf(head);
         let (head, mut body) = match sent {
             Ok(answer) => answer,
-            Err(cause) => return own_answer(io, conn, cause, record, client.close).await,
+            Err(cause) => return own_answer(io, conn, cause, record, client).await,
         };
         record.upstream_addr = body.upstream_addr();
         record.status = head.status.as_u16();
@@ -440,11 +467,14 @@ async fn read<S: ClientIo>(
 
 /// Resolves when the client closes its side; bytes it sends meanwhile (a pipelined request)
 /// stay in the socket for later, and this waits no more.
-async fn client_left(io: &TcpStream) {
-    // Under TLS too: the TCP socket's end is the client's leaving, whatever its TLS layer holds.
+async fn client_left(io: &TcpStream, tls: bool) {
+    // Under TLS too: the TCP socket's end is the client's leaving, and so is a TLS alert record
+    // (its close_notify) ahead of it.
+    const TLS_ALERT: u8 = 0x15;
     let mut byte = [0u8; 1];
     match io.peek(&mut byte).await {
         Ok(0) | Err(_) => {}
+        Ok(_) if tls && byte[0] == TLS_ALERT => {}
         Ok(_) => std::future::pending().await,
     }
 }
@@ -513,18 +543,18 @@ async fn own_answer<S: ClientIo>(
     conn: &ConnState,
     cause: Cause,
     mut record: Box<RequestRecord>,
-    close: bool,
+    client: ClientConn,
 ) -> Result<(), ()> {
     let status = StatusCode::from_u16(cause.status()).unwrap_or(StatusCode::BAD_GATEWAY);
     record.status = status.as_u16();
     record.error = Some(cause);
     let mut out = spare::write_buf();
-    answer::encode_own(status, cause.body(), close, unix_ms_of(record.ts) / 1000, &mut out);
+    answer::encode_own(status, cause.body(), client, unix_ms_of(record.ts) / 1000, &mut out);
     let written = send(io, conn, &out).await;
     record.bytes_out = cause.body().len() as u64;
     record.complete = written.is_ok();
     spare::give_write_buf(out);
-    if close {
+    if client.close {
         return Err(());
     }
     written

@@ -215,6 +215,7 @@ impl LeanPool {
 
     fn body(self: &Arc<Self>, conn: LeanConn, head: &Head) -> LeanBody {
         let mut body = LeanBody {
+            addr: conn.state.addr,
             conn: Some(conn),
             framing: head.framing.clone(),
             keep_alive: head.keep_alive,
@@ -292,12 +293,14 @@ impl LeanPool {
 impl LeanBody {
     /// The upstream address the response comes from.
     pub fn upstream_addr(&self) -> Option<std::net::SocketAddr> {
-        self.conn.as_ref().and_then(|c| c.state.addr)
+        self.addr
     }
 }
 
 /// The response body, read from the upstream connection as the client takes it.
 pub struct LeanBody {
+    /// Kept apart from the connection, which an empty body gives back at once.
+    addr: Option<std::net::SocketAddr>,
     conn: Option<LeanConn>,
     framing: Framing,
     keep_alive: bool,
