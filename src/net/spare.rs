@@ -28,14 +28,8 @@ pub fn read_buf(room: usize) -> BytesMut {
 /// Gives a read buffer back.
 pub fn give_read_buf(mut buf: BytesMut) {
     buf.clear();
-    if buf.capacity() <= KEPT_CAPACITY {
-        READS.with(|r| {
-            let mut r = r.borrow_mut();
-            if r.len() < KEPT {
-                r.push(buf);
-            }
-        });
-    }
+    let capacity = buf.capacity();
+    keep(&READS, buf, capacity);
 }
 
 /// An empty write buffer.
@@ -46,11 +40,17 @@ pub fn write_buf() -> Vec<u8> {
 /// Gives a write buffer back.
 pub fn give_write_buf(mut buf: Vec<u8>) {
     buf.clear();
-    if buf.capacity() <= KEPT_CAPACITY {
-        WRITES.with(|w| {
-            let mut w = w.borrow_mut();
-            if w.len() < KEPT {
-                w.push(buf);
+    let capacity = buf.capacity();
+    keep(&WRITES, buf, capacity);
+}
+
+/// Keeps `buf` among `list`'s spares, unless it grew too large or enough are kept.
+fn keep<T: 'static>(list: &'static std::thread::LocalKey<RefCell<Vec<T>>>, buf: T, capacity: usize) {
+    if capacity <= KEPT_CAPACITY {
+        list.with(|l| {
+            let mut l = l.borrow_mut();
+            if l.len() < KEPT {
+                l.push(buf);
             }
         });
     }
