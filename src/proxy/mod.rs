@@ -25,14 +25,9 @@ use crate::upstream::Upstreams;
 use rewrite::TrustedProxies;
 use stats::{WorkerStats, WorkerView};
 
-/// Whether a request is a gRPC call: `application/grpc`, `application/grpc+proto` and the like,
-/// not gRPC-Web (`application/grpc-web…`, meant for HTTP/1.1).
+/// Whether a request is a gRPC call, by its `Content-Type` ([`h1::is_grpc_type`]).
 pub fn is_grpc(headers: &http::HeaderMap) -> bool {
-    let Some(t) = headers.get(http::header::CONTENT_TYPE) else { return false };
-    let t = t.as_bytes();
-    t.len() >= 16
-        && t[..16].eq_ignore_ascii_case(b"application/grpc")
-        && matches!(t.get(16), None | Some(b'+') | Some(b';'))
+    headers.get(http::header::CONTENT_TYPE).is_some_and(|t| h1::is_grpc_type(t.as_bytes()))
 }
 
 named_enum! {

@@ -4,7 +4,7 @@
 
 use http::StatusCode;
 
-use super::forward::named_in_connection;
+use super::forward::{field, named_in_connection};
 use super::head::tokens;
 use crate::base::time::push_http_date;
 use crate::upstream::lean::{Delimited, Head};
@@ -121,13 +121,6 @@ pub fn encode(head: &Head, client: ClientConn, now_secs: u64, out: &mut Vec<u8>)
     }
     out.extend_from_slice(b"\r\n");
     body
-}
-
-fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Writes the proxy's own answer: `status` with a short text body.

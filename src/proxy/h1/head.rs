@@ -201,7 +201,7 @@ impl<'b> Facts<'b> {
                 12 if name.eq_ignore_ascii_case(b"x-request-id") => f.request_id = f.request_id.or(Some(value)),
                 12 if name.eq_ignore_ascii_case(b"content-type") && !f.content_type => {
                     f.content_type = true;
-                    f.grpc = is_grpc(value);
+                    f.grpc = is_grpc_type(value);
                 }
                 14 if name.eq_ignore_ascii_case(b"content-length") => {
                     f.length = match (f.length, digits(value)) {
@@ -249,7 +249,9 @@ pub fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
 }
 
-fn is_grpc(t: &[u8]) -> bool {
+/// Whether a `Content-Type` is gRPC's: `application/grpc`, `application/grpc+proto` and the
+/// like, not gRPC-Web (`application/grpc-web…`, meant for HTTP/1.1).
+pub fn is_grpc_type(t: &[u8]) -> bool {
     t.len() >= 16
         && t[..16].eq_ignore_ascii_case(b"application/grpc")
         && matches!(t.get(16), None | Some(b'+') | Some(b';'))

@@ -6,6 +6,7 @@ mod forward;
 mod head;
 mod serve;
 
+pub use head::is_grpc_type;
 pub use serve::Served;
 
 /// Parses the request head at the start of `raw` and writes it toward blue as the own side does
