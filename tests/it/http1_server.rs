@@ -1,7 +1,7 @@
 //! The proxy's own HTTP/1.1 server side (`--http1-server own`, the default) on one connection:
-//! pipelined requests answered in order, small bodies read whole, the hand-over to hyper's side
-//! for what it does not carry (a large body) with nothing lost, HTTP/1.0 clients, and idle
-//! keep-alive connections that hold no buffer.
+//! pipelined requests answered in order, small bodies read whole and large ones streamed, the
+//! hand-over to hyper's side for what it does not carry (a chunked body) with nothing lost,
+//! HTTP/1.0 clients, and idle keep-alive connections that hold no buffer.
 
 use std::time::Duration;
 
@@ -60,14 +60,19 @@ async fn one_connection_carries_pipelined_requests_bodies_and_the_hand_over() {
     wire.extend_from_slice(b"GET /a?q=1 HTTP/1.1\r\nHost: pipe.example.com\r\nX-Mixed-Case: 1\r\n\r\n");
     wire.extend_from_slice(b"POST /b HTTP/1.1\r\nHost: pipe.example.com\r\nContent-Length: 5\r\n\r\nhello");
     wire.extend_from_slice(b"GET /c HTTP/1.1\r\nHost: pipe.example.com\r\n\r\n");
-    // Over the size read whole here: hyper's side streams it, on the same connection.
+    // Over the size read whole here: streamed to blue, the next request's bytes kept.
     wire.extend_from_slice(
         format!("PUT /upload HTTP/1.1\r\nHost: pipe.example.com\r\nContent-Length: {}\r\n\r\n", big.len()).as_bytes(),
     );
     wire.extend_from_slice(&big);
     wire.extend_from_slice(b"GET /d HTTP/1.1\r\nHost: pipe.example.com\r\n\r\n");
+    // Chunked: hyper's side takes the connection from here, with the bytes after it.
+    wire.extend_from_slice(
+        b"POST /e HTTP/1.1\r\nHost: pipe.example.com\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    );
+    wire.extend_from_slice(b"GET /f HTTP/1.1\r\nHost: pipe.example.com\r\n\r\n");
     s.write_all(&wire).await.unwrap();
-    let got = responses(&mut s, 5).await;
+    let got = responses(&mut s, 7).await;
     let seen: Vec<(u16, String, u64)> = got
         .iter()
         .map(|(status, _, body)| {
@@ -83,18 +88,21 @@ async fn one_connection_carries_pipelined_requests_bodies_and_the_hand_over() {
             (200, "/c".to_owned(), 0),
             (200, "/upload".to_owned(), 100_000),
             (200, "/d".to_owned(), 0),
+            (200, "/e".to_owned(), 3),
+            (200, "/f".to_owned(), 0),
         ],
         "answered in order, bodies whole"
     );
     let first = echo(&got[0].2);
     let names: Vec<&str> = first["headers"].as_array().unwrap().iter().map(|h| h[0].as_str().unwrap()).collect();
     assert!(names.contains(&"x-mixed-case"), "{names:?}");
-    let lines = proxy.wait_access(5);
+    assert_eq!(echo(&got[3].2)["body_sum"], big.iter().fold(0u64, |s, b| s.wrapping_mul(31).wrapping_add(*b as u64)));
+    let lines = proxy.wait_access(7);
     let mut paths: Vec<(&str, u64)> =
         lines.iter().map(|l| (l["path"].as_str().unwrap(), l["bytes_in"].as_u64().unwrap())).collect();
     paths.sort();
-    assert_eq!(paths, [("/a", 0), ("/b", 5), ("/c", 0), ("/d", 0), ("/upload", 100_000)]);
-    assert_eq!(host(&report_json(&proxy).await, "pipe.example.com")["requests"], 5);
+    assert_eq!(paths, [("/a", 0), ("/b", 5), ("/c", 0), ("/d", 0), ("/e", 3), ("/f", 0), ("/upload", 100_000)]);
+    assert_eq!(host(&report_json(&proxy).await, "pipe.example.com")["requests"], 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,4 +32,5 @@ mod route53_moto;
 mod s3;
 mod smuggling;
 mod tls;
+mod uploads;
 mod upstream_h1;

@@ -10,8 +10,8 @@ use crate::base::cause::Cause;
 /// `large_client_header_buffers` are 4 × 8 KiB, so this is at least theirs).
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Longest request body this side reads whole before it sends the request on (nginx buffers
-/// request bodies too: `client_body_buffer_size`, then a file); a longer one is streamed by
-/// hyper's side.
+/// request bodies too: `client_body_buffer_size`, then a file); a longer one is streamed to blue
+/// as it arrives ([`super::body`]).
 pub const MAX_BODY: u64 = 64 * 1024;
 /// Fields a request's `Connection` may name for removal here (each is looked for in every field).
 pub const MAX_NAMED: usize = 16;
@@ -302,13 +302,10 @@ impl Target<'_> {
 
 /// Why the proxy's own server side hands a request to hyper's: what it does not carry itself.
 pub fn needs_hyper(head: &RequestHead<'_>, facts: &Facts<'_>) -> bool {
-    let body = match facts.length {
-        Length::None | Length::Known(0) => false,
-        // hyper's side answers `100 Continue` as it starts to read.
-        Length::Known(n) => n > MAX_BODY || facts.expect_continue,
-        Length::Other => return true,
-    };
-    body || facts.upgrade
+    // A body of any length is read here (whole up to MAX_BODY, streamed beyond); a chunked one
+    // goes to hyper's side.
+    matches!(facts.length, Length::Other)
+        || facts.upgrade
         || facts.grpc
         || facts.named > MAX_NAMED
         || head.method == b"CONNECT"
@@ -327,9 +324,9 @@ fn plain_target(target: &[u8]) -> bool {
 }
 
 /// The body's length, when this side reads it.
-pub fn body_len(facts: &Facts<'_>) -> usize {
+pub fn body_len(facts: &Facts<'_>) -> u64 {
     match facts.length {
-        Length::Known(n) => n as usize,
+        Length::Known(n) => n,
         _ => 0,
     }
 }
@@ -445,10 +442,11 @@ mod tests {
         let small = head(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
         let f = Facts::of(&small.fields);
         assert!(!needs_hyper(&small, &f) && body_len(&f) == 3, "a small body is read here");
+        let large = head(b"PUT / HTTP/1.1\r\nContent-Length: 68719476736\r\nExpect: 100-continue\r\n\r\n");
+        let f = Facts::of(&large.fields);
+        assert!(!needs_hyper(&large, &f) && body_len(&f) == 1 << 36 && f.expect_continue, "a large one is streamed");
         for hyper_side in [
-            &b"POST / HTTP/1.1\r\nContent-Length: 65537\r\n\r\n"[..],
-            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
-            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+            &b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n"[..],
             b"POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
             b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",

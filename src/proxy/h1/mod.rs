@@ -2,6 +2,7 @@
 //! listeners: requests byte for byte, with hyper's server behind it for the rest.
 
 mod answer;
+mod body;
 mod forward;
 mod head;
 mod serve;

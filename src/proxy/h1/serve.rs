@@ -1,9 +1,11 @@
 //! The proxy's own HTTP/1.1 server side on plain and HTTPS listeners, for what most traffic is:
-//! requests without a body, or a small one, toward a plain `http://` blue. The head is parsed once ([`super::head`]), sent
-//! on with the few edits a reverse proxy makes ([`super::forward`]) over the lean exchange, and
-//! blue's head comes back as it arrived ([`super::answer`]); the body is read from blue only as
-//! fast as the client takes it. Anything else (a body, an upgrade, HTTP/1.0, a head this side
-//! does not read) hands the connection, with the bytes read so far, to hyper's server for good.
+//! HTTP/1.x requests without a body or with a `Content-Length` one, toward a plain `http://`
+//! blue. The head is parsed once ([`super::head`]), sent on with the few edits a reverse proxy
+//! makes ([`super::forward`]) over the lean exchange, the body after it ([`super::body`]), and
+//! blue's head comes back as it arrived ([`super::answer`]); the response body is read from blue
+//! only as fast as the client takes it. Anything else (a chunked body, an upgrade, gRPC, a head
+//! this side does not read) hands the connection, with the bytes read so far, to hyper's server
+//! for good.
 //!
 //! A connection waiting for its next request holds no buffer: bytes are read into one of the
 //! worker's spare buffers only once the socket is readable.
@@ -33,7 +35,7 @@ use crate::net::spare;
 use crate::proxy::handle::Opening;
 use crate::proxy::record::RequestRecord;
 use crate::proxy::{rewrite, Proxy};
-use crate::upstream::lean::{LeanError, LeanPool};
+use crate::upstream::lean::{Head, LeanBody, LeanError, LeanPool};
 
 const READ_ROOM: usize = spare::READ_ROOM;
 /// How long a closing connection waits for its last bytes (a TLS close_notify) to go out.
@@ -44,6 +46,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 const FLUSH_AT: usize = 32 * 1024;
 /// Body data this large is written as it is, not copied into the gathered bytes.
 const DIRECT: usize = 8 * 1024;
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// What gathering the response's next bytes ended with.
 enum Gathered {
@@ -77,15 +80,18 @@ enum Step {
     Forward(Forward),
 }
 
-struct Forward {
+pub(super) struct Forward {
     /// The head's length.
     len: usize,
-    /// The body's, read whole before the request goes on.
-    body: usize,
-    method: Method,
-    lean: Arc<LeanPool>,
-    head: Vec<u8>,
-    record: Box<RequestRecord>,
+    /// The body's ([`super::body`]).
+    pub(super) body: u64,
+    /// The client waits for `100 Continue` before it sends the body.
+    expect_continue: bool,
+    pub(super) method: Method,
+    pub(super) lean: Arc<LeanPool>,
+    /// The request toward blue: its head, then what is sent of its body with it.
+    pub(super) head: Vec<u8>,
+    pub(super) record: Box<RequestRecord>,
     /// The client's connection.
     client: ClientConn,
 }
@@ -152,22 +158,54 @@ impl Proxy {
             if let Some(b) = buf.as_mut() {
                 b.advance(forward.len);
             }
-            if forward.body > 0 {
-                if let Err(cause) = self.read_body(io, conn, &mut buf, &mut forward).await {
+            if forward.expect_continue
+                && buf.as_ref().is_none_or(BytesMut::is_empty)
+                && send(io, conn, CONTINUE).await.is_err()
+            {
+                give_back(buf);
+                spare::give_write_buf(forward.head);
+                return Served::Closed;
+            }
+            let body = if forward.body > head::MAX_BODY {
+                self.upload(io, conn, &mut buf, &mut forward).await.map(Some)
+            } else if forward.body > 0 {
+                self.read_body(io, conn, &mut buf, &mut forward).await.map(|()| None)
+            } else {
+                Ok(None)
+            };
+            let Forward { method, lean, head, record, mut client, .. } = forward;
+            let upload = match body {
+                Ok(upload) => upload,
+                Err(cause) => {
                     give_back(buf);
-                    let (record, client) = (forward.record, ClientConn { close: true, ..forward.client });
-                    spare::give_write_buf(forward.head);
+                    spare::give_write_buf(head);
+                    let client = ClientConn { close: true, ..client };
                     let _ = Box::pin(own_answer(io, conn, cause, record, client)).await;
                     return Served::Closed;
                 }
-            }
+            };
             // Nothing pipelined behind it: the buffer goes back while blue answers.
             if buf.as_ref().is_some_and(BytesMut::is_empty) {
                 give_back(buf.take());
             }
             // Boxed: the exchange's state is needed only while a request is served, and inline it
             // would be part of every idle connection's task.
-            if Box::pin(self.exchange(io, conn, forward, rang)).await.is_err() {
+            let exchanged = match upload {
+                Some((upload, whole)) => {
+                    spare::give_write_buf(head);
+                    // The rest of a body blue did not take is still on its way: the connection
+                    // ends with this answer.
+                    client.close |= !whole;
+                    Box::pin(self.exchange(io, conn, upload.finish(whole), record, client, rang)).await
+                }
+                None => {
+                    let sent = lean.exchange_raw(&method, &head);
+                    let exchanged = Box::pin(self.exchange(io, conn, sent, record, client, rang)).await;
+                    spare::give_write_buf(head);
+                    exchanged
+                }
+            };
+            if exchanged.is_err() {
                 give_back(buf);
                 return Served::Closed;
             }
@@ -237,6 +275,7 @@ impl Proxy {
         Step::Forward(Forward {
             len: head.len,
             body: body_len(&facts),
+            expect_continue: facts.expect_continue && head.minor >= 1,
             method: record.method.clone(),
             lean: lean.clone(),
             head: out,
@@ -247,72 +286,23 @@ impl Proxy {
         })
     }
 
-    /// Reads the request's body whole (it is at most [`head::MAX_BODY`]) onto its head, paced as
-    /// hyper's side paces one: fewer than `--client-body-min-rate` bytes a second over a
-    /// `--client-body-timeout` is the client's timeout.
-    async fn read_body<S: ClientIo>(
-        &self,
-        io: &mut S,
-        conn: &ConnState,
-        buf: &mut Option<BytesMut>,
-        f: &mut Forward,
-    ) -> Result<(), Cause> {
-        let window = self.settings.client_body_timeout;
-        let min_bytes = self.settings.client_body_min_rate.saturating_mul(window.as_secs()).max(1);
-        let mut deadline = tokio::time::Instant::now() + window;
-        let mut got = 0u64;
-        loop {
-            let b = buf.get_or_insert_with(|| spare::read_buf(READ_ROOM));
-            if b.len() >= f.body {
-                f.head.extend_from_slice(&b[..f.body]);
-                b.advance(f.body);
-                f.record.read_in = f.body as u64;
-                return Ok(());
-            }
-            // Grown as bytes come, not to the length the client announced.
-            if b.capacity() - b.len() < READ_ROOM / 4 {
-                b.reserve(READ_ROOM.min(f.body - b.len()));
-            }
-            let before = b.len();
-            match tokio::time::timeout_at(deadline, io.read_buf(b)).await {
-                Err(_) => return Err(Cause::ClientBodyTimeout),
-                Ok(Ok(0)) | Ok(Err(_)) => return Err(Cause::ClientAborted),
-                Ok(Ok(n)) => {
-                    f.record.read_in = b.len().min(f.body) as u64;
-                    conn.on_read(&b[before..]);
-                    got += n as u64;
-                    if got >= min_bytes {
-                        got = 0;
-                        deadline = tokio::time::Instant::now() + window;
-                    }
-                }
-            }
-        }
-    }
-
     /// One request to blue and its answer to the client; `Err` when the connection closes now.
     async fn exchange<S: ClientIo>(
         &self,
         io: &mut S,
         conn: &ConnState,
-        f: Forward,
+        sent: impl Future<Output = Result<(Head, LeanBody), Cause>>,
+        mut record: Box<RequestRecord>,
+        mut client: ClientConn,
         rang: &mut oneshot::Receiver<Expiry>,
     ) -> Result<(), ()> {
-        let Forward { method, lean, head, mut record, mut client, .. } = f;
-        let sent = {
-            let exchange = lean.exchange_raw(&method, &head);
-            tokio::select! {
-                biased;
-                sent = exchange => sent,
-                // The client left before blue answered: the record says 499, as hyper's side
-                // (and nginx) would; blue's connection is closed with the exchange.
-                () = client_left(io.tcp(), !S::WAITS_UNBUFFERED) => {
-                    spare::give_write_buf(head);
-                    return Err(());
-                }
-            }
+        let sent = tokio::select! {
+            biased;
+            sent = sent => sent,
+            // The client left before blue answered: the record says 499, as hyper's side (and
+            // nginx) would; blue's connection is closed with the exchange.
+            () = client_left(io.tcp(), !S::WAITS_UNBUFFERED) => return Err(()),
         };
-        spare::give_write_buf(head);
         let (head, mut body) = match sent {
             Ok(answer) => answer,
             Err(cause) => return own_answer(io, conn, cause, record, client).await,

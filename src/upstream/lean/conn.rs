@@ -31,9 +31,9 @@ const READ_ROOM: usize = spare::READ_ROOM;
 /// One pooled upstream connection: the socket, what was read past the last response, and the
 /// watchdog that rings when the upstream is silent (busy) or the connection idle too long.
 pub struct LeanConn {
-    io: TcpStream,
+    pub(super) io: TcpStream,
     buf: BytesMut,
-    state: Arc<UpConn>,
+    pub(super) state: Arc<UpConn>,
     rang: oneshot::Receiver<()>,
     rung: bool,
     watchdog: tokio::task::JoinHandle<()>,
@@ -60,7 +60,7 @@ impl LeanConn {
     }
 
     /// Whether the watchdog rang (the connection is finished either way).
-    fn poll_rung(&mut self, cx: &mut Context<'_>) -> bool {
+    pub(super) fn poll_rung(&mut self, cx: &mut Context<'_>) -> bool {
         if !self.rung && Pin::new(&mut self.rang).poll(cx).is_ready() {
             self.rung = true;
         }
@@ -82,7 +82,7 @@ impl LeanConn {
     }
 
     /// Reads more into the buffer: the number of bytes read (0 at end of stream).
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, LeanError>> {
+    pub(super) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, LeanError>> {
         if self.poll_rung(cx) {
             return Poll::Ready(Err(if self.state.timed_out() { LeanError::Timeout } else { LeanError::Reset }));
         }
@@ -105,7 +105,7 @@ impl LeanConn {
     }
 
     /// Writes the request (its head, and a body read whole).
-    async fn write_request(&mut self, bytes: &[u8]) -> Result<(), LeanError> {
+    pub(super) async fn write_request(&mut self, bytes: &[u8]) -> Result<(), LeanError> {
         let mut sent = 0;
         poll_fn(|cx| {
             while sent < bytes.len() {
@@ -125,9 +125,29 @@ impl LeanConn {
         Ok(())
     }
 
+    /// Whether what blue sent so far is more than interim (1xx) heads, which are dropped here as
+    /// [`Self::read_head`] drops them: blue answered the request before it was all sent.
+    pub(super) fn answered(&mut self, is_head: bool) -> bool {
+        loop {
+            let b = &self.buf[..];
+            if b.len() < b"HTTP/1.1 1".len() {
+                return false;
+            }
+            if !(b.starts_with(b"HTTP/1.") && b[9] == b'1') {
+                return true;
+            }
+            match parse_head(&mut self.buf, is_head) {
+                Ok(Parsed::Informational) => {}
+                Ok(Parsed::Partial) => return self.buf.len() >= MAX_HEAD,
+                // A final head, or one read_head refuses.
+                _ => return true,
+            }
+        }
+    }
+
     /// Reads until a final (non-1xx) response head is complete; `got_bytes` tells whether any
     /// byte of a response arrived (a request that got none may be retried on a fresh connection).
-    async fn read_head(&mut self, is_head: bool) -> Result<Head, (LeanError, bool)> {
+    pub(super) async fn read_head(&mut self, is_head: bool) -> Result<Head, (LeanError, bool)> {
         let mut got_bytes = false;
         loop {
             if !self.buf.is_empty() {
@@ -187,10 +207,7 @@ impl LeanPool {
     /// back as it arrived.
     pub async fn exchange_raw(self: &Arc<Self>, method: &Method, request: &[u8]) -> Result<(Head, LeanBody), Cause> {
         let is_head = *method == Method::HEAD;
-        let (mut conn, mut reused) = match self.checkout().await {
-            Some(conn) => (conn, true),
-            None => (Box::pin(self.connect()).await?, false),
-        };
+        let (mut conn, mut reused) = self.checkout_or_connect().await?;
         loop {
             conn.state.set_busy(true);
             let head = match conn.write_request(request).await {
@@ -199,7 +216,7 @@ impl LeanPool {
             };
             match head {
                 Ok(head) => {
-                    let body = self.body(conn, &head);
+                    let body = self.body(conn, &head, true);
                     return Ok((head, body));
                 }
                 Err((LeanError::Reset, false)) if reused && idempotent(method) => {
@@ -213,12 +230,21 @@ impl LeanPool {
         }
     }
 
-    fn body(self: &Arc<Self>, conn: LeanConn, head: &Head) -> LeanBody {
+    /// An idle connection, or a new one: the second says whether it was reused.
+    pub(super) async fn checkout_or_connect(self: &Arc<Self>) -> Result<(LeanConn, bool), Cause> {
+        match self.checkout().await {
+            Some(conn) => Ok((conn, true)),
+            None => Ok((Box::pin(self.connect()).await?, false)),
+        }
+    }
+
+    /// The response's body; `reuse` false closes the connection at its end whatever blue said.
+    pub(super) fn body(self: &Arc<Self>, conn: LeanConn, head: &Head, reuse: bool) -> LeanBody {
         let mut body = LeanBody {
             addr: conn.state.addr,
             conn: Some(conn),
             framing: head.framing.clone(),
-            keep_alive: head.keep_alive,
+            keep_alive: head.keep_alive && reuse,
             pool: self.clone(),
             // The head itself is not written yet either.
             fresh_data: true,
@@ -278,7 +304,7 @@ impl LeanPool {
         }
     }
 
-    async fn connect(self: &Arc<Self>) -> Result<LeanConn, Cause> {
+    pub(super) async fn connect(self: &Arc<Self>) -> Result<LeanConn, Cause> {
         let budget = self.settings.connect_timeout;
         let tcp = tokio::time::timeout(budget, connect_any(&self.upstream, budget))
             .await

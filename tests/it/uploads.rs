@@ -1,0 +1,294 @@
+//! Request bodies larger than the own HTTP/1.1 side reads whole: streamed to blue as they arrive,
+//! on the same connection as the requests around them, the target and header names as sent; an
+//! `Expect: 100-continue` answered; blue answering before the body ends, or sending an interim
+//! answer while it still takes the body; a body that stalls.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::common::*;
+
+/// What blue got of one request: the target, the header names as sent, the body's length and sum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Got {
+    target: String,
+    names: Vec<String>,
+    body_len: u64,
+    body_sum: u64,
+}
+
+fn sum_of(sum: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(sum, |s, b| s.wrapping_mul(31).wrapping_add(*b as u64))
+}
+
+/// How the upstream treats a request's body.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Blue {
+    /// Reads it whole, then answers `200 ok`.
+    Takes,
+    /// Answers 413 right after the head and then reads nothing for 5 s, as a server refusing an
+    /// upload does.
+    Refuses,
+    /// Sends `100 Continue` nobody asked for, waits half a second, then takes the body.
+    ContinuesFirst,
+}
+
+/// A keep-alive upstream on raw sockets: each request's head is parsed, its Content-Length body
+/// treated as `blue` says and recorded.
+async fn body_upstream(blue: Blue) -> (SocketAddr, Arc<Mutex<Vec<Got>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Arc<Mutex<Vec<Got>>> = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = vec![0u8; 64 * 1024];
+                loop {
+                    let (len, target, names, length) = loop {
+                        let mut slots = [httparse::EMPTY_HEADER; 64];
+                        let mut req = httparse::Request::new(&mut slots);
+                        if let Ok(httparse::Status::Complete(len)) = req.parse(&buf) {
+                            let length = req
+                                .headers
+                                .iter()
+                                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                                .map_or(0, |h| std::str::from_utf8(h.value).unwrap().parse::<u64>().unwrap());
+                            let names = req.headers.iter().map(|h| h.name.to_owned()).collect::<Vec<_>>();
+                            break (len, req.path.unwrap().to_owned(), names, length);
+                        }
+                        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk)).await {
+                            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                            _ => return,
+                        }
+                    };
+                    buf.drain(..len);
+                    if blue == Blue::ContinuesFirst {
+                        let _ = s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    if blue == Blue::Refuses {
+                        let answer =
+                            b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbig\n";
+                        let _ = s.write_all(answer).await;
+                        log.lock().unwrap().push(Got { target, names, body_len: 0, body_sum: 0 });
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        return;
+                    }
+                    let (mut got, mut sum) = (0u64, 0u64);
+                    loop {
+                        let take = (length - got).min(buf.len() as u64) as usize;
+                        sum = sum_of(sum, &buf[..take]);
+                        got += take as u64;
+                        buf.drain(..take);
+                        if got == length {
+                            break;
+                        }
+                        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk)).await {
+                            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                            _ => return,
+                        }
+                    }
+                    log.lock().unwrap().push(Got { target, names, body_len: got, body_sum: sum });
+                    if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// Reads one response head (and a body of its Content-Length) from `s`; `None` when the
+/// connection ends first.
+async fn response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(u16, String, Vec<u8>)> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
+            let status: u16 = head[9..12].parse().unwrap();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.parse().unwrap()))
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                let body = buf[end + 4..end + 4 + length].to_vec();
+                buf.drain(..end + 4 + length);
+                return Some((status, head, body));
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return None,
+        }
+    }
+}
+
+/// `n` bytes of a pattern that shows a byte lost, doubled or moved.
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_body_streams_to_blue_with_the_request_as_sent() {
+    let (up, seen) = body_upstream(Blue::Takes).await;
+    let proxy = ProxyProc::start(&["--upstream", &format!("http://{up}")]);
+    let pid = proxy.child.id();
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut buf = Vec::new();
+    // JSON in the query (hyper's server refuses `{`), a client that waits for 100 Continue.
+    let body = pattern(3 << 20);
+    let head = format!(
+        "PUT /up?q={{\"x\":1}} HTTP/1.1\r\nHost: upload.example.com\r\nX-Upload-ID: 7\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut interim = [0u8; 25];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut interim)).await.unwrap().unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    let rss_before = proc_kib(pid, "RssAnon");
+    for piece in body.chunks(100_000) {
+        s.write_all(piece).await.unwrap();
+    }
+    let (status, head, answer) = response(&mut s, &mut buf).await.expect("an answer");
+    assert_eq!((status, &answer[..]), (200, &b"ok"[..]), "{head}");
+    let grown = proc_kib(pid, "RssAnon").saturating_sub(rss_before);
+    eprintln!("anonymous memory grew {grown} KiB during the upload");
+    // The same connection goes on with the own side: names keep their case.
+    s.write_all(b"GET /after HTTP/1.1\r\nHost: upload.example.com\r\nX-Mixed-Case: 1\r\n\r\n").await.unwrap();
+    let (status, _, _) = response(&mut s, &mut buf).await.expect("a second answer");
+    assert_eq!(status, 200);
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        (got[0].target.as_str(), got[0].body_len, got[0].body_sum),
+        ("/up?q={\"x\":1}", body.len() as u64, sum_of(0, &body)),
+        "the target byte for byte, the body whole"
+    );
+    assert!(got[0].names.contains(&"X-Upload-ID".to_owned()), "{:?}", got[0].names);
+    assert!(!got[0].names.iter().any(|n| n.eq_ignore_ascii_case("expect")), "Expect is answered here, not sent on");
+    assert!(got[1].names.contains(&"X-Mixed-Case".to_owned()), "{:?}", got[1].names);
+    // Streamed, not held: far less than the body (anonymous memory: code pages touched for the
+    // first time are not the upload's).
+    assert!(grown < 1024, "RSS grew {grown} KiB during a 3 MiB upload");
+    let line = proxy.wait_line(|l| l["path"] == "/up" && l.get("status").is_some());
+    assert_eq!((line["status"].as_u64(), line["bytes_in"].as_u64()), (Some(200), Some(body.len() as u64)), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_answering_before_the_body_ends_is_passed_on() {
+    let (up, seen) = body_upstream(Blue::Refuses).await;
+    let proxy = ProxyProc::start(&["--upstream", &format!("http://{up}")]);
+    let s = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    // More than the sockets between here and blue hold, so the proxy's writes to blue block.
+    let body = pattern(32 << 20);
+    let writer = tokio::spawn(async move {
+        let head =
+            format!("POST /refused HTTP/1.1\r\nHost: upload.example.com\r\nContent-Length: {}\r\n\r\n", body.len());
+        wr.write_all(head.as_bytes()).await.unwrap();
+        for piece in body.chunks(64 * 1024) {
+            if wr.write_all(piece).await.is_err() {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(4), rd.read(&mut chunk)).await {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 413 Payload Too Large\r\n") && text.ends_with("big\n"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(4), "blue's answer while it still had body to take");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "the rest of the body ends the connection: {text}"
+    );
+    writer.abort();
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    let line = proxy.wait_line(|l| l["path"] == "/refused" && l.get("status").is_some());
+    assert_eq!(line["status"], 413, "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_body_that_stalls_is_the_clients_timeout() {
+    let (up, _) = body_upstream(Blue::Takes).await;
+    let url = format!("http://{up}");
+    // Blue's silence timeout shorter than the client's: blue's connection is closed while the
+    // client's bytes are awaited, and that is still the client's slowness.
+    let proxy = ProxyProc::start(&["--upstream", &url, "--client-body-timeout", "1s", "--upstream-timeout", "30s"]);
+    let slow = ProxyProc::start(&["--upstream", &url, "--client-body-timeout", "5s", "--upstream-timeout", "1s"]);
+    let head = b"POST /stall HTTP/1.1\r\nHost: upload.example.com\r\nContent-Length: 1000000\r\n\r\n";
+    let mut first = head.to_vec();
+    first.extend_from_slice(&pattern(100_000));
+    let started = Instant::now();
+    let (raw, closed) = raw_exchange(proxy.addr, &first, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 408 Request Timeout\r\n") && closed, "{text}");
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+
+    let mut s = TcpStream::connect(slow.addr).await.unwrap();
+    s.write_all(&first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    let _ = s.write_all(&pattern(100_000)).await;
+    let mut buf = Vec::new();
+    let (status, head, _) = response(&mut s, &mut buf).await.expect("an answer");
+    assert_eq!(status, 408, "{head}");
+    for p in [&proxy, &slow] {
+        let line = p.wait_line(|l| l["path"] == "/stall" && l.get("status").is_some());
+        assert_eq!(
+            (line["status"].as_u64(), line["error"].as_str()),
+            (Some(408), Some("client_body_timeout")),
+            "{line}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interim_answer_from_blue_does_not_end_the_upload() {
+    let (up, seen) = body_upstream(Blue::ContinuesFirst).await;
+    let proxy = ProxyProc::start(&["--upstream", &format!("http://{up}")]);
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    // More than the sockets hold while blue waits: the proxy's writes block with the 100 read.
+    let body = pattern(16 << 20);
+    let head = format!("POST /interim HTTP/1.1\r\nHost: upload.example.com\r\nContent-Length: {}\r\n\r\n", body.len());
+    let (mut rd, mut wr) = s.split();
+    let send = async {
+        wr.write_all(head.as_bytes()).await.unwrap();
+        wr.write_all(&body).await.unwrap();
+    };
+    let mut buf = Vec::new();
+    let (answer, ()) = tokio::join!(
+        async {
+            let mut chunk = [0u8; 4096];
+            loop {
+                if buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.ends_with(b"ok") {
+                    return String::from_utf8_lossy(&buf).into_owned();
+                }
+                match tokio::time::timeout(Duration::from_secs(10), rd.read(&mut chunk)).await {
+                    Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                    _ => return String::from_utf8_lossy(&buf).into_owned(),
+                }
+            }
+        },
+        send
+    );
+    // The interim answer is blue's, not the client's (it did not ask): dropped, as nginx does.
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    let got = seen.lock().unwrap().clone();
+    assert_eq!((got.len(), got[0].body_len, got[0].body_sum), (1, body.len() as u64, sum_of(0, &body)));
+    let line = proxy.wait_line(|l| l["path"] == "/interim" && l.get("status").is_some());
+    assert_eq!(line["status"], 200, "{line}");
+}
