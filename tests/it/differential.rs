@@ -218,6 +218,11 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
         ("POST with JSON in a query", "POST /api?q={\"x\":1} HTTP/1.1\r\nHost: shop.example.com\r\nContent-Type: application/json\r\nContent-Length: 8\r\nConnection: close\r\n\r\n{\"a\":1}\n"),
         ("POST with a body", "POST /form HTTP/1.1\r\nHost: shop.example.com\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\nConnection: close\r\n\r\na=1&b=2"),
         ("PUT chunked", "PUT /up HTTP/1.1\r\nHost: shop.example.com\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+        ("chunked with JSON in a query", "POST /api?q={\"x\":1} HTTP/1.1\r\nHost: shop.example.com\r\nX-Request-ID: abc\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+        ("chunked with an extension and trailers", "POST /a HTTP/1.1\r\nHost: shop.example.com\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n"),
+        ("chunked in capitals", "POST /a HTTP/1.1\r\nHost: shop.example.com\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+        ("chunked with Expect", "POST /a HTTP/1.1\r\nHost: shop.example.com\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+        ("chunked with a bare LF", "POST /a HTTP/1.1\r\nHost: shop.example.com\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\nabc\r\n0\r\n\r\n"),
         ("HTTP/1.0 keep-alive", "GET /a HTTP/1.0\r\nHost: shop.example.com\r\n\r\n"),
         ("two different Content-Length", "POST /a HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 3\r\nContent-Length: 4\r\nConnection: close\r\n\r\nabcd"),
         ("TE not ending in chunked", "POST /a HTTP/1.1\r\nHost: shop.example.com\r\nTransfer-Encoding: chunked, identity\r\nConnection: close\r\n\r\n0\r\n\r\n"),
@@ -237,6 +242,10 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
 /// Where cutover-proxy differs from nginx on purpose, and why.
 const ACCEPTED: &[(&str, &str)] = &[
     ("TE not ending in chunked", "400, as RFC 9112 §6.3 says; nginx answers 501"),
+    (
+        "chunked with a bare LF",
+        "400: a chunk line ends in CRLF (RFC 9112 §7.1); a lone LF is how chunk-line smuggling starts; nginx takes it",
+    ),
     ("bad percent escape", "forwarded as ALB forwards it; nginx refuses to decode it, and may"),
     ("hop-by-hop named in Connection", "removed: RFC 9110 §7.6.1; nginx forwards it"),
     ("proxy-connection", "removed as hop-by-hop (RFC 9110 §7.6.1), as Envoy and HAProxy do"),

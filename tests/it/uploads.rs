@@ -1,7 +1,7 @@
 //! Request bodies larger than the own HTTP/1.1 side reads whole: streamed to blue as they arrive,
 //! on the same connection as the requests around them, the target and header names as sent; an
 //! `Expect: 100-continue` answered; blue answering before the body ends, or sending an interim
-//! answer while it still takes the body; a body that stalls.
+//! answer while it still takes the body; a body that stalls; chunked bodies re-framed.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -12,13 +12,16 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::common::*;
 
-/// What blue got of one request: the target, the header names as sent, the body's length and sum.
+/// What blue got of one request: the target, the header names as sent, the body's length and sum,
+/// its trailers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Got {
     target: String,
     names: Vec<String>,
     body_len: u64,
     body_sum: u64,
+    /// A chunked body's trailer section, as it arrived.
+    trailers: String,
 }
 
 fn sum_of(sum: u64, bytes: &[u8]) -> u64 {
@@ -51,7 +54,7 @@ async fn body_upstream(blue: Blue) -> (SocketAddr, Arc<Mutex<Vec<Got>>>) {
                 let mut buf = Vec::new();
                 let mut chunk = vec![0u8; 64 * 1024];
                 loop {
-                    let (len, target, names, length) = loop {
+                    let (len, target, names, length, chunked) = loop {
                         let mut slots = [httparse::EMPTY_HEADER; 64];
                         let mut req = httparse::Request::new(&mut slots);
                         if let Ok(httparse::Status::Complete(len)) = req.parse(&buf) {
@@ -60,8 +63,12 @@ async fn body_upstream(blue: Blue) -> (SocketAddr, Arc<Mutex<Vec<Got>>>) {
                                 .iter()
                                 .find(|h| h.name.eq_ignore_ascii_case("content-length"))
                                 .map_or(0, |h| std::str::from_utf8(h.value).unwrap().parse::<u64>().unwrap());
+                            let chunked = req
+                                .headers
+                                .iter()
+                                .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding") && h.value == b"chunked");
                             let names = req.headers.iter().map(|h| h.name.to_owned()).collect::<Vec<_>>();
-                            break (len, req.path.unwrap().to_owned(), names, length);
+                            break (len, req.path.unwrap().to_owned(), names, length, chunked);
                         }
                         match tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk)).await {
                             Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
@@ -77,9 +84,67 @@ async fn body_upstream(blue: Blue) -> (SocketAddr, Arc<Mutex<Vec<Got>>>) {
                         let answer =
                             b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbig\n";
                         let _ = s.write_all(answer).await;
-                        log.lock().unwrap().push(Got { target, names, body_len: 0, body_sum: 0 });
+                        log.lock().unwrap().push(Got {
+                            target,
+                            names,
+                            body_len: 0,
+                            body_sum: 0,
+                            trailers: String::new(),
+                        });
                         tokio::time::sleep(Duration::from_secs(5)).await;
                         return;
+                    }
+                    if chunked {
+                        // Strictly as the proxy must send it: `size\r\n data \r\n`, then `0\r\n\r\n`.
+                        let (mut got, mut sum) = (0u64, 0u64);
+                        let trailers = loop {
+                            let line_end = loop {
+                                if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+                                    break i;
+                                }
+                                match tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk)).await {
+                                    Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                                    _ => return,
+                                }
+                            };
+                            let line = std::str::from_utf8(&buf[..line_end]).unwrap().to_owned();
+                            let size = u64::from_str_radix(&line, 16).unwrap_or_else(|_| panic!("chunk line {line:?}"));
+                            if size == 0 {
+                                // The trailer section, up to its empty line.
+                                buf.drain(..line_end + 2);
+                                let end = loop {
+                                    if buf.starts_with(b"\r\n") {
+                                        break 2;
+                                    }
+                                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                        break i + 4;
+                                    }
+                                    match tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk)).await {
+                                        Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                                        _ => return,
+                                    }
+                                };
+                                let trailers = String::from_utf8_lossy(&buf[..end - 2]).into_owned();
+                                buf.drain(..end);
+                                break trailers;
+                            }
+                            let want = line_end + 2 + size as usize + 2;
+                            while buf.len() < want {
+                                match tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk)).await {
+                                    Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                                    _ => return,
+                                }
+                            }
+                            assert_eq!(&buf[want - 2..want], b"\r\n", "chunk data ends with CRLF");
+                            sum = sum_of(sum, &buf[line_end + 2..want - 2]);
+                            got += size;
+                            buf.drain(..want);
+                        };
+                        log.lock().unwrap().push(Got { target, names, body_len: got, body_sum: sum, trailers });
+                        if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await.is_err() {
+                            return;
+                        }
+                        continue;
                     }
                     let (mut got, mut sum) = (0u64, 0u64);
                     loop {
@@ -95,7 +160,13 @@ async fn body_upstream(blue: Blue) -> (SocketAddr, Arc<Mutex<Vec<Got>>>) {
                             _ => return,
                         }
                     }
-                    log.lock().unwrap().push(Got { target, names, body_len: got, body_sum: sum });
+                    log.lock().unwrap().push(Got {
+                        target,
+                        names,
+                        body_len: got,
+                        body_sum: sum,
+                        trailers: String::new(),
+                    });
                     if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await.is_err() {
                         return;
                     }
@@ -291,4 +362,87 @@ async fn an_interim_answer_from_blue_does_not_end_the_upload() {
     assert_eq!((got.len(), got[0].body_len, got[0].body_sum), (1, body.len() as u64, sum_of(0, &body)));
     let line = proxy.wait_line(|l| l["path"] == "/interim" && l.get("status").is_some());
     assert_eq!(line["status"], 200, "{line}");
+}
+
+/// A chunked body of `pieces`, with an extension on the first chunk and a trailer section.
+fn chunked(pieces: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, p) in pieces.iter().enumerate() {
+        out.extend_from_slice(format!("{:X}{}\r\n", p.len(), if i == 0 { ";name=v" } else { "" }).as_bytes());
+        out.extend_from_slice(p);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\nX-Checksum: 1\r\n\r\n");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_streams_to_blue_reframed_and_the_connection_stays_on_the_own_side() {
+    let (up, seen) = body_upstream(Blue::Takes).await;
+    let proxy = ProxyProc::start(&["--upstream", &format!("http://{up}")]);
+    let pid = proxy.child.id();
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut buf = Vec::new();
+    // A small chunked body and a GET behind it, pipelined in one write.
+    s.write_all(b"PUT /small HTTP/1.1\r\nHost: upload.example.com\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /after HTTP/1.1\r\nHost: upload.example.com\r\nX-Mixed-Case: 1\r\n\r\n")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let (status, head, _) = response(&mut s, &mut buf).await.expect("two answers");
+        assert_eq!(status, 200, "{head}");
+    }
+    let data = pattern(16 << 20);
+    let pieces: Vec<&[u8]> = data.chunks(40_000).collect();
+    let body = chunked(&pieces);
+    let head = "POST /c?q={\"x\":1} HTTP/1.1\r\nHost: upload.example.com\r\nX-Upload-ID: 9\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let rss_before = proc_kib(pid, "RssAnon");
+    s.write_all(head.as_bytes()).await.unwrap();
+    // Written in pieces that cut chunk lines and data anywhere.
+    for piece in body.chunks(9_999) {
+        s.write_all(piece).await.unwrap();
+    }
+    let (status, head, answer) = response(&mut s, &mut buf).await.expect("an answer");
+    assert_eq!((status, &answer[..]), (200, &b"ok"[..]), "{head}");
+    let grown = proc_kib(pid, "RssAnon").saturating_sub(rss_before);
+    eprintln!("anonymous memory grew {grown} KiB during the chunked upload");
+    s.write_all(b"GET /last HTTP/1.1\r\nHost: upload.example.com\r\nX-Mixed-Case: 1\r\n\r\n").await.unwrap();
+    let (status, _, _) = response(&mut s, &mut buf).await.expect("a last answer");
+    assert_eq!(status, 200);
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!((got[0].target.as_str(), got[0].body_len, got[0].body_sum), ("/small", 3, sum_of(0, b"abc")));
+    assert!(got[1].names.contains(&"X-Mixed-Case".to_owned()), "the own side goes on: {:?}", got[1].names);
+    assert_eq!(
+        (got[2].target.as_str(), got[2].body_len, got[2].body_sum),
+        ("/c?q={\"x\":1}", data.len() as u64, sum_of(0, &data)),
+        "the target byte for byte, the data whole"
+    );
+    assert!(got[2].names.contains(&"X-Upload-ID".to_owned()), "{:?}", got[2].names);
+    assert_eq!((got[0].trailers.as_str(), got[2].trailers.as_str()), ("", "X-Checksum: 1\r\n"), "trailers as sent");
+    assert!(got[3].names.contains(&"X-Mixed-Case".to_owned()), "{:?}", got[3].names);
+    // Streamed, not held: a fraction of the body (the allocator commits memory 2 MiB at a time).
+    assert!(grown <= 4096, "RSS grew {grown} KiB during a 16 MiB chunked upload");
+    let line = proxy.wait_line(|l| l["path"] == "/c" && l.get("status").is_some());
+    assert_eq!((line["status"].as_u64(), line["bytes_in"].as_u64()), (Some(200), Some(data.len() as u64)), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_that_breaks_its_framing_is_refused_and_blue_gets_no_end() {
+    let (up, seen) = body_upstream(Blue::Takes).await;
+    let proxy = ProxyProc::start(&["--upstream", &format!("http://{up}")]);
+    // Good chunks first, so part of the body is on its way to blue, then a bare LF.
+    let mut raw = b"POST /broken HTTP/1.1\r\nHost: upload.example.com\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..4 {
+        raw.extend_from_slice(b"7530\r\n");
+        raw.extend_from_slice(&pattern(30_000));
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"5\nhello\r\n0\r\n\r\n");
+    let (answer, closed) = raw_exchange(proxy.addr, &raw, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n") && closed, "{text}");
+    let line = proxy.wait_line(|l| l["path"] == "/broken" && l.get("status").is_some());
+    assert_eq!((line["status"].as_u64(), line["error"].as_str()), (Some(400), Some("client_aborted")), "{line}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(seen.lock().unwrap().is_empty(), "blue never saw the body end: {:?}", seen.lock().unwrap());
 }

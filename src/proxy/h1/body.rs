@@ -11,6 +11,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
+use super::chunked::Rechunk;
 use super::serve::Forward;
 use crate::base::cause::Cause;
 use crate::net::conn::ConnState;
@@ -85,9 +86,10 @@ impl Proxy {
         }
     }
 
-    /// Sends the request with a body larger than [`super::head::MAX_BODY`] to blue as the client sends
-    /// it. `Ok` carries the upload, whose answer is still to read, and whether the whole body went
-    /// out (blue may answer before taking it all, or close after answering).
+    /// Sends the request with a body larger than [`super::head::MAX_BODY`], or a chunked one, to
+    /// blue as the client sends it. `Ok` carries the upload, whose answer is still to read, and
+    /// whether the whole body went out (blue may answer before taking it all, or close after
+    /// answering).
     pub(super) async fn upload<S: ClientIo>(
         &self,
         io: &mut S,
@@ -95,30 +97,47 @@ impl Proxy {
         buf: &mut Option<BytesMut>,
         f: &mut Forward,
     ) -> Result<(Upload, bool), Cause> {
-        let mut left = f.body;
+        let mut framing = if f.chunked { Framing::Chunked(Rechunk::new()) } else { Framing::Length(f.body) };
+        // The head and what came with it go in one write; a chunked body's first piece is
+        // re-framed onto the head before anything reaches blue. The head's buffer then holds
+        // each re-framed piece.
         let b = buf.get_or_insert_with(|| spare::read_buf(READ_ROOM));
-        let first = left.min(b.len() as u64) as usize;
-        f.head.extend_from_slice(&b[..first]);
-        b.advance(first);
-        left -= first as u64;
-        f.record.read_in = first as u64;
+        f.record.read_in = framing.take(b, &mut f.head)?;
         let mut upload = f.lean.upload(&f.method, &f.head).await?;
+        f.head.clear();
         let mut pace = Pace::of(&self.settings);
-        let mut waited = Duration::ZERO;
-        while left > 0 {
-            let b = buf.get_or_insert_with(|| spare::read_buf(READ_ROOM));
-            if b.is_empty() {
-                if b.capacity() < UPLOAD_ROOM {
-                    b.reserve(UPLOAD_ROOM.min(left as usize));
-                }
-                let started = Instant::now();
-                pace.read(io, conn, b).await?;
-                waited = started.elapsed();
+        let whole = loop {
+            if framing.done() {
+                break true;
             }
-            let n = left.min(b.len() as u64) as usize;
-            match upload.write(&b[..n]).await {
+            let b = buf.get_or_insert_with(|| spare::read_buf(READ_ROOM));
+            let room = framing.room();
+            if b.capacity() - b.len() < room {
+                b.reserve(room);
+            }
+            let started = Instant::now();
+            pace.read(io, conn, b).await?;
+            let waited = started.elapsed();
+            let (data, taken) = match &mut framing {
+                // Written from the read buffer as it is.
+                Framing::Length(left) => {
+                    let n = (*left).min(b.len() as u64) as usize;
+                    let taken = upload.write(&b[..n]).await;
+                    b.advance(n);
+                    *left -= n as u64;
+                    (n as u64, taken)
+                }
+                Framing::Chunked(rechunk) => {
+                    let data = rechunk.feed(b, &mut f.head)?;
+                    let taken = if f.head.is_empty() { Ok(Taken::All) } else { upload.write(&f.head).await };
+                    f.head.clear();
+                    (data, taken)
+                }
+            };
+            f.record.read_in += data;
+            match taken {
                 Ok(Taken::All) => {}
-                Ok(Taken::Answered) => return Ok((upload, false)),
+                Ok(Taken::Answered) => break false,
                 // Blue's connection went quiet for `--upstream-timeout` while the client's
                 // bytes were awaited: the client's slowness, not blue's.
                 Err(LeanError::Timeout) if waited >= self.settings.upstream_timeout => {
@@ -126,12 +145,47 @@ impl Proxy {
                 }
                 Err(LeanError::Timeout) => return Err(Cause::Timeout),
                 // Closed: blue may have answered before it did.
-                Err(_) => return Ok((upload, false)),
+                Err(_) => break false,
             }
-            b.advance(n);
-            left -= n as u64;
-            f.record.read_in += n as u64;
+        };
+        Ok((upload, whole))
+    }
+}
+
+/// How the body streamed to blue ends.
+enum Framing {
+    /// Its bytes still to come.
+    Length(u64),
+    Chunked(Rechunk),
+}
+
+impl Framing {
+    fn done(&self) -> bool {
+        match self {
+            Framing::Length(left) => *left == 0,
+            Framing::Chunked(rechunk) => rechunk.done(),
         }
-        Ok((upload, true))
+    }
+
+    /// How much room the next read wants.
+    fn room(&self) -> usize {
+        match self {
+            Framing::Length(left) => UPLOAD_ROOM.min(usize::try_from(*left).unwrap_or(usize::MAX)),
+            Framing::Chunked(_) => UPLOAD_ROOM,
+        }
+    }
+
+    /// Moves what `b` holds of the body onto `out`: the data bytes moved.
+    fn take(&mut self, b: &mut BytesMut, out: &mut Vec<u8>) -> Result<u64, Cause> {
+        match self {
+            Framing::Length(left) => {
+                let n = (*left).min(b.len() as u64) as usize;
+                out.extend_from_slice(&b[..n]);
+                b.advance(n);
+                *left -= n as u64;
+                Ok(n as u64)
+            }
+            Framing::Chunked(rechunk) => rechunk.feed(b, out),
+        }
     }
 }

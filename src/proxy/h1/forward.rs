@@ -61,6 +61,10 @@ pub fn encode(
                 field(out, name, value);
                 continue;
             }
+            17 if is(b"transfer-encoding") => {
+                field(out, name, value);
+                continue;
+            }
             15 if is(b"x-forwarded-for") => {
                 if !xff {
                     xff = true;
@@ -191,6 +195,11 @@ mod tests {
         );
         assert!(sent.contains("\r\nContent-Length: 3\r\n") && sent.contains("\r\nHost: a\r\n"), "{sent}");
         assert!(!sent.contains("X-A"), "{sent}");
+        let sent = forward(
+            b"POST / HTTP/1.1\r\nHost: a\r\nConnection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            false,
+        );
+        assert!(sent.contains("\r\nTransfer-Encoding: chunked\r\n"), "{sent}");
     }
 
     #[test]

@@ -214,7 +214,14 @@ impl<'b> Facts<'b> {
                     f.expect_continue |= value.eq_ignore_ascii_case(b"100-continue")
                 }
                 15 if name.eq_ignore_ascii_case(b"x-amzn-trace-id") => amzn = amzn.or(Some(value)),
-                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => f.length = Length::Other,
+                // Only the plain case is read here; a list, a repeat or a Content-Length beside
+                // it goes to hyper's side, which refuses or frames it by RFC 9112 §6.3.
+                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                    f.length = match f.length {
+                        Length::None if value.eq_ignore_ascii_case(b"chunked") => Length::Chunked,
+                        _ => Length::Other,
+                    }
+                }
                 _ => {}
             }
         }
@@ -232,7 +239,9 @@ pub enum Length {
     None,
     /// One `Content-Length`, a plain number.
     Known(u64),
-    /// Anything else (chunked, repeated or odd lengths).
+    /// One `Transfer-Encoding: chunked` and no `Content-Length`.
+    Chunked,
+    /// Anything else (repeated or odd lengths, other codings, both framings).
     Other,
 }
 
@@ -302,9 +311,10 @@ impl Target<'_> {
 
 /// Why the proxy's own server side hands a request to hyper's: what it does not carry itself.
 pub fn needs_hyper(head: &RequestHead<'_>, facts: &Facts<'_>) -> bool {
-    // A body of any length is read here (whole up to MAX_BODY, streamed beyond); a chunked one
-    // goes to hyper's side.
+    // A body of any length is read here (whole up to MAX_BODY, streamed beyond, chunked
+    // re-framed); chunked from an HTTP/1.0 client, which cannot send it, goes to hyper's side.
     matches!(facts.length, Length::Other)
+        || facts.length == Length::Chunked && head.minor == 0
         || facts.upgrade
         || facts.grpc
         || facts.named > MAX_NAMED
@@ -445,11 +455,19 @@ mod tests {
         let large = head(b"PUT / HTTP/1.1\r\nContent-Length: 68719476736\r\nExpect: 100-continue\r\n\r\n");
         let f = Facts::of(&large.fields);
         assert!(!needs_hyper(&large, &f) && body_len(&f) == 1 << 36 && f.expect_continue, "a large one is streamed");
+        let chunked = head(b"POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n");
+        let f = Facts::of(&chunked.fields);
+        assert!(!needs_hyper(&chunked, &f) && f.length == Length::Chunked, "plain chunked is re-framed here");
         for hyper_side in [
             &b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n"[..],
             b"POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n",
             b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Type: application/grpc\r\n\r\n",
             b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",

@@ -3,6 +3,7 @@
 
 mod answer;
 mod body;
+mod chunked;
 mod forward;
 mod head;
 mod serve;

@@ -1,11 +1,11 @@
 //! The proxy's own HTTP/1.1 server side on plain and HTTPS listeners, for what most traffic is:
-//! HTTP/1.x requests without a body or with a `Content-Length` one, toward a plain `http://`
-//! blue. The head is parsed once ([`super::head`]), sent on with the few edits a reverse proxy
-//! makes ([`super::forward`]) over the lean exchange, the body after it ([`super::body`]), and
-//! blue's head comes back as it arrived ([`super::answer`]); the response body is read from blue
-//! only as fast as the client takes it. Anything else (a chunked body, an upgrade, gRPC, a head
-//! this side does not read) hands the connection, with the bytes read so far, to hyper's server
-//! for good.
+//! HTTP/1.x requests without a body, with a `Content-Length` one or a chunked one, toward a
+//! plain `http://` blue. The head is parsed once ([`super::head`]), sent on with the few edits a
+//! reverse proxy makes ([`super::forward`]) over the lean exchange, the body after it
+//! ([`super::body`]), and blue's head comes back as it arrived ([`super::answer`]); the response
+//! body is read from blue only as fast as the client takes it. Anything else (an odd framing, an
+//! upgrade, gRPC, a head this side does not read) hands the connection, with the bytes read so
+//! far, to hyper's server for good.
 //!
 //! A connection waiting for its next request holds no buffer: bytes are read into one of the
 //! worker's spare buffers only once the socket is readable.
@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 
 use super::answer::{self, BodyOut, ClientConn};
 use super::forward::{self, Hop};
-use super::head::{self, absolute_form, body_len, needs_hyper, persists, request_host, Facts, Parse, Target};
+use super::head::{self, absolute_form, body_len, needs_hyper, persists, request_host, Facts, Length, Parse, Target};
 use crate::base::cause::Cause;
 use crate::base::host::INVALID_HOST;
 use crate::base::time::unix_ms_of;
@@ -85,6 +85,8 @@ pub(super) struct Forward {
     len: usize,
     /// The body's ([`super::body`]).
     pub(super) body: u64,
+    /// The body is chunked (and streamed, re-framed).
+    pub(super) chunked: bool,
     /// The client waits for `100 Continue` before it sends the body.
     expect_continue: bool,
     pub(super) method: Method,
@@ -166,7 +168,7 @@ impl Proxy {
                 spare::give_write_buf(forward.head);
                 return Served::Closed;
             }
-            let body = if forward.body > head::MAX_BODY {
+            let body = if forward.chunked || forward.body > head::MAX_BODY {
                 self.upload(io, conn, &mut buf, &mut forward).await.map(Some)
             } else if forward.body > 0 {
                 self.read_body(io, conn, &mut buf, &mut forward).await.map(|()| None)
@@ -275,6 +277,7 @@ impl Proxy {
         Step::Forward(Forward {
             len: head.len,
             body: body_len(&facts),
+            chunked: facts.length == Length::Chunked,
             expect_continue: facts.expect_continue && head.minor >= 1,
             method: record.method.clone(),
             lean: lean.clone(),

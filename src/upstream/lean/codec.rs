@@ -15,7 +15,7 @@ use crate::base::cause::Cause;
 /// plays the same part: "upstream sent too big header").
 pub const MAX_HEAD: usize = 8192 + 4096 * 100;
 /// Most response header fields accepted (hyper's default is 100).
-const MAX_HEADERS: usize = 128;
+pub const MAX_HEADERS: usize = 128;
 /// Longest chunk-size line (with extensions).
 const MAX_CHUNK_LINE: usize = 4096;
 /// Longest trailer section.
@@ -287,7 +287,7 @@ pub(super) enum Chunk {
 }
 
 /// Parses a chunk-size line (`1a;ext=1\r\n`) at the start of `buf`; `None` until it is complete.
-pub(super) fn chunk_size(buf: &mut BytesMut) -> Result<Option<u64>, LeanError> {
+pub fn chunk_size(buf: &mut BytesMut) -> Result<Option<u64>, LeanError> {
     let Some(end) = buf.iter().position(|&b| b == b'\n') else {
         return if buf.len() > MAX_CHUNK_LINE { Err(LeanError::Protocol) } else { Ok(None) };
     };
@@ -312,12 +312,28 @@ pub(super) fn chunk_size(buf: &mut BytesMut) -> Result<Option<u64>, LeanError> {
     Ok(Some(size))
 }
 
-/// Parses the trailer section after the last chunk (ending with an empty line); `None` until it
-/// is complete.
-pub(super) fn trailers(buf: &mut BytesMut) -> Result<Option<HeaderMap>, LeanError> {
+/// Parses (and consumes) the trailer section after the last chunk; `None` until it is complete.
+pub fn trailers(buf: &mut BytesMut) -> Result<Option<HeaderMap>, LeanError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let Some((len, fields)) = trailer_section(buf, &mut slots)? else { return Ok(None) };
+    let mut map = HeaderMap::with_capacity(fields.len());
+    for f in fields {
+        let name = HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| LeanError::Protocol)?;
+        let value = HeaderValue::from_bytes(f.value).map_err(|_| LeanError::Protocol)?;
+        map.append(name, value);
+    }
+    let _ = buf.split_to(len);
+    Ok(Some(map))
+}
+
+/// The trailer section at the start of `buf` (its fields, then an empty line): its length with
+/// that line, and its fields; `None` until it is complete.
+pub fn trailer_section<'h, 'b>(
+    buf: &'b [u8],
+    slots: &'h mut [httparse::Header<'b>],
+) -> Result<Option<(usize, &'h [httparse::Header<'b>])>, LeanError> {
     if buf.starts_with(b"\r\n") {
-        let _ = buf.split_to(2);
-        return Ok(Some(HeaderMap::new()));
+        return Ok(Some((2, &[])));
     }
     // A bare LF where the section's first line should end is refused at once, as hyper does.
     if buf.starts_with(b"\n") || buf.starts_with(b"\r") && buf.len() >= 2 && buf[1] != b'\n' {
@@ -326,21 +342,10 @@ pub(super) fn trailers(buf: &mut BytesMut) -> Result<Option<HeaderMap>, LeanErro
     let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
         return if buf.len() > MAX_TRAILERS { Err(LeanError::Protocol) } else { Ok(None) };
     };
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let map = match httparse::parse_headers(&buf[..end + 4], &mut slots) {
-        Ok(httparse::Status::Complete((_, fields))) => {
-            let mut map = HeaderMap::with_capacity(fields.len());
-            for f in fields {
-                let name = HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| LeanError::Protocol)?;
-                let value = HeaderValue::from_bytes(f.value).map_err(|_| LeanError::Protocol)?;
-                map.append(name, value);
-            }
-            map
-        }
-        _ => return Err(LeanError::Protocol),
-    };
-    let _ = buf.split_to(end + 4);
-    Ok(Some(map))
+    match httparse::parse_headers(&buf[..end + 4], slots) {
+        Ok(httparse::Status::Complete((len, fields))) => Ok(Some((len, fields))),
+        _ => Err(LeanError::Protocol),
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,6 @@ mod upload;
 
 #[cfg(test)]
 pub use codec::parse_response_head;
-pub use codec::{Delimited, Head, LeanError};
+pub use codec::{chunk_size, trailer_section, Delimited, Head, LeanError, MAX_HEADERS};
 pub use conn::{LeanBody, LeanPool};
 pub use upload::{Taken, Upload};
