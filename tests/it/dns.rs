@@ -179,6 +179,7 @@ async fn a_host_named_like_a_configured_target_is_fix_hardcoded() {
     for h in ["blue-ingress.internal.example", "Green-Ingress.internal.example.:8080", "api.example.com"] {
         assert_eq!(c.get(h, "/v1/orders").await.status, 200);
     }
+    proxy.wait_access(3);
     let r = report_json(&proxy).await;
     for name in ["blue-ingress.internal.example", "green-ingress.internal.example"] {
         let h = host(&r, name);
@@ -232,12 +233,12 @@ async fn a_host_moves_from_switch_dns_to_wait_ttl_to_fix_clients() {
         .await;
     assert_eq!(got.status, 200, "a stale connection is still answered");
     assert_eq!(got.headers.get("connection").map(|v| v.to_str().unwrap()), Some("close"), "--close-stale-connections");
+    let line = proxy.wait_line(|v| v["host"] == "move.example.com" && v["stale_conn"] == true);
+    assert_eq!(line["status"], 200);
     let r = report_json(&proxy).await;
     let h = host(&r, "move.example.com");
     assert_eq!(h["action"], "wait-ttl", "{h:#}");
     assert_eq!(h["opened_before_move_requests"], 1);
-    let line = proxy.wait_line(|v| v["host"] == "move.example.com" && v["stale_conn"] == true);
-    assert_eq!(line["status"], 200);
 
     // Past the window (largest TTL 1 s + 5 s grace), a client still comes: it caches DNS.
     let end = report::parse(h["dns"]["window_ends_at"].as_str().unwrap());
@@ -245,7 +246,9 @@ async fn a_host_moves_from_switch_dns_to_wait_ttl_to_fix_clients() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut cached = H1Client::connect(proxy.addr).await;
+    let lines = proxy.access_lines().len();
     assert_eq!(cached.get("move.example.com", "/cart").await.status, 200);
+    proxy.wait_access(lines + 1);
     let r = report_json(&proxy).await;
     let h = host(&r, "move.example.com");
     assert_eq!(h["action"], "fix-clients", "{h:#}");

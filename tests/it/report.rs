@@ -101,6 +101,8 @@ async fn hosts_are_normalized_and_health_checks_ignored() {
     assert_eq!(c.send(req).await.status, 200, "ignored requests are still forwarded");
     let mut h2 = H2Client::connect(proxy.addr).await;
     h2.send(Request::get("http://API.example.com:443/h2").body(empty()).unwrap()).await;
+    // Each request is recorded a moment after its answer (ledger, then the line).
+    proxy.wait_access(8);
 
     let report = report_json(&proxy).await;
     assert_eq!(report["totals"]["ignored_requests"], 2);
@@ -173,6 +175,7 @@ async fn green_verdicts_actions_and_events() {
     c.get("shop.example.com", "/checkout").await;
     c.get("a.b.tenant.example.com", "/anything").await;
     c.get("legacy.example.com", "/").await;
+    proxy.wait_access(5);
 
     let report = report_json(&proxy).await;
     assert_eq!(report["green"]["loaded"], true);
@@ -271,6 +274,8 @@ async fn routes_reload_on_change_and_keep_the_last_good_table() {
     let proxy = ProxyProc::start(&["--upstream", &up.url(), "--green-routes", routes.to_str().unwrap()]);
     let mut c = H1Client::connect(proxy.addr).await;
     c.get("shop.example.com", "/checkout").await;
+    // The client has its answer a moment before the request is recorded (ledger, then the line).
+    proxy.wait_access(1);
     assert_eq!(host(&report_json(&proxy).await, "shop.example.com")["green"]["routed"], "none");
 
     // The missing route is added on green: the table reloads and the verdict follows.
