@@ -446,3 +446,32 @@ async fn a_chunked_body_that_breaks_its_framing_is_refused_and_blue_gets_no_end(
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(seen.lock().unwrap().is_empty(), "blue never saw the body end: {:?}", seen.lock().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_answering_while_the_client_pauses_is_passed_on_and_the_rest_is_drained() {
+    let (up, _) = body_upstream(Blue::Refuses).await;
+    let proxy = ProxyProc::start(&["--upstream", &format!("http://{up}")]);
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    // 100 KB of a 10 MB body, then nothing: no write of the proxy's is blocked, it waits on the
+    // client, and blue's 413 must still come through at once.
+    let head = "PUT /paused HTTP/1.1\r\nHost: upload.example.com\r\nContent-Length: 10000000\r\n\r\n";
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&pattern(100_000)).await.unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let (status, head, body) = response(&mut s, &mut buf).await.expect("blue's answer while the client pauses");
+    assert_eq!((status, &body[..]), (413, &b"big\n"[..]), "{head}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(head.to_ascii_lowercase().contains("connection: close"), "{head}");
+    // The client goes on sending what it had started (as curl does): the proxy reads and drops
+    // it (a lingering close) instead of closing under it, which would reset the connection and
+    // can take the answer with it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rest = pattern(16 << 20);
+    tokio::time::timeout(Duration::from_secs(5), s.write_all(&rest))
+        .await
+        .expect("the rest is taken")
+        .expect("no reset while the proxy lingers");
+    let line = proxy.wait_line(|l| l["path"] == "/paused" && l.get("status").is_some());
+    assert_eq!(line["status"], 413, "{line}");
+}

@@ -18,7 +18,7 @@ use crate::net::conn::ConnState;
 use crate::net::io::{ClientIo, IoObserver};
 use crate::net::spare;
 use crate::proxy::{Proxy, ProxySettings};
-use crate::upstream::lean::{LeanError, Taken, Upload};
+use crate::upstream::lean::{LeanError, Meanwhile, Taken, Upload};
 
 const READ_ROOM: usize = spare::READ_ROOM;
 /// The most an upload reads from the client before writing it to blue.
@@ -87,16 +87,14 @@ impl Proxy {
     }
 
     /// Sends the request with a body larger than [`super::head::MAX_BODY`], or a chunked one, to
-    /// blue as the client sends it. `Ok` carries the upload, whose answer is still to read, and
-    /// whether the whole body went out (blue may answer before taking it all, or close after
-    /// answering).
+    /// blue as the client sends it, until the body ends or blue answers first.
     pub(super) async fn upload<S: ClientIo>(
         &self,
         io: &mut S,
         conn: &ConnState,
         buf: &mut Option<BytesMut>,
         f: &mut Forward,
-    ) -> Result<(Upload, bool), Cause> {
+    ) -> Result<Uploaded, Cause> {
         let mut framing = if f.chunked { Framing::Chunked(Rechunk::new()) } else { Framing::Length(f.body) };
         // The head and what came with it go in one write; a chunked body's first piece is
         // re-framed onto the head before anything reaches blue. The head's buffer then holds
@@ -116,7 +114,16 @@ impl Proxy {
                 b.reserve(room);
             }
             let started = Instant::now();
-            pace.read(io, conn, b).await?;
+            // Blue may answer (a 413, a 401) while the client is still sending: the answer goes
+            // out now, not after the whole body.
+            tokio::select! {
+                biased;
+                read = pace.read(io, conn, b) => read?,
+                blue = upload.meanwhile() => match blue {
+                    Meanwhile::Answered | Meanwhile::Closed => break false,
+                    Meanwhile::Silent => return Err(Cause::ClientBodyTimeout),
+                },
+            }
             let waited = started.elapsed();
             let (data, taken) = match &mut framing {
                 // Written from the read buffer as it is.
@@ -148,8 +155,18 @@ impl Proxy {
                 Err(_) => break false,
             }
         };
-        Ok((upload, whole))
+        Ok(Uploaded { upload, whole, consumed: framing.done() })
     }
+}
+
+/// A body streamed to blue, its answer still to read.
+pub(super) struct Uploaded {
+    pub(super) upload: Upload,
+    /// Blue took the whole body (else its connection is not reused).
+    pub(super) whole: bool,
+    /// The whole body was read from the client (else the client's connection ends with the
+    /// answer, after a lingering close).
+    pub(super) consumed: bool,
 }
 
 /// How the body streamed to blue ends.

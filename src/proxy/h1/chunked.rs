@@ -1,8 +1,9 @@
 //! A chunked request body re-framed toward blue, pure: each chunk goes on with its size and data
-//! as the client sent them, without its extensions, then the last chunk and the trailer section
-//! as they came once it parsed. Blue so reads exactly the framing the proxy read, whatever
-//! leniency either side has in chunk lines. The size line and the trailers are parsed by the
-//! lean codec's rules (CRLF only, sizes that fit, bounded lines, fields as in a head).
+//! as the client sent them, without its extensions, then the last chunk and the trailer fields
+//! written anew, less those a trailer may not carry (framing, routing, hop-by-hop, forwarding:
+//! the fields hyper's client leaves out, and the ones this proxy sets). Blue so reads exactly the
+//! framing the proxy read, whatever leniency either side has. The size line and the trailers are
+//! parsed by the lean codec's rules (CRLF only, sizes that fit, bounded lines).
 
 use bytes::{Buf, BytesMut};
 
@@ -15,7 +16,8 @@ enum At {
     Size,
     Data(u64),
     DataEnd,
-    Trailers,
+    /// How much of the trailer section was found incomplete already.
+    Trailers(usize),
     Done,
 }
 
@@ -47,7 +49,7 @@ impl Rechunk {
             match self.at {
                 At::Size => match chunk_size(input).map_err(bad)? {
                     None => return Ok(data),
-                    Some(0) => self.at = At::Trailers,
+                    Some(0) => self.at = At::Trailers(0),
                     Some(size) => {
                         push_size(out, size);
                         self.at = At::Data(size);
@@ -73,11 +75,20 @@ impl Rechunk {
                     out.extend_from_slice(b"\r\n");
                     self.at = At::Size;
                 }
-                At::Trailers => {
+                At::Trailers(from) => {
                     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                    let Some((len, _)) = trailer_section(input, &mut slots).map_err(bad)? else { return Ok(data) };
+                    let Some((len, fields)) = trailer_section(input, from, &mut slots).map_err(bad)? else {
+                        self.at = At::Trailers(input.len());
+                        return Ok(data);
+                    };
                     out.extend_from_slice(b"0\r\n");
-                    out.extend_from_slice(&input[..len]);
+                    for f in fields.iter().filter(|f| may_trail(f.name.as_bytes())) {
+                        out.extend_from_slice(f.name.as_bytes());
+                        out.extend_from_slice(b": ");
+                        out.extend_from_slice(f.value);
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    out.extend_from_slice(b"\r\n");
                     input.advance(len);
                     self.at = At::Done;
                 }
@@ -85,6 +96,38 @@ impl Rechunk {
             }
         }
     }
+}
+
+/// Whether a trailer field goes on to blue: not one that frames, routes or authorizes the
+/// request (RFC 9110 §6.5.1; hyper's client drops the same), nor a hop-by-hop or forwarding field
+/// the proxy owns.
+fn may_trail(name: &[u8]) -> bool {
+    const DROPPED: &[&[u8]] = &[
+        b"authorization",
+        b"cache-control",
+        b"connection",
+        b"content-encoding",
+        b"content-length",
+        b"content-range",
+        b"content-type",
+        b"expect",
+        b"forwarded",
+        b"host",
+        b"keep-alive",
+        b"max-forwards",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"set-cookie",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"x-forwarded-for",
+        b"x-forwarded-host",
+        b"x-forwarded-proto",
+        b"x-real-ip",
+    ];
+    !DROPPED.iter().any(|d| d.eq_ignore_ascii_case(name))
 }
 
 /// A chunk-size line in lowercase hex.
@@ -120,6 +163,13 @@ mod tests {
             assert_eq!(out, "3\r\nabc\r\na\r\n0123456789\r\n0\r\nX-Sum: 1\r\n\r\n", "step {step}");
             assert_eq!((data, &left[..], done), (13, &b"GET /next"[..], true), "step {step}");
         }
+        let raw = b"0\r\nX-Digest: d1\r\nHost: evil\r\nx-forwarded-for: 1.2.3.4\r\nContent-Length: 9\r\n\r\n";
+        let (out, _, _, done) = run(raw, 1).unwrap();
+        assert_eq!(
+            (out.as_str(), done),
+            ("0\r\nX-Digest: d1\r\n\r\n", true),
+            "trailers that may not trail are dropped"
+        );
         let (out, _, _, done) = run(b"0\r\n\r\n", 1).unwrap();
         assert_eq!((out.as_str(), done), ("0\r\n\r\n", true));
         let (out, _, _, done) = run(b"10000\r\n", 3).unwrap();
@@ -139,6 +189,9 @@ mod tests {
             b"ffffffffffffffffff1\r\nx\r\n",
             b"0\r\n\n",
             b"0\r\nX-A: b\r\n c\r\n\r\n",
+            // A lone LF inside the section: httparse would end it there.
+            b"0\r\nX: a\n\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"0\r\nX: a\nY: b\r\n\r\n",
         ] {
             for step in [1, raw.len()] {
                 assert_eq!(

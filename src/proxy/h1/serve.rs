@@ -38,6 +38,11 @@ use crate::proxy::{rewrite, Proxy};
 use crate::upstream::lean::{Head, LeanBody, LeanError, LeanPool};
 
 const READ_ROOM: usize = spare::READ_ROOM;
+/// A lingering close reads what the client still sends for at most this long (nginx's
+/// `lingering_time` is 30 s; shorter here, so it never holds up a pod's shutdown for long)…
+const LINGER_TIME: Duration = Duration::from_secs(10);
+/// …and gives up once it is silent this long (nginx's `lingering_timeout`).
+const LINGER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a closing connection waits for its last bytes (a TLS close_notify) to go out.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A client that takes none of its response for this long is cut (nginx's `send_timeout`).
@@ -62,6 +67,10 @@ enum Gathered {
 pub enum Served {
     /// It is over.
     Closed,
+    /// It is over, with the client's body still coming: read and dropped for a while before
+    /// the close, so the answer is not lost to the reset that unread bytes cause (nginx's
+    /// lingering close).
+    Cut,
     /// hyper's server takes it from here, these bytes first.
     Hyper(Bytes),
 }
@@ -107,10 +116,14 @@ impl Proxy {
         rang: &mut oneshot::Receiver<Expiry>,
     ) -> Served {
         let served = self.serve_requests(io, conn, rang).await;
-        if let Served::Closed = served {
+        if let Served::Closed | Served::Cut = served {
             // A TLS client gets its close_notify, so a body that ends with the connection is
             // told from a cut one (hyper's side does the same).
             let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, io.shutdown())).await;
+        }
+        if let Served::Cut = served {
+            Box::pin(linger(io)).await;
+            return Served::Closed;
         }
         served
     }
@@ -183,7 +196,8 @@ impl Proxy {
                     spare::give_write_buf(head);
                     let client = ClientConn { close: true, ..client };
                     let _ = Box::pin(own_answer(io, conn, cause, record, client)).await;
-                    return Served::Closed;
+                    // A client that stopped sending or broke its framing may still be sending.
+                    return Served::Cut;
                 }
             };
             // Nothing pipelined behind it: the buffer goes back while blue answers.
@@ -192,13 +206,16 @@ impl Proxy {
             }
             // Boxed: the exchange's state is needed only while a request is served, and inline it
             // would be part of every idle connection's task.
+            let mut unread = false;
             let exchanged = match upload {
-                Some((upload, whole)) => {
+                Some(uploaded) => {
                     spare::give_write_buf(head);
-                    // The rest of a body blue did not take is still on its way: the connection
-                    // ends with this answer.
-                    client.close |= !whole;
-                    Box::pin(self.exchange(io, conn, upload.finish(whole), record, client, rang)).await
+                    // The rest of a body blue did not wait for is still on its way: the
+                    // connection ends with this answer.
+                    unread = !uploaded.consumed;
+                    client.close |= unread;
+                    let answer = uploaded.upload.finish(uploaded.whole);
+                    Box::pin(self.exchange(io, conn, answer, record, client, rang)).await
                 }
                 None => {
                     let sent = lean.exchange_raw(&method, &head);
@@ -207,9 +224,9 @@ impl Proxy {
                     exchanged
                 }
             };
-            if exchanged.is_err() {
+            if exchanged.is_err() || unread {
                 give_back(buf);
-                return Served::Closed;
+                return if unread { Served::Cut } else { Served::Closed };
             }
             // Idle, draining or stale rang while the request was served: close now it is done.
             if !matches!(rang.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
@@ -456,6 +473,22 @@ async fn read<S: ClientIo>(
             }
         }
     }
+}
+
+/// Reads and drops what the client still sends, until it closes, is quiet for
+/// [`LINGER_TIMEOUT`], or [`LINGER_TIME`] is up.
+async fn linger<S: ClientIo>(io: &mut S) {
+    let deadline = tokio::time::Instant::now() + LINGER_TIME;
+    let mut b = spare::read_buf(READ_ROOM);
+    loop {
+        b.clear();
+        let quiet = (tokio::time::Instant::now() + LINGER_TIMEOUT).min(deadline);
+        match tokio::time::timeout_at(quiet, io.read_buf(&mut b)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => break,
+        }
+    }
+    spare::give_read_buf(b);
 }
 
 /// Resolves when the client closes its side; bytes it sends meanwhile (a pipelined request)

@@ -315,7 +315,7 @@ pub fn chunk_size(buf: &mut BytesMut) -> Result<Option<u64>, LeanError> {
 /// Parses (and consumes) the trailer section after the last chunk; `None` until it is complete.
 pub fn trailers(buf: &mut BytesMut) -> Result<Option<HeaderMap>, LeanError> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let Some((len, fields)) = trailer_section(buf, &mut slots)? else { return Ok(None) };
+    let Some((len, fields)) = trailer_section(buf, 0, &mut slots)? else { return Ok(None) };
     let mut map = HeaderMap::with_capacity(fields.len());
     for f in fields {
         let name = HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| LeanError::Protocol)?;
@@ -327,9 +327,12 @@ pub fn trailers(buf: &mut BytesMut) -> Result<Option<HeaderMap>, LeanError> {
 }
 
 /// The trailer section at the start of `buf` (its fields, then an empty line): its length with
-/// that line, and its fields; `None` until it is complete.
+/// that line, and its fields; `None` until it is complete. Every line ends in CRLF. `from` is how
+/// much of `buf` an earlier call already found incomplete, so bytes that dribble in are looked
+/// at once each.
 pub fn trailer_section<'h, 'b>(
     buf: &'b [u8],
+    from: usize,
     slots: &'h mut [httparse::Header<'b>],
 ) -> Result<Option<(usize, &'h [httparse::Header<'b>])>, LeanError> {
     if buf.starts_with(b"\r\n") {
@@ -339,11 +342,18 @@ pub fn trailer_section<'h, 'b>(
     if buf.starts_with(b"\n") || buf.starts_with(b"\r") && buf.len() >= 2 && buf[1] != b'\n' {
         return Err(LeanError::Protocol);
     }
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+    let start = from.saturating_sub(3).min(buf.len());
+    let Some(end) = buf[start..].windows(4).position(|w| w == b"\r\n\r\n").map(|i| start + i) else {
         return if buf.len() > MAX_TRAILERS { Err(LeanError::Protocol) } else { Ok(None) };
     };
-    match httparse::parse_headers(&buf[..end + 4], slots) {
-        Ok(httparse::Status::Complete((len, fields))) => Ok(Some((len, fields))),
+    let section = &buf[..end + 4];
+    // httparse takes a lone LF as a line end: one here would let the section end earlier for
+    // one reader than for another.
+    if section.iter().enumerate().any(|(i, &b)| b == b'\n' && (i == 0 || section[i - 1] != b'\r')) {
+        return Err(LeanError::Protocol);
+    }
+    match httparse::parse_headers(section, slots) {
+        Ok(httparse::Status::Complete((len, fields))) if len == section.len() => Ok(Some((len, fields))),
         _ => Err(LeanError::Protocol),
     }
 }

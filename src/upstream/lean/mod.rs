@@ -16,4 +16,4 @@ mod upload;
 pub use codec::parse_response_head;
 pub use codec::{chunk_size, trailer_section, Delimited, Head, LeanError, MAX_HEADERS};
 pub use conn::{LeanBody, LeanPool};
-pub use upload::{Taken, Upload};
+pub use upload::{Meanwhile, Taken, Upload};

@@ -15,6 +15,17 @@ use super::codec::{Head, LeanError};
 use super::conn::{LeanBody, LeanConn, LeanPool};
 use crate::base::cause::Cause;
 
+/// What blue did while the client's next bytes were awaited.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Meanwhile {
+    /// It answered: read the answer, send nothing more.
+    Answered,
+    /// It closed or broke the connection (its answer, if any, is read next).
+    Closed,
+    /// Nothing for `--upstream-timeout`.
+    Silent,
+}
+
 /// An upload under way to blue.
 pub struct Upload {
     pool: Arc<LeanPool>,
@@ -63,7 +74,11 @@ impl Upload {
                 }
                 match Pin::new(&mut conn.io).poll_write(cx, &bytes[sent..]) {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Err(LeanError::Reset)),
-                    Poll::Ready(Ok(n)) => sent += n,
+                    Poll::Ready(Ok(n)) => {
+                        sent += n;
+                        // Blue is taking the body, however slowly: not silent.
+                        conn.state.touch();
+                    }
                     // An unasked-for `100 Continue` is no answer: blue still waits for the body.
                     Poll::Pending => loop {
                         match conn.poll_fill(cx) {
@@ -81,6 +96,24 @@ impl Upload {
         .await?;
         conn.state.touch();
         Ok(taken)
+    }
+
+    /// Resolves when blue does something while the body waits on the client: answers (more
+    /// than interim heads), closes, or stays silent for `--upstream-timeout` — which, with
+    /// nothing to send it all that time, is the client's slowness.
+    pub async fn meanwhile(&mut self) -> Meanwhile {
+        let (conn, is_head) = (&mut self.conn, self.is_head);
+        poll_fn(|cx| loop {
+            match conn.poll_fill(cx) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Meanwhile::Closed),
+                Poll::Ready(Ok(_)) if conn.answered(is_head) => return Poll::Ready(Meanwhile::Answered),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(LeanError::Timeout)) => return Poll::Ready(Meanwhile::Silent),
+                Poll::Ready(Err(_)) => return Poll::Ready(Meanwhile::Closed),
+                Poll::Pending => return Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// Reads blue's answer. `whole` says whether the whole body went out: a connection that
