@@ -174,6 +174,7 @@ impl Proxy {
                 b.advance(forward.len);
             }
             if forward.expect_continue
+                && (forward.body > 0 || forward.chunked)
                 && buf.as_ref().is_none_or(BytesMut::is_empty)
                 && send(io, conn, CONTINUE).await.is_err()
             {
