@@ -202,6 +202,33 @@ async fn response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(u16, String, 
     }
 }
 
+/// Writes `body` in pieces of `piece` bytes, reads blue's `200 ok`, and returns how much the
+/// proxy's anonymous memory grew since `rss_before` (KiB).
+async fn finish_upload(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    pid: u32,
+    rss_before: u64,
+    body: &[u8],
+    piece: usize,
+) -> u64 {
+    for piece in body.chunks(piece) {
+        s.write_all(piece).await.unwrap();
+    }
+    let (status, head, answer) = response(s, buf).await.expect("an answer");
+    assert_eq!((status, &answer[..]), (200, &b"ok"[..]), "{head}");
+    let grown = proc_kib(pid, "RssAnon").saturating_sub(rss_before);
+    eprintln!("anonymous memory grew {grown} KiB during the upload");
+    grown
+}
+
+/// A GET with a mixed-case header name on `s`: its status.
+async fn get_mixed_case(s: &mut TcpStream, buf: &mut Vec<u8>, path: &str) -> u16 {
+    let get = format!("GET {path} HTTP/1.1\r\nHost: upload.example.com\r\nX-Mixed-Case: 1\r\n\r\n");
+    s.write_all(get.as_bytes()).await.unwrap();
+    response(s, buf).await.expect("an answer").0
+}
+
 /// `n` bytes of a pattern that shows a byte lost, doubled or moved.
 fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()
@@ -225,17 +252,9 @@ async fn a_large_body_streams_to_blue_with_the_request_as_sent() {
     tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut interim)).await.unwrap().unwrap();
     assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
     let rss_before = proc_kib(pid, "RssAnon");
-    for piece in body.chunks(100_000) {
-        s.write_all(piece).await.unwrap();
-    }
-    let (status, head, answer) = response(&mut s, &mut buf).await.expect("an answer");
-    assert_eq!((status, &answer[..]), (200, &b"ok"[..]), "{head}");
-    let grown = proc_kib(pid, "RssAnon").saturating_sub(rss_before);
-    eprintln!("anonymous memory grew {grown} KiB during the upload");
+    let grown = finish_upload(&mut s, &mut buf, pid, rss_before, &body, 100_000).await;
     // The same connection goes on with the own side: names keep their case.
-    s.write_all(b"GET /after HTTP/1.1\r\nHost: upload.example.com\r\nX-Mixed-Case: 1\r\n\r\n").await.unwrap();
-    let (status, _, _) = response(&mut s, &mut buf).await.expect("a second answer");
-    assert_eq!(status, 200);
+    assert_eq!(get_mixed_case(&mut s, &mut buf, "/after").await, 200);
     let got = seen.lock().unwrap().clone();
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(
@@ -398,16 +417,8 @@ async fn a_chunked_body_streams_to_blue_reframed_and_the_connection_stays_on_the
     let rss_before = proc_kib(pid, "RssAnon");
     s.write_all(head.as_bytes()).await.unwrap();
     // Written in pieces that cut chunk lines and data anywhere.
-    for piece in body.chunks(9_999) {
-        s.write_all(piece).await.unwrap();
-    }
-    let (status, head, answer) = response(&mut s, &mut buf).await.expect("an answer");
-    assert_eq!((status, &answer[..]), (200, &b"ok"[..]), "{head}");
-    let grown = proc_kib(pid, "RssAnon").saturating_sub(rss_before);
-    eprintln!("anonymous memory grew {grown} KiB during the chunked upload");
-    s.write_all(b"GET /last HTTP/1.1\r\nHost: upload.example.com\r\nX-Mixed-Case: 1\r\n\r\n").await.unwrap();
-    let (status, _, _) = response(&mut s, &mut buf).await.expect("a last answer");
-    assert_eq!(status, 200);
+    let grown = finish_upload(&mut s, &mut buf, pid, rss_before, &body, 9_999).await;
+    assert_eq!(get_mixed_case(&mut s, &mut buf, "/last").await, 200);
     let got = seen.lock().unwrap().clone();
     assert_eq!(got.len(), 4, "{got:?}");
     assert_eq!((got[0].target.as_str(), got[0].body_len, got[0].body_sum), ("/small", 3, sum_of(0, b"abc")));
