@@ -1,7 +1,8 @@
-//! The request's body on the own side. One of up to [`super::head::MAX_BODY`] is read whole onto its
-//! head, so the exchange can be sent again on a fresh connection; a larger one goes to blue as it
-//! arrives ([`Upload`]), one read at a time, so a connection holds one buffer whatever the
-//! client announced. Both are paced as hyper's side paces a body: fewer than
+//! The request's body on the own side. A `Content-Length` one of up to [`super::head::MAX_BODY`]
+//! is read whole onto its head, so the exchange can be sent again on a fresh connection; a larger
+//! or a chunked one ([`super::chunked`] re-frames it) goes to blue as it arrives ([`Upload`]),
+//! one read at a time, so a connection holds one buffer whatever the client announced, and blue's
+//! early answer is watched for meanwhile. Both are paced as hyper's side paces a body: fewer than
 //! `--client-body-min-rate` bytes a second over a `--client-body-timeout` is the client's timeout
 //! (408), never blue's.
 
