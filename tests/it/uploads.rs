@@ -486,3 +486,24 @@ async fn blue_answering_while_the_client_pauses_is_passed_on_and_the_rest_is_dra
     let line = proxy.wait_line(|l| l["path"] == "/paused" && l.get("status").is_some());
     assert_eq!(line["status"], 413, "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_refused_for_its_host_has_its_body_drained() {
+    let (up, seen) = body_upstream(Blue::Takes).await;
+    let proxy = ProxyProc::start(&["--upstream", &format!("http://{up}")]);
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    // No Host on HTTP/1.1: 400 from the proxy, nothing sent to blue, and the body the client is
+    // sending read and dropped rather than reset.
+    s.write_all(b"PUT /nohost HTTP/1.1\r\nContent-Length: 20000000\r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let (status, head, _) = response(&mut s, &mut buf).await.expect("the proxy's 400");
+    assert_eq!(status, 400, "{head}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::timeout(Duration::from_secs(5), s.write_all(&pattern(16 << 20)))
+        .await
+        .expect("the body is taken")
+        .expect("no reset while the proxy lingers");
+    assert!(seen.lock().unwrap().is_empty());
+    let line = proxy.wait_line(|l| l["path"] == "/nohost" && l.get("status").is_some());
+    assert_eq!((line["status"].as_u64(), line["error"].as_str()), (Some(400), Some("client_host_missing")), "{line}");
+}

@@ -158,18 +158,24 @@ mod tests {
     #[test]
     fn chunks_keep_their_sizes_and_trailers_and_lose_extensions() {
         let raw = b"3;name=v\r\nabc\r\n00A\r\n0123456789\r\n0\r\nX-Sum: 1\r\n\r\nGET /next";
-        for step in [1, 2, 7, raw.len()] {
+        // Cut at every place: each split of a size line, of the data's CRLF, of the trailers'
+        // end.
+        for step in 1..=raw.len() {
             let (out, data, left, done) = run(raw, step).unwrap();
             assert_eq!(out, "3\r\nabc\r\na\r\n0123456789\r\n0\r\nX-Sum: 1\r\n\r\n", "step {step}");
             assert_eq!((data, &left[..], done), (13, &b"GET /next"[..], true), "step {step}");
         }
         let raw = b"0\r\nX-Digest: d1\r\nHost: evil\r\nx-forwarded-for: 1.2.3.4\r\nContent-Length: 9\r\n\r\n";
-        let (out, _, _, done) = run(raw, 1).unwrap();
-        assert_eq!(
-            (out.as_str(), done),
-            ("0\r\nX-Digest: d1\r\n\r\n", true),
-            "trailers that may not trail are dropped"
-        );
+        for step in 1..=raw.len() {
+            let (out, _, _, done) = run(raw, step).unwrap();
+            assert_eq!((out.as_str(), done), ("0\r\nX-Digest: d1\r\n\r\n", true), "trailers that may not trail go");
+        }
+        let mut big = b"0\r\n".to_vec();
+        while big.len() < 70_000 {
+            big.extend_from_slice(b"X-Pad: 0123456789012345678901234567890123456789\r\n");
+        }
+        big.extend_from_slice(b"\r\n");
+        assert_eq!(run(&big, big.len()).err(), Some(Cause::ClientAborted), "trailers over 64 KiB in one read");
         let (out, _, _, done) = run(b"0\r\n\r\n", 1).unwrap();
         assert_eq!((out.as_str(), done), ("0\r\n\r\n", true));
         let (out, _, _, done) = run(b"10000\r\n", 3).unwrap();
@@ -193,7 +199,7 @@ mod tests {
             b"0\r\nX: a\n\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n",
             b"0\r\nX: a\nY: b\r\n\r\n",
         ] {
-            for step in [1, raw.len()] {
+            for step in 1..=raw.len() {
                 assert_eq!(
                     run(raw, step).err(),
                     Some(Cause::ClientAborted),

@@ -85,6 +85,8 @@ enum Step {
         cause: Cause,
         record: Box<RequestRecord>,
         minor: u8,
+        /// A body follows the head, unread.
+        body: bool,
     },
     Forward(Forward),
 }
@@ -157,14 +159,14 @@ impl Proxy {
                     }
                 }
                 Step::Hyper => return hyper(buf),
-                Step::Refuse { len, cause, record, minor } => {
+                Step::Refuse { len, cause, record, minor, body } => {
                     if let Some(b) = buf.as_mut() {
                         b.advance(len);
                     }
                     give_back(buf);
                     let client = ClientConn { minor, close: true };
                     let _ = Box::pin(own_answer(io, conn, cause, record, client)).await;
-                    return Served::Closed;
+                    return if body { Served::Cut } else { Served::Closed };
                 }
                 Step::Forward(f) => f,
             };
@@ -278,7 +280,8 @@ impl Proxy {
                 // Refused here, recorded under a placeholder: nothing reaches blue.
                 let placeholder = (cause == Cause::HostRepeated).then_some(INVALID_HOST.as_bytes());
                 let record = self.open_record_of(conn, opening(placeholder), pool.upstream());
-                return Step::Refuse { len: head.len, cause, record, minor: head.minor };
+                let body = facts.length == Length::Chunked || body_len(&facts) > 0;
+                return Step::Refuse { len: head.len, cause, record, minor: head.minor, body };
             }
         };
         let record = self.open_record_of(conn, opening(host), pool.upstream());
@@ -482,8 +485,13 @@ async fn linger<S: ClientIo>(io: &mut S) {
     let deadline = tokio::time::Instant::now() + LINGER_TIME;
     let mut b = spare::read_buf(READ_ROOM);
     loop {
+        let now = tokio::time::Instant::now();
+        // Checked here too: a read that is always ready would never see its timer.
+        if now >= deadline {
+            break;
+        }
         b.clear();
-        let quiet = (tokio::time::Instant::now() + LINGER_TIMEOUT).min(deadline);
+        let quiet = (now + LINGER_TIMEOUT).min(deadline);
         match tokio::time::timeout_at(quiet, io.read_buf(&mut b)).await {
             Ok(Ok(n)) if n > 0 => {}
             _ => break,

@@ -342,10 +342,14 @@ pub fn trailer_section<'h, 'b>(
     if buf.starts_with(b"\n") || buf.starts_with(b"\r") && buf.len() >= 2 && buf[1] != b'\n' {
         return Err(LeanError::Protocol);
     }
-    let start = from.saturating_sub(3).min(buf.len());
+    // A buffer shorter than what was looked at is not the same section: look at it all.
+    let start = if from > buf.len() { 0 } else { from.saturating_sub(3) };
     let Some(end) = buf[start..].windows(4).position(|w| w == b"\r\n\r\n").map(|i| start + i) else {
         return if buf.len() > MAX_TRAILERS { Err(LeanError::Protocol) } else { Ok(None) };
     };
+    if end + 4 > MAX_TRAILERS {
+        return Err(LeanError::Protocol);
+    }
     let section = &buf[..end + 4];
     // httparse takes a lone LF as a line end: one here would let the section end earlier for
     // one reader than for another.
