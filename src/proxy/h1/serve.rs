@@ -227,14 +227,18 @@ impl Proxy {
                     exchanged
                 }
             };
+            // Closing with requests pipelined behind this one unread would reset the connection
+            // under its last answer: those are drained too.
+            let pipelined = buf.as_ref().is_some_and(|b| !b.is_empty());
+            let closed = if unread || pipelined { Served::Cut } else { Served::Closed };
             if exchanged.is_err() || unread {
                 give_back(buf);
-                return if unread { Served::Cut } else { Served::Closed };
+                return closed;
             }
             // Idle, draining or stale rang while the request was served: close now it is done.
             if !matches!(rang.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
                 give_back(buf);
-                return Served::Closed;
+                return closed;
             }
         }
     }
