@@ -313,7 +313,7 @@ impl Target<'_> {
 pub fn needs_hyper(head: &RequestHead<'_>, facts: &Facts<'_>) -> bool {
     // A body of any length is read here (whole up to MAX_BODY, streamed beyond, chunked
     // re-framed); chunked from an HTTP/1.0 client, which cannot send it, goes to hyper's side.
-    matches!(facts.length, Length::Other)
+    facts.length == Length::Other
         || facts.length == Length::Chunked && head.minor == 0
         || facts.upgrade
         || facts.grpc

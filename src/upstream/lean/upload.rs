@@ -6,7 +6,7 @@
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use http::Method;
 use tokio::io::AsyncWrite;
@@ -79,16 +79,13 @@ impl Upload {
                         // Blue is taking the body, however slowly: not silent.
                         conn.state.touch();
                     }
-                    // An unasked-for `100 Continue` is no answer: blue still waits for the body.
-                    Poll::Pending => loop {
-                        match conn.poll_fill(cx) {
-                            Poll::Ready(Ok(0)) => return Poll::Ready(Err(LeanError::Reset)),
-                            Poll::Ready(Ok(_)) if conn.answered(is_head) => return Poll::Ready(Ok(Taken::Answered)),
-                            Poll::Ready(Ok(_)) => {}
-                            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                            Poll::Pending => return Poll::Pending,
-                        }
-                    },
+                    Poll::Pending => {
+                        return poll_meanwhile(conn, is_head, cx).map(|blue| match blue {
+                            Meanwhile::Answered => Ok(Taken::Answered),
+                            Meanwhile::Closed => Err(LeanError::Reset),
+                            Meanwhile::Silent => Err(LeanError::Timeout),
+                        })
+                    }
                 }
             }
             Poll::Ready(Ok(Taken::All))
@@ -103,17 +100,7 @@ impl Upload {
     /// nothing to send it all that time, is the client's slowness.
     pub async fn meanwhile(&mut self) -> Meanwhile {
         let (conn, is_head) = (&mut self.conn, self.is_head);
-        poll_fn(|cx| loop {
-            match conn.poll_fill(cx) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Meanwhile::Closed),
-                Poll::Ready(Ok(_)) if conn.answered(is_head) => return Poll::Ready(Meanwhile::Answered),
-                Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(LeanError::Timeout)) => return Poll::Ready(Meanwhile::Silent),
-                Poll::Ready(Err(_)) => return Poll::Ready(Meanwhile::Closed),
-                Poll::Pending => return Poll::Pending,
-            }
-        })
-        .await
+        poll_fn(|cx| poll_meanwhile(conn, is_head, cx)).await
     }
 
     /// Reads blue's answer. `whole` says whether the whole body went out: a connection that
@@ -122,5 +109,20 @@ impl Upload {
         let head = self.conn.read_head(self.is_head).await.map_err(|(e, _)| Cause::from(e))?;
         let body = self.pool.body(self.conn, &head, whole);
         Ok((head, body))
+    }
+}
+
+/// Reads what blue sends while the body is not going out (the client is awaited, or blue's
+/// socket is full); an unasked-for `100 Continue` is no answer: blue still waits for the body.
+fn poll_meanwhile(conn: &mut LeanConn, is_head: bool, cx: &mut Context<'_>) -> Poll<Meanwhile> {
+    loop {
+        match conn.poll_fill(cx) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Meanwhile::Closed),
+            Poll::Ready(Ok(_)) if conn.answered(is_head) => return Poll::Ready(Meanwhile::Answered),
+            Poll::Ready(Ok(_)) => {}
+            Poll::Ready(Err(LeanError::Timeout)) => return Poll::Ready(Meanwhile::Silent),
+            Poll::Ready(Err(_)) => return Poll::Ready(Meanwhile::Closed),
+            Poll::Pending => return Poll::Pending,
+        }
     }
 }
